@@ -1,0 +1,16 @@
+#include <napi.h>
+
+#include "bindings.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  bptt::InitKernelBindings(env, exports);
+  bptt::InitTensorBindings(env, exports);
+  bptt::InitRnnBindings(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(bptt, Init)

@@ -1,0 +1,56 @@
+// Cache-blocked, packed single-precision GEMM (BLIS-style): the portable blocking and packing
+// algorithm, with the register-tile product delegated to the active ISA's microkernel.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace bptt {
+
+class ThreadPool;
+
+enum class Trans { kNo, kYes };
+
+// What happens to each finished C tile after its last K block, while it is still in cache.
+enum class Epilogue { kNone, kTanh };
+
+struct MatrixRef {
+  const float* data;
+  size_t ld;    // row stride of the matrix as stored (row-major)
+  Trans trans;  // kYes: the operand is the transpose of the stored matrix
+};
+
+// C[M x N] (row stride ldc) = (accumulate ? C : 0) + op(A)[M x K] * op(B)[K x N], then epilogue.
+// K == 0 leaves C as accumulate says (zeroed or unchanged) and still applies the epilogue.
+// pool may be null (single-threaded). Results are bitwise identical for any thread count.
+void gemm(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
+          MatrixRef A, MatrixRef B, float* C, size_t ldc, bool accumulate,
+          Epilogue epilogue = Epilogue::kNone);
+
+// op(B) [K x N] packed once into the microkernel's panel layout, for products repeated with the
+// same right-hand operand (the recurrent weight in every time step).
+class PackedB {
+ public:
+  PackedB() = default;
+  // Reuses its storage when the new matrix fits (no allocation in steady state).
+  void pack(const kernels::KernelSet& ks, size_t K, size_t N, MatrixRef B);
+  size_t rows() const { return k_; }
+  size_t cols() const { return n_; }
+
+ private:
+  friend void gemm_packed(const kernels::KernelSet&, ThreadPool*, size_t, MatrixRef,
+                          const PackedB&, float*, size_t, bool, Epilogue);
+  size_t k_ = 0, n_ = 0;
+  int nr_ = 0;
+  std::vector<float> storage_;  // over-allocated; data() aligned to 64 bytes at use
+  size_t offset_ = 0;           // floats from storage_.data() to the first aligned element
+};
+
+// As gemm(), with op(B) already packed.
+void gemm_packed(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, MatrixRef A,
+                 const PackedB& B, float* C, size_t ldc, bool accumulate,
+                 Epilogue epilogue = Epilogue::kNone);
+
+}  // namespace bptt

@@ -1,0 +1,53 @@
+// The portable interface every ISA-specific microkernel set implements.
+//
+// The algorithm (GEMM blocking, packing, the RNN recurrences) lives in portable code; only the
+// innermost register-tile product and the transcendental row operations are written per ISA.
+// Each ISA's implementation is compiled in its own translation unit with its own -m flags and
+// must not define or instantiate anything with external linkage other than its accessor below
+// (inline functions or templates shared with other translation units could be emitted with wider
+// instructions and picked by the linker for scalar callers).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace bptt {
+namespace kernels {
+
+// C[m x n] (row stride ldc) = or += Ap * Bp for one register tile, m <= mr, n <= nr.
+// Ap: packed A panel, kc groups of mr floats (column k of the tile's rows, zero padded to mr).
+// Bp: packed B panel, kc groups of nr floats (row k of the tile's columns, zero padded to nr).
+// accumulate != 0 adds into C; otherwise C is overwritten (C's previous contents are ignored,
+// even NaN). Edge tiles (m < mr or n < nr) are handled here, never by padding C.
+// Panels are 64-byte aligned.
+using GemmMicrokernelFn = void (*)(size_t kc, const float* ap, const float* bp, float* c,
+                                   size_t ldc, size_t m, size_t n, int accumulate);
+
+struct KernelSet {
+  const char* isa;  // "scalar", "avx2", "avx512"
+  int mr;           // register tile rows
+  int nr;           // register tile columns
+  GemmMicrokernelFn gemm_tile;
+
+  // x[i] = tanh(x[i]), for any finite or infinite x; max relative error <= 4e-7 against the
+  // float64 tanh over the whole float range (no cancellation near 0).
+  void (*tanh_inplace)(float* x, size_t n);
+
+  // One row of the fused output layer. z holds the k logits (bias already added).
+  // If target >= 0: returns -log softmax(z)[target] (computed stably in float64-safe fashion:
+  // max-subtracted, log-sum-exp) and overwrites z with scale * (softmax(z) - onehot(target)).
+  // If target < 0 (ignored position): overwrites z with zeros and returns 0.
+  double (*softmax_xent_row)(float* z, size_t k, int32_t target, float scale);
+
+  // z = softmax(z / temperature) in place (used for sampling; temperature > 0).
+  void (*softmax_row)(float* z, size_t k, float inv_temperature);
+};
+
+const KernelSet& scalar_kernels();
+#if defined(BPTT_X86_KERNELS)
+const KernelSet& avx2_kernels();
+const KernelSet& avx512_kernels();
+#endif
+
+}  // namespace kernels
+}  // namespace bptt
