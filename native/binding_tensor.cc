@@ -1,7 +1,104 @@
+// Tensor storage: 64-byte aligned native memory exposed to JS as external ArrayBuffers, so the
+// TS Tensor views it without copies and kernels get aligned pointers. Memory is reported to V8
+// so the GC sees its pressure, and is freed either by an explicit release (dispose) or by the
+// ArrayBuffer's finalizer, whichever comes first.
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <unordered_set>
+
 #include "bindings.h"
 
 namespace bptt {
+namespace {
 
-void InitTensorBindings(Napi::Env, Napi::Object) {}
+constexpr size_t kAlignment = 64;
+// Largest allocation accepted: what a JS typed array of 2^31 - 1 float64 could need.
+constexpr size_t kMaxBytes = (size_t{1} << 31) * 8;
+
+// The ownership record outlives the memory: the finalizer may run after an explicit release.
+struct Allocation {
+  void* base;  // what aligned_alloc returned; the block handed out starts kAlignment later
+  size_t bytes;
+  bool released;
+};
+
+// Data pointers handed out and not yet freed; release() refuses any other buffer. Touched
+// only on the JS thread (allocation, release and finalizers all run there).
+std::unordered_set<void*>& LiveBlocks() {
+  static std::unordered_set<void*> blocks;
+  return blocks;
+}
+
+void Free(Napi::Env env, Allocation* a) {
+  if (a->released) return;
+  a->released = true;
+  LiveBlocks().erase(static_cast<char*>(a->base) + kAlignment);
+  std::free(a->base);
+  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(a->bytes));
+}
+
+// The allocation record is stored just before the aligned block, so release() can find it from
+// the ArrayBuffer's data pointer alone.
+Allocation** RecordSlot(void* data) { return static_cast<Allocation**>(data) - 1; }
+
+// allocate(bytes) -> ArrayBuffer of `bytes` zeroed bytes, 64-byte aligned.
+Napi::Value Allocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsNumber()) {
+    throw Napi::TypeError::New(env, "allocate(bytes) expects one number");
+  }
+  const double requested = info[0].As<Napi::Number>().DoubleValue();
+  if (!(requested >= 0) || requested != static_cast<double>(static_cast<size_t>(requested)) ||
+      requested > static_cast<double>(kMaxBytes)) {
+    throw Napi::RangeError::New(env, "allocate: byte count must be an integer in [0, 2^34], got " +
+                                         info[0].ToString().Utf8Value());
+  }
+  const size_t bytes = static_cast<size_t>(requested);
+  // One extra alignment unit in front holds the Allocation pointer; the total stays a multiple
+  // of the alignment as aligned_alloc requires.
+  const size_t payload = bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  const size_t total = payload + kAlignment;
+  char* base = static_cast<char*>(std::aligned_alloc(kAlignment, total));
+  if (base == nullptr) {
+    throw Napi::RangeError::New(env, "allocate: out of memory for " + std::to_string(bytes) + " bytes");
+  }
+  void* data = base + kAlignment;
+  std::memset(data, 0, payload);
+  auto* record = new Allocation{base, total, false};
+  *RecordSlot(data) = record;
+  LiveBlocks().insert(data);
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(total));
+  return Napi::ArrayBuffer::New(env, data, bytes, [](Napi::Env env, void*, Allocation* a) {
+    Free(env, a);
+    delete a;
+  }, record);
+}
+
+// release(arrayBuffer): frees the memory now and detaches the buffer, so views read as empty
+// instead of dangling. Idempotent.
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsArrayBuffer()) {
+    throw Napi::TypeError::New(env, "release(arrayBuffer) expects one ArrayBuffer");
+  }
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  if (buffer.IsDetached()) return env.Undefined();
+  void* data = buffer.Data();
+  if (LiveBlocks().count(data) == 0) {
+    throw Napi::TypeError::New(env, "release: the ArrayBuffer was not made by allocate()");
+  }
+  Allocation* record = *RecordSlot(data);
+  buffer.Detach();
+  Free(env, record);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void InitTensorBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("allocate", Napi::Function::New(env, Allocate, "allocate"));
+  exports.Set("release", Napi::Function::New(env, Release, "release"));
+}
 
 }  // namespace bptt

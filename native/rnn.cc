@@ -1,1 +1,299 @@
-// placeholder until implemented
+#include "rnn.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "thread_pool.h"
+
+namespace bptt {
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+void* AlignedBuffer::reserve(size_t bytes) {
+  if (bytes > capacity_) {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* fresh = std::aligned_alloc(64, rounded);
+    if (fresh == nullptr) throw std::bad_alloc();
+    std::free(data_);
+    data_ = fresh;
+    capacity_ = rounded;
+  }
+  return data_;
+}
+
+float* AlignedBuffer::floats(size_t n) { return static_cast<float*>(reserve(std::max<size_t>(n, 1) * sizeof(float))); }
+double* AlignedBuffer::doubles(size_t n) { return static_cast<double*>(reserve(std::max<size_t>(n, 1) * sizeof(double))); }
+
+namespace {
+
+constexpr MatrixRef Plain(const float* data, size_t ld) { return {data, ld, Trans::kNo}; }
+constexpr MatrixRef Transposed(const float* data, size_t ld) { return {data, ld, Trans::kYes}; }
+
+// Splits rows [0, n) into contiguous chunks, one per task, so that which thread runs a chunk
+// cannot change any result.
+template <class RowFn>
+void ForRows(ThreadPool* pool, size_t n, size_t min_rows_per_task, RowFn&& fn) {
+  const size_t threads = pool ? pool->num_threads() : 1;
+  const size_t tasks = std::max<size_t>(1, std::min(threads, n / std::max<size_t>(min_rows_per_task, 1)));
+  if (tasks == 1) {
+    fn(size_t{0}, n);
+    return;
+  }
+  auto body = [&](size_t task, size_t count) {
+    fn(n * task / count, n * (task + 1) / count);
+  };
+  pool->parallel_for(tasks, body);
+}
+
+void FillRows(float* rows, size_t nrows, const float* row, size_t ncols) {
+  for (size_t r = 0; r < nrows; ++r) std::memcpy(rows + r * ncols, row, ncols * sizeof(float));
+}
+
+// out = sum of the rows, accumulated in double in row order so the result does not depend on
+// the thread count or on how many rows there are.
+void ColumnSums(const float* rows, size_t nrows, size_t ncols, double* scratch, float* out) {
+  std::fill(scratch, scratch + ncols, 0.0);
+  for (size_t r = 0; r < nrows; ++r) {
+    const float* row = rows + r * ncols;
+    for (size_t j = 0; j < ncols; ++j) scratch[j] += row[j];
+  }
+  for (size_t j = 0; j < ncols; ++j) out[j] = static_cast<float>(scratch[j]);
+}
+
+// dpre = ds * (1 - s^2): tanh' taken from the stored states.
+void TanhBackward(float* ds, const float* s, size_t n) {
+  for (size_t i = 0; i < n; ++i) ds[i] *= 1.0f - s[i] * s[i];
+}
+
+// Input projection for all T*B rows at once: states[r] = U x_r + b, where a token input is a
+// row gather from U^T and a dense input one product over all rows.
+void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                   const RnnParams& params, const RnnBatch& batch, RnnWorkspace& ws, float* states) {
+  const size_t D = shape.input, H = shape.hidden, rows = shape.steps * shape.batch;
+  if (batch.tokens != nullptr) {
+    float* ut = ws.gathered.floats(D * H);
+    for (size_t h = 0; h < H; ++h)
+      for (size_t d = 0; d < D; ++d) ut[d * H + h] = params.U[h * D + d];
+    ForRows(pool, rows, 256, [&](size_t begin, size_t end) {
+      for (size_t r = begin; r < end; ++r) {
+        const float* column = ut + static_cast<size_t>(batch.tokens[r]) * H;
+        float* out = states + r * H;
+        for (size_t h = 0; h < H; ++h) out[h] = column[h] + params.b[h];
+      }
+    });
+  } else {
+    FillRows(states, rows, params.b, H);
+    gemm(ks, pool, rows, H, D, Plain(batch.dense, D), Transposed(params.U, D), states, H, true);
+  }
+}
+
+// The recurrence s_t = tanh(P_t + s_{t-1} W^T), with P_t already in states (bias included);
+// W^T is packed once for all time steps and tanh is fused into the product's epilogue.
+void Recur(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+           const RnnParams& params, const float* h0, RnnWorkspace& ws, float* states) {
+  const size_t H = shape.hidden, B = shape.batch, block = B * H;
+  ws.recurrent_fwd.pack(ks, H, H, Transposed(params.W, H));
+  for (size_t t = 0; t < shape.steps; ++t) {
+    float* st = states + t * block;
+    const float* prev = t == 0 ? h0 : st - block;
+    if (prev == nullptr) {
+      ks.tanh_inplace(st, block);
+    } else {
+      gemm_packed(ks, pool, B, Plain(prev, H), ws.recurrent_fwd, st, H, true, Epilogue::kTanh);
+    }
+  }
+}
+
+void ComputeLogits(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                   const RnnParams& params, const float* states, float* logits) {
+  const size_t H = shape.hidden, K = shape.output, rows = shape.steps * shape.batch;
+  FillRows(logits, rows, params.c, K);
+  gemm(ks, pool, rows, K, H, Plain(states, H), Transposed(params.V, H), logits, K, true);
+}
+
+void ForwardInto(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                 const RnnParams& params, const RnnBatch& batch, RnnWorkspace& ws, float* states,
+                 float* logits) {
+  ProjectInputs(ks, pool, shape, params, batch, ws, states);
+  Recur(ks, pool, shape, params, batch.h0, ws, states);
+  ComputeLogits(ks, pool, shape, params, states, logits);
+}
+
+// Full BPTT: ds_t = e_t + dpre_{t+1} W, dpre_t = ds_t * (1 - s_t^2), stepping back through time.
+// state_grads holds e_t (the output layer's dL/ds_t) on entry and dpre_t on return.
+void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                  const float* states, RnnWorkspace& ws, float* state_grads) {
+  const size_t H = shape.hidden, B = shape.batch, block = B * H;
+  for (size_t t = shape.steps; t-- > 0;) {
+    float* dt = state_grads + t * block;
+    if (t + 1 < shape.steps) {
+      gemm_packed(ks, pool, B, Plain(dt + block, H), ws.recurrent_bwd, dt, H, true);
+    }
+    TanhBackward(dt, states + t * block, block);
+  }
+}
+
+// Truncated BPTT: L_t reaches back through s_t .. s_{t-k+1}. Lag by lag, the contributions of
+// every L_t travel back together: after m steps, row t of `lag` holds dL_t/ds_{t-m}, so each lag
+// is one product over all remaining rows instead of T*k small ones.
+void BackwardTruncated(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                       size_t k, const float* states, RnnWorkspace& ws, float* state_grads,
+                       float* pre_grads) {
+  const size_t H = shape.hidden, B = shape.batch, T = shape.steps, block = B * H;
+  std::memset(pre_grads, 0, T * block * sizeof(float));
+  float* lag = state_grads;
+  float* next = ws.lag_grads.floats(T * block);
+  for (size_t m = 0; m < k && m < T; ++m) {
+    // rows t in [m, T): lag[t] = dL_t/ds_{t-m} -> dL_t/dpre_{t-m}, added into pre_grads[t-m]
+    const size_t rows = T - m;
+    float* lag_rows = lag + m * block;
+    ForRows(pool, rows, 4, [&](size_t begin, size_t end) {
+      for (size_t t = begin; t < end; ++t) {
+        float* g = lag_rows + t * block;
+        TanhBackward(g, states + t * block, block);
+        float* acc = pre_grads + t * block;
+        for (size_t i = 0; i < block; ++i) acc[i] += g[i];
+      }
+    });
+    if (m + 1 < k && m + 1 < T) {
+      // next[t] = dL_t/ds_{t-m-1} = dL_t/dpre_{t-m} W for t in [m+1, T)
+      gemm_packed(ks, pool, (T - m - 1) * B, Plain(lag + (m + 1) * block, H), ws.recurrent_bwd,
+                  next + (m + 1) * block, H, false);
+      std::swap(lag, next);
+    }
+  }
+}
+
+}  // namespace
+
+void rnn_forward(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                 const RnnParams& params, const RnnBatch& batch, RnnWorkspace& ws, float* states,
+                 float* logits, float* hT) {
+  ForwardInto(ks, pool, shape, params, batch, ws, states, logits);
+  const size_t block = shape.batch * shape.hidden;
+  std::memcpy(hT, states + (shape.steps - 1) * block, block * sizeof(float));
+}
+
+LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool,
+                                  const RnnShape& shape, const RnnParams& params,
+                                  const RnnBatch& batch, size_t truncate, Reduction reduction,
+                                  RnnWorkspace& ws, const RnnGrads& grads, float* hT) {
+  const size_t D = shape.input, H = shape.hidden, K = shape.output, B = shape.batch;
+  const size_t T = shape.steps, rows = T * B, block = B * H;
+
+  float* states = ws.states.floats(rows * H);
+  float* logits = ws.logits.floats(rows * K);
+  ForwardInto(ks, pool, shape, params, batch, ws, states, logits);
+  std::memcpy(hT, states + (T - 1) * block, block * sizeof(float));
+
+  // Fused output layer: softmax, cross-entropy and dL/dz for every row, z overwritten by dz.
+  size_t counted = 0;
+  for (size_t r = 0; r < rows; ++r) counted += batch.targets[r] >= 0;
+  const float scale = reduction == Reduction::kMean && counted > 0 ? 1.0f / static_cast<float>(counted) : 1.0f;
+  double* row_loss = ws.row_loss.doubles(rows);
+  ForRows(pool, rows, 64, [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) {
+      row_loss[r] = ks.softmax_xent_row(logits + r * K, K, batch.targets[r], scale);
+    }
+  });
+  double loss = 0;
+  for (size_t r = 0; r < rows; ++r) loss += row_loss[r];
+  if (reduction == Reduction::kMean && counted > 0) loss /= static_cast<double>(counted);
+  const float* dz = logits;
+
+  double* col_sums = ws.col_sums.doubles(std::max({D, H, K}));
+  gemm(ks, pool, K, H, rows, Transposed(dz, K), Plain(states, H), grads.V, H, false);
+  ColumnSums(dz, rows, K, col_sums, grads.c);
+
+  float* state_grads = ws.state_grads.floats(rows * H);
+  gemm(ks, pool, rows, H, K, Plain(dz, K), Plain(params.V, H), state_grads, H, false);
+
+  ws.recurrent_bwd.pack(ks, H, H, Plain(params.W, H));
+  float* pre_grads = state_grads;
+  if (truncate != 0 && truncate < T) {
+    pre_grads = ws.pre_grads.floats(rows * H);
+    BackwardTruncated(ks, pool, shape, truncate, states, ws, state_grads, pre_grads);
+  } else {
+    BackwardFull(ks, pool, shape, states, ws, state_grads);
+  }
+
+  // dW = sum_t dpre_t^T s_{t-1}, with s_{-1} = h0.
+  gemm(ks, pool, H, H, rows - B, Transposed(pre_grads + block, H), Plain(states, H), grads.W, H, false);
+  if (batch.h0 != nullptr) {
+    gemm(ks, pool, H, H, B, Transposed(pre_grads, H), Plain(batch.h0, H), grads.W, H, true);
+  }
+  ColumnSums(pre_grads, rows, H, col_sums, grads.b);
+  if (grads.h0 != nullptr) {
+    gemm_packed(ks, pool, B, Plain(pre_grads, H), ws.recurrent_bwd, grads.h0, H, false);
+  }
+
+  if (batch.tokens != nullptr) {
+    // dU^T[token] += dpre row, in row order; then transposed into dU.
+    float* dut = ws.gathered.floats(D * H);
+    std::memset(dut, 0, D * H * sizeof(float));
+    for (size_t r = 0; r < rows; ++r) {
+      float* dst = dut + static_cast<size_t>(batch.tokens[r]) * H;
+      const float* src = pre_grads + r * H;
+      for (size_t h = 0; h < H; ++h) dst[h] += src[h];
+    }
+    for (size_t h = 0; h < H; ++h)
+      for (size_t d = 0; d < D; ++d) grads.U[h * D + d] = dut[d * H + h];
+  } else {
+    gemm(ks, pool, H, D, rows, Transposed(pre_grads, H), Plain(batch.dense, D), grads.U, D, false);
+  }
+  return {loss, counted};
+}
+
+TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
+                               const RnnShape& shape, const MutableParams& params,
+                               const RnnBatch& batch, size_t truncate, Reduction reduction,
+                               const ClipConfig& clip, const OptimizerConfig& optimizer,
+                               float* const (&optimizer_state)[5][2], RnnWorkspace& ws,
+                               float* hT) {
+  const size_t D = shape.input, H = shape.hidden, K = shape.output;
+  const size_t sizes[5] = {H * D, H * H, H, K * H, K};
+  float* g[5];
+  for (int i = 0; i < 5; ++i) g[i] = ws.grads[i].floats(sizes[i]);
+  const RnnParams read_only{params.U, params.W, params.b, params.V, params.c};
+  const LossResult result = rnn_loss_and_gradients(ks, pool, shape, read_only, batch, truncate, reduction,
+                                                   ws, RnnGrads{g[0], g[1], g[2], g[3], g[4], nullptr}, hT);
+
+  double squares = 0;
+  for (int i = 0; i < 5; ++i)
+    for (size_t j = 0; j < sizes[i]; ++j) squares += static_cast<double>(g[i][j]) * g[i][j];
+  const double norm = std::sqrt(squares);
+  if (!std::isfinite(norm) || !std::isfinite(result.loss)) {
+    throw NonFiniteGradient("the loss or gradient is not finite (loss " + std::to_string(result.loss) +
+                            ", gradient norm " + std::to_string(norm) +
+                            "); parameters and optimizer state were left unchanged");
+  }
+
+  bool clipped = false;
+  if (clip.max_value > 0) {
+    const float v = clip.max_value;
+    for (int i = 0; i < 5; ++i)
+      for (size_t j = 0; j < sizes[i]; ++j) {
+        const float x = g[i][j];
+        const float y = std::min(std::max(x, -v), v);
+        clipped |= y != x;
+        g[i][j] = y;
+      }
+  }
+  if (clip.max_norm > 0 && norm > clip.max_norm) {
+    const float factor = static_cast<float>(clip.max_norm / norm);
+    for (int i = 0; i < 5; ++i)
+      for (size_t j = 0; j < sizes[i]; ++j) g[i][j] *= factor;
+    clipped = true;
+  }
+
+  float* p[5] = {params.U, params.W, params.b, params.V, params.c};
+  for (int i = 0; i < 5; ++i) {
+    optimizer_update(optimizer, p[i], g[i], optimizer_state[i][0], optimizer_state[i][1], sizes[i]);
+  }
+  return {result.loss, norm, clipped};
+}
+
+}  // namespace bptt

@@ -1,0 +1,133 @@
+// The Elman RNN forward pass and backpropagation through time, in the formulation fast CPU RNN
+// libraries use: every product that does not depend on the recurrence runs once over all T*B
+// rows; only the B x H by H x H recurrent product steps through time.
+//
+// Layout (row-major, time-major): inputs [T,B] token ids or [T,B,D]; states [T,B,H];
+// logits [T,B,K]; U [H,D], W [H,H], b [H], V [K,H], c [K]; h0 and hT [B,H].
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+
+#include "gemm.h"
+#include "kernels/kernels.h"
+#include "optim.h"
+
+namespace bptt {
+
+class ThreadPool;
+
+struct RnnShape {
+  size_t input;   // D
+  size_t hidden;  // H
+  size_t output;  // K
+  size_t steps;   // T
+  size_t batch;   // B
+};
+
+struct RnnParams {
+  const float* U;
+  const float* W;
+  const float* b;
+  const float* V;
+  const float* c;
+};
+
+struct RnnGrads {
+  float* U;
+  float* W;
+  float* b;
+  float* V;
+  float* c;
+  float* h0;  // may be null when the caller does not want dL/dh0
+};
+
+// Exactly one of tokens / dense is set. targets may be null for forward-only calls; a target
+// of -1 is ignored. h0 null means zeros.
+struct RnnBatch {
+  const int32_t* tokens;
+  const float* dense;
+  const int32_t* targets;
+  const float* h0;
+};
+
+enum class Reduction { kMean, kSum };
+
+struct LossResult {
+  double loss;     // reduced as requested; 0 when no target counts
+  size_t counted;  // non-ignored targets
+};
+
+// Thrown when the computed gradient is NaN or infinite, so no update is applied.
+class NonFiniteGradient : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// 64-byte aligned, grow-only scratch buffer: reallocates only when a call needs more.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  ~AlignedBuffer();
+  float* floats(size_t n);
+  double* doubles(size_t n);
+
+ private:
+  void* reserve(size_t bytes);
+  void* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+// Everything one call needs besides its inputs and outputs, kept between calls so steady-state
+// training allocates nothing. One workspace serves one call at a time.
+struct RnnWorkspace {
+  AlignedBuffer states, logits, state_grads, lag_grads, pre_grads, gathered, row_loss, col_sums;
+  AlignedBuffer grads[5];
+  PackedB recurrent_fwd;  // W^T, for s_{t-1} W^T
+  PackedB recurrent_bwd;  // W, for dpre_{t+1} W
+};
+
+void rnn_forward(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                 const RnnParams& params, const RnnBatch& batch, RnnWorkspace& ws, float* states,
+                 float* logits, float* hT);
+
+// truncate == 0 or >= steps: full BPTT. Otherwise each loss term L_t backpropagates through
+// s_t .. s_{t-truncate+1} only.
+LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool,
+                                  const RnnShape& shape, const RnnParams& params,
+                                  const RnnBatch& batch, size_t truncate, Reduction reduction,
+                                  RnnWorkspace& ws, const RnnGrads& grads, float* hT);
+
+struct ClipConfig {
+  float max_norm = 0;   // 0: no global-norm rescaling
+  float max_value = 0;  // 0: no elementwise clipping
+};
+
+struct TrainStepResult {
+  double loss;
+  double grad_norm;  // global L2 norm of the parameter gradients before clipping
+  bool clipped;
+};
+
+struct MutableParams {
+  float* U;
+  float* W;
+  float* b;
+  float* V;
+  float* c;
+};
+
+// Forward, BPTT, clipping and the optimizer update in one call. optimizer_state[i] holds the
+// state slots of parameter i (U, W, b, V, c order). Throws NonFiniteGradient, leaving the
+// parameters and the optimizer state untouched, when the gradient is not finite.
+TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
+                               const RnnShape& shape, const MutableParams& params,
+                               const RnnBatch& batch, size_t truncate, Reduction reduction,
+                               const ClipConfig& clip, const OptimizerConfig& optimizer,
+                               float* const (&optimizer_state)[5][2], RnnWorkspace& ws,
+                               float* hT);
+
+}  // namespace bptt
