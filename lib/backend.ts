@@ -75,8 +75,11 @@ export interface Backend<A extends FloatArray = FloatArray> {
 /** Largest element count of any one array; keeps every index inside int32 and size_t math exact. */
 export const MAX_ELEMENTS = 2 ** 31 - 1;
 
-function describe(value: unknown): string {
+/** A short description of a value for error messages ("Float64Array(12)", "null", ...). */
+export function describeValue(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'object' && value.constructor?.name === 'Tensor') return String(value);
   if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as unknown as { length: number }).length})`;
   if (Array.isArray(value)) return `Array(${value.length})`;
   return typeof value === 'number' ? String(value) : typeof value;
@@ -84,7 +87,7 @@ function describe(value: unknown): string {
 
 export function checkSize(name: string, value: unknown, min = 1): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_ELEMENTS) {
-    throw new RangeError(`${name} must be an integer in [${min}, ${MAX_ELEMENTS}], got ${describe(value)}`);
+    throw new RangeError(`${name} must be an integer in [${min}, ${MAX_ELEMENTS}], got ${describeValue(value)}`);
   }
   return value;
 }
@@ -103,7 +106,7 @@ export function checkedProduct(what: string, sizes: readonly number[]): number {
 
 export function checkFloatArray(name: string, value: unknown, length: number, allowF64 = true): FloatArray {
   const ok = value instanceof Float32Array || (allowF64 && value instanceof Float64Array);
-  if (!ok) throw new DTypeError(`${name} must be a Float32Array${allowF64 ? ' or Float64Array' : ''}, got ${describe(value)}`);
+  if (!ok) throw new DTypeError(`${name} must be a Float32Array${allowF64 ? ' or Float64Array' : ''}, got ${describeValue(value)}`);
   const arr = value as FloatArray;
   if (arr.length !== length) throw new ShapeError(`${name} must have ${length} elements, got ${arr.length}`);
   return arr;
@@ -131,7 +134,7 @@ export function paramShapes(dims: Dims): Record<ParamName, number[]> {
 }
 
 export function checkDims(dims: Dims): Dims {
-  if (typeof dims !== 'object' || dims === null) throw new TypeError(`dims must be an object, got ${describe(dims)}`);
+  if (typeof dims !== 'object' || dims === null) throw new TypeError(`dims must be an object, got ${describeValue(dims)}`);
   checkSize('inputSize', dims.inputSize);
   checkSize('hiddenSize', dims.hiddenSize);
   checkSize('outputSize', dims.outputSize);
@@ -142,7 +145,7 @@ export function checkDims(dims: Dims): Dims {
 
 /** Validates parameters: types, lengths and finiteness. */
 export function checkParams(dims: Dims, params: ParamArrays): void {
-  if (typeof params !== 'object' || params === null) throw new TypeError(`params must be an object with U, W, b, V, c, got ${describe(params)}`);
+  if (typeof params !== 'object' || params === null) throw new TypeError(`params must be an object with U, W, b, V, c, got ${describeValue(params)}`);
   const shapes = paramShapes(dims);
   for (const name of PARAM_NAMES) {
     const arr = checkFloatArray(`params.${name} [${shapes[name].join(', ')}]`, params[name], checkedProduct(name, shapes[name]));
@@ -152,30 +155,30 @@ export function checkParams(dims: Dims, params: ParamArrays): void {
 
 /** Validates a sequence batch against the model's input size. */
 export function checkSequence(dims: Dims, seq: Sequence): void {
-  if (typeof seq !== 'object' || seq === null) throw new TypeError(`sequence must be an object, got ${describe(seq)}`);
+  if (typeof seq !== 'object' || seq === null) throw new TypeError(`sequence must be an object, got ${describeValue(seq)}`);
   const T = checkSize('steps (T)', seq.steps);
   const B = checkSize('batch (B)', seq.batch);
   const input = seq.input;
-  if (typeof input !== 'object' || input === null) throw new TypeError(`sequence.input must be an object, got ${describe(input)}`);
+  if (typeof input !== 'object' || input === null) throw new TypeError(`sequence.input must be an object, got ${describeValue(input)}`);
   if (input.kind === 'tokens') {
-    if (!(input.data instanceof Int32Array)) throw new DTypeError(`token inputs must be an Int32Array [T, B], got ${describe(input.data)}`);
+    if (!(input.data instanceof Int32Array)) throw new DTypeError(`token inputs must be an Int32Array [T, B], got ${describeValue(input.data)}`);
     const n = checkedProduct('token inputs', [T, B]);
     if (input.data.length !== n) throw new ShapeError(`token inputs must have T*B = ${T}*${B} = ${n} elements, got ${input.data.length}`);
     checkIntRange('token inputs', input.data, 0, dims.inputSize);
   } else if (input.kind === 'dense') {
-    if (!(input.data instanceof Float32Array)) throw new DTypeError(`dense inputs must be a Float32Array [T, B, D], got ${describe(input.data)}`);
+    if (!(input.data instanceof Float32Array)) throw new DTypeError(`dense inputs must be a Float32Array [T, B, D], got ${describeValue(input.data)}`);
     const n = checkedProduct('dense inputs', [T, B, dims.inputSize]);
     if (input.data.length !== n) throw new ShapeError(`dense inputs must have T*B*D = ${T}*${B}*${dims.inputSize} = ${n} elements, got ${input.data.length}`);
     checkFinite('dense inputs', input.data);
   } else {
-    throw new TypeError(`sequence.input.kind must be 'tokens' or 'dense', got ${describe((input as { kind: unknown }).kind)}`);
+    throw new TypeError(`sequence.input.kind must be 'tokens' or 'dense', got ${describeValue((input as { kind: unknown }).kind)}`);
   }
   checkedProduct('states', [T, B, dims.hiddenSize]);
   checkedProduct('logits', [T, B, dims.outputSize]);
 }
 
 export function checkTargets(dims: Dims, seq: Sequence, targets: Int32Array): void {
-  if (!(targets instanceof Int32Array)) throw new DTypeError(`targets must be an Int32Array [T, B], got ${describe(targets)}`);
+  if (!(targets instanceof Int32Array)) throw new DTypeError(`targets must be an Int32Array [T, B], got ${describeValue(targets)}`);
   const n = seq.steps * seq.batch;
   if (targets.length !== n) throw new ShapeError(`targets must have T*B = ${seq.steps}*${seq.batch} = ${n} elements, got ${targets.length}`);
   checkIntRange('targets', targets, 0, dims.outputSize, -1);
@@ -194,12 +197,12 @@ export interface NormalizedGradientOptions {
 
 export function checkGradientOptions(dims: Dims, seq: Sequence, options: GradientOptions | undefined): NormalizedGradientOptions {
   const o = options ?? {};
-  if (typeof o !== 'object' || o === null) throw new TypeError(`options must be an object, got ${describe(o)}`);
+  if (typeof o !== 'object' || o === null) throw new TypeError(`options must be an object, got ${describeValue(o)}`);
   checkH0(dims, seq, o.h0);
   const truncate = o.truncate ?? null;
   if (truncate !== null) checkSize('truncate', truncate);
   const reduction = o.reduction ?? 'mean';
-  if (reduction !== 'mean' && reduction !== 'sum') throw new TypeError(`reduction must be 'mean' or 'sum', got ${describe(reduction)}`);
+  if (reduction !== 'mean' && reduction !== 'sum') throw new TypeError(`reduction must be 'mean' or 'sum', got ${describeValue(reduction)}`);
   return { h0: o.h0 ?? null, truncate, reduction };
 }
 

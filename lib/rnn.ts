@@ -1,0 +1,446 @@
+/**
+ * The Elman RNN model: parameters as native tensors, and its operations on either backend.
+ *
+ *   s_t = tanh(U x_t + W s_{t-1} + b),  z_t = V s_t + c,  y_t = softmax(z_t)
+ *
+ * Inputs are int32 [T, B] token ids (x_t one-hot, so U x_t is a gather) or float32 [T, B, D];
+ * targets int32 [T, B] with -1 for ignored positions. See lib/backend.ts for the layout.
+ */
+import { randomInt } from 'crypto';
+import {
+  Dims,
+  PARAM_NAMES,
+  ParamArrays,
+  ParamName,
+  Reduction,
+  Sequence,
+  checkDims,
+  checkFinite,
+  checkSize,
+  checkTargets,
+  checkSequence,
+  describeValue,
+  paramShapes,
+} from './backend';
+import { reference } from './backends/reference';
+import { NativeEngine, createEngine, problemFields, translateNativeError } from './backends/native';
+import { DTypeError, NonFiniteError, ShapeError } from './errors';
+import { Optimizer } from './optim';
+import { Rng } from './rng';
+import { Tensor } from './tensor';
+
+export type BackendName = 'native' | 'reference';
+
+export interface RNNOptions {
+  inputSize: number;
+  hiddenSize: number;
+  outputSize: number;
+  /** Seeds the initialisation (random when omitted; read it back from rnn.seed). */
+  seed?: number;
+  backend?: BackendName;
+}
+
+export type Params = Readonly<Record<ParamName, Tensor>>;
+export type ParamValues = Record<ParamName, Float32Array | Tensor>;
+
+export interface ForwardOptions {
+  h0?: Tensor;
+}
+
+export interface ForwardOutput {
+  states: Tensor;
+  logits: Tensor;
+  hT: Tensor;
+}
+
+export interface LossAndGradientsOptions {
+  h0?: Tensor;
+  truncate?: number;
+  reduction?: Reduction;
+}
+
+export interface LossAndGradientsOutput {
+  loss: number;
+  grads: Record<ParamName | 'h0', Tensor>;
+  hT: Tensor;
+}
+
+export interface TrainStepOptions extends LossAndGradientsOptions {
+  lr: number;
+  /** Rescale the gradient to this global L2 norm when it is larger. */
+  clipNorm?: number;
+  /** Clamp each gradient element to [-clipValue, clipValue]. */
+  clipValue?: number;
+  /** Defaults to plain SGD. */
+  optimizer?: Optimizer;
+}
+
+export interface TrainStepOutput {
+  loss: number;
+  /** Global L2 norm of the parameter gradients, before clipping. */
+  gradNorm: number;
+  clipped: boolean;
+  hT: Tensor;
+}
+
+interface PreparedCall {
+  seq: Sequence;
+  targets: Int32Array | null;
+  h0: Float32Array | null;
+  tensors: Tensor[]; // everything the call reads or writes, pinned during async work
+}
+
+export class RNN {
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly outputSize: number;
+  readonly backend: BackendName;
+  readonly seed: number;
+  readonly params: Params;
+  #engine: NativeEngine | undefined;
+
+  constructor(options: RNNOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`RNN options must be an object, got ${describeValue(options)}`);
+    const dims = checkDims({ inputSize: options.inputSize, hiddenSize: options.hiddenSize, outputSize: options.outputSize });
+    const backend = options.backend ?? 'native';
+    if (backend !== 'native' && backend !== 'reference') throw new TypeError(`backend must be 'native' or 'reference', got ${describeValue(backend)}`);
+    const seed = options.seed ?? randomInt(2 ** 31);
+    if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${describeValue(seed)}`);
+    this.inputSize = dims.inputSize;
+    this.hiddenSize = dims.hiddenSize;
+    this.outputSize = dims.outputSize;
+    this.backend = backend;
+    this.seed = seed;
+    if (backend === 'native') this.#engine = createEngine();
+    // nn.RNN / nn.Linear default: every weight and bias uniform in +-1/sqrt(H), drawn in the
+    // order U, W, b, V, c from one generator, so both backends start identical.
+    const rng = new Rng(seed);
+    const bound = 1 / Math.sqrt(dims.hiddenSize);
+    const shapes = paramShapes(dims);
+    const params = {} as Record<ParamName, Tensor>;
+    for (const name of PARAM_NAMES) {
+      const t = Tensor.zeros(shapes[name]);
+      const v = t.data();
+      for (let i = 0; i < v.length; i++) v[i] = rng.uniform(-bound, bound);
+      params[name] = t;
+    }
+    this.params = Object.freeze(params);
+  }
+
+  get dims(): Dims {
+    return { inputSize: this.inputSize, hiddenSize: this.hiddenSize, outputSize: this.outputSize };
+  }
+
+  /** Replaces all parameters (copies). Validates everything before changing anything. */
+  setParams(values: ParamValues): void {
+    if (typeof values !== 'object' || values === null) throw new TypeError(`setParams expects { U, W, b, V, c }, got ${describeValue(values)}`);
+    const shapes = paramShapes(this.dims);
+    const pending: [Tensor, Float32Array][] = [];
+    for (const name of PARAM_NAMES) {
+      const shape = shapes[name];
+      const given = values[name];
+      let data: Float32Array;
+      if (given instanceof Tensor) {
+        if (given.dtype !== 'float32') throw new DTypeError(`params.${name} must be float32, got ${given.toString()}`);
+        if (given.shape.length !== shape.length || given.shape.some((s, i) => s !== shape[i])) {
+          throw new ShapeError(`params.${name} must have shape [${shape.join(', ')}], got [${given.shape.join(', ')}]`);
+        }
+        data = given.data() as Float32Array;
+      } else if (given instanceof Float32Array) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        if (given.length !== n) throw new ShapeError(`params.${name} [${shape.join(', ')}] must have ${n} elements, got ${given.length}`);
+        data = given;
+      } else {
+        throw new DTypeError(`params.${name} must be a Float32Array or a float32 Tensor, got ${describeValue(given)}`);
+      }
+      checkFinite(`params.${name}`, data);
+      this.params[name].checkWritable();
+      pending.push([this.params[name], data]);
+    }
+    for (const [target, data] of pending) (target as Tensor<'float32'>).write(data);
+  }
+
+  /** Runs the model over a batch of sequences. */
+  forward(inputs: Tensor, options: ForwardOptions = {}): ForwardOutput {
+    const call = this.prepare(inputs, null, options.h0);
+    const out = this.forwardOutputs(call.seq);
+    if (this.backend === 'reference') {
+      const r = reference.forward(this.dims, this.paramViews(), call.seq, call.h0);
+      out.states.data().set(r.states);
+      out.logits.data().set(r.logits);
+      out.hT.data().set(r.hT);
+    } else {
+      this.engine().forward(this.forwardRequest(call, out));
+    }
+    return out;
+  }
+
+  async forwardAsync(inputs: Tensor, options: ForwardOptions = {}): Promise<ForwardOutput> {
+    if (this.backend === 'reference') return this.forward(inputs, options);
+    const call = this.prepare(inputs, null, options.h0);
+    const out = this.forwardOutputs(call.seq);
+    await this.runPinned(call, [out.states, out.logits, out.hT], () => this.engine().forwardAsync(this.forwardRequest(call, out)));
+    return out;
+  }
+
+  /** Loss and exact (or truncated) BPTT gradients; parameters are not changed. */
+  lossAndGradients(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): LossAndGradientsOutput {
+    const call = this.prepare(inputs, targets, options.h0);
+    const truncate = this.checkTruncate(options.truncate);
+    const reduction = checkReduction(options.reduction);
+    const out = this.gradientOutputs(call.seq);
+    if (this.backend === 'reference') {
+      const r = reference.lossAndGradients(this.dims, this.paramViews(), call.seq, call.targets!, { h0: call.h0, truncate, reduction });
+      for (const name of [...PARAM_NAMES, 'h0'] as const) out.grads[name].data().set(r.grads[name]);
+      out.hT.data().set(r.hT);
+      return { loss: r.loss, grads: out.grads, hT: out.hT };
+    }
+    let loss: number;
+    try {
+      loss = this.engine().gradients(this.gradientRequest(call, out, truncate, reduction));
+    } catch (err) {
+      throw translateNativeError(err);
+    }
+    return { loss, grads: out.grads, hT: out.hT };
+  }
+
+  async lossAndGradientsAsync(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): Promise<LossAndGradientsOutput> {
+    if (this.backend === 'reference') return this.lossAndGradients(inputs, targets, options);
+    const call = this.prepare(inputs, targets, options.h0);
+    const truncate = this.checkTruncate(options.truncate);
+    const reduction = checkReduction(options.reduction);
+    const out = this.gradientOutputs(call.seq);
+    const outputs = [...Object.values(out.grads), out.hT];
+    const loss = await this.runPinned(call, outputs, () => this.engine().gradientsAsync(this.gradientRequest(call, out, truncate, reduction)));
+    return { loss, grads: out.grads, hT: out.hT };
+  }
+
+  /**
+   * Forward, BPTT, clipping and the optimizer update in one native call. On any error the
+   * parameters and the optimizer state are left as they were.
+   */
+  trainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions): TrainStepOutput {
+    const { call, truncate, reduction, hT, optimizer } = this.prepareTrainStep(inputs, targets, options);
+    if (this.backend === 'reference') return this.referenceTrainStep(call, truncate, reduction, options, optimizer, hT);
+    let r: { loss: number; gradNorm: number; clipped: boolean };
+    try {
+      r = this.engine().trainStep(this.trainRequest(call, hT, truncate, reduction, options, optimizer));
+    } catch (err) {
+      throw translateNativeError(err);
+    }
+    optimizer?.advance();
+    return { ...r, hT };
+  }
+
+  /** trainStep off the main thread; the tensors it uses are pinned until it settles. */
+  async trainStepAsync(inputs: Tensor, targets: Tensor, options: TrainStepOptions): Promise<TrainStepOutput> {
+    if (this.backend === 'reference') return this.trainStep(inputs, targets, options);
+    const { call, truncate, reduction, hT, optimizer } = this.prepareTrainStep(inputs, targets, options);
+    const state = optimizer ? PARAM_NAMES.flatMap((n) => optimizer.slots(n)) : [];
+    const r = await this.runPinned(call, [hT, ...state], () =>
+      this.engine().trainStepAsync(this.trainRequest(call, hT, truncate, reduction, options, optimizer)),
+    );
+    optimizer?.advance();
+    return { ...r, hT };
+  }
+
+  /** Frees the parameters (the model is unusable afterwards). */
+  dispose(): void {
+    for (const name of PARAM_NAMES) this.params[name].dispose();
+  }
+
+  // --- internals ---
+
+  private engine(): NativeEngine {
+    return this.#engine!;
+  }
+
+  private paramViews(): ParamArrays<Float32Array> {
+    const p = this.params;
+    return { U: p.U.data() as Float32Array, W: p.W.data() as Float32Array, b: p.b.data() as Float32Array, V: p.V.data() as Float32Array, c: p.c.data() as Float32Array };
+  }
+
+  private prepare(inputs: Tensor, targets: Tensor | null, h0: Tensor | undefined): PreparedCall {
+    if (!(inputs instanceof Tensor)) throw new TypeError(`inputs must be a Tensor (int32 [T, B] or float32 [T, B, D]), got ${describeValue(inputs)}`);
+    const shape = inputs.shape;
+    let seq: Sequence;
+    if (inputs.dtype === 'int32') {
+      if (shape.length !== 2) throw new ShapeError(`token inputs must have shape [T, B], got [${shape.join(', ')}]`);
+      seq = { steps: shape[0], batch: shape[1], input: { kind: 'tokens', data: inputs.data() as Int32Array } };
+    } else {
+      if (shape.length !== 3 || shape[2] !== this.inputSize) {
+        throw new ShapeError(`dense inputs must have shape [T, B, ${this.inputSize}], got [${shape.join(', ')}]`);
+      }
+      seq = { steps: shape[0], batch: shape[1], input: { kind: 'dense', data: inputs.data() as Float32Array } };
+    }
+    checkSize('T (inputs.shape[0])', seq.steps);
+    checkSize('B (inputs.shape[1])', seq.batch);
+    checkSequence(this.dims, seq);
+    const tensors: Tensor[] = [inputs, ...Object.values(this.params)];
+    let targetData: Int32Array | null = null;
+    if (targets !== null) {
+      if (!(targets instanceof Tensor)) throw new TypeError(`targets must be an int32 Tensor [T, B], got ${describeValue(targets)}`);
+      if (targets.dtype !== 'int32') throw new DTypeError(`targets must be int32, got ${targets.toString()}`);
+      if (targets.shape.length !== 2 || targets.shape[0] !== seq.steps || targets.shape[1] !== seq.batch) {
+        throw new ShapeError(`targets must have shape [${seq.steps}, ${seq.batch}] like the inputs, got [${targets.shape.join(', ')}]`);
+      }
+      targetData = targets.data() as Int32Array;
+      checkTargets(this.dims, seq, targetData);
+      tensors.push(targets);
+    }
+    let h0Data: Float32Array | null = null;
+    if (h0 !== undefined && h0 !== null) {
+      if (!(h0 instanceof Tensor)) throw new TypeError(`h0 must be a float32 Tensor [B, H], got ${describeValue(h0)}`);
+      if (h0.dtype !== 'float32') throw new DTypeError(`h0 must be float32, got ${h0.toString()}`);
+      if (h0.shape.length !== 2 || h0.shape[0] !== seq.batch || h0.shape[1] !== this.hiddenSize) {
+        throw new ShapeError(`h0 must have shape [B, H] = [${seq.batch}, ${this.hiddenSize}], got [${h0.shape.join(', ')}]`);
+      }
+      h0Data = h0.data() as Float32Array;
+      checkFinite('h0', h0Data);
+      tensors.push(h0);
+    }
+    for (const name of PARAM_NAMES) this.params[name].data();
+    return { seq, targets: targetData, h0: h0Data, tensors };
+  }
+
+  private checkTruncate(truncate: number | undefined): number | null {
+    if (truncate === undefined || truncate === null) return null;
+    return checkSize('truncate', truncate);
+  }
+
+  private forwardOutputs(seq: Sequence): ForwardOutput {
+    const { steps: T, batch: B } = seq;
+    return { states: Tensor.zeros([T, B, this.hiddenSize]), logits: Tensor.zeros([T, B, this.outputSize]), hT: Tensor.zeros([B, this.hiddenSize]) };
+  }
+
+  private gradientOutputs(seq: Sequence): { grads: Record<ParamName | 'h0', Tensor>; hT: Tensor } {
+    const grads = {} as Record<ParamName | 'h0', Tensor>;
+    for (const name of PARAM_NAMES) grads[name] = Tensor.zeros(this.params[name].shape);
+    grads.h0 = Tensor.zeros([seq.batch, this.hiddenSize]);
+    return { grads, hT: Tensor.zeros([seq.batch, this.hiddenSize]) };
+  }
+
+  private forwardRequest(call: PreparedCall, out: ForwardOutput): Record<string, unknown> {
+    return { ...problemFields(this.dims, this.paramViews(), call.seq, call.h0), states: out.states.data(), logits: out.logits.data(), hT: out.hT.data() };
+  }
+
+  private gradientRequest(call: PreparedCall, out: { grads: Record<ParamName | 'h0', Tensor>; hT: Tensor }, truncate: number | null, reduction: Reduction): Record<string, unknown> {
+    const g = out.grads;
+    return {
+      ...problemFields(this.dims, this.paramViews(), call.seq, call.h0),
+      targets: call.targets,
+      truncate: truncate ?? 0,
+      reduction,
+      gU: g.U.data(),
+      gW: g.W.data(),
+      gb: g.b.data(),
+      gV: g.V.data(),
+      gc: g.c.data(),
+      gh0: g.h0.data(),
+      hT: out.hT.data(),
+    };
+  }
+
+  private prepareTrainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`trainStep options must be an object with lr, got ${describeValue(options)}`);
+    const call = this.prepare(inputs, targets, options.h0);
+    const truncate = this.checkTruncate(options.truncate);
+    const reduction = checkReduction(options.reduction);
+    checkPositive('lr', options.lr, true);
+    if (options.clipNorm !== undefined) checkPositive('clipNorm', options.clipNorm, false);
+    if (options.clipValue !== undefined) checkPositive('clipValue', options.clipValue, false);
+    const optimizer = options.optimizer;
+    if (optimizer !== undefined) {
+      if (!(optimizer instanceof Optimizer)) throw new TypeError(`optimizer must be an Optimizer, got ${describeValue(optimizer)}`);
+      for (const name of PARAM_NAMES) {
+        for (const slot of optimizer.slots(name)) {
+          if (slot.shape.length !== this.params[name].shape.length || slot.size !== this.params[name].size) {
+            throw new ShapeError(`optimizer state for ${name} has shape [${slot.shape.join(', ')}]; it was made for another model`);
+          }
+          slot.checkWritable();
+        }
+      }
+    }
+    for (const name of PARAM_NAMES) this.params[name].checkWritable();
+    return { call, truncate, reduction, optimizer, hT: Tensor.zeros([call.seq.batch, this.hiddenSize]) };
+  }
+
+  private trainRequest(call: PreparedCall, hT: Tensor, truncate: number | null, reduction: Reduction, options: TrainStepOptions, optimizer: Optimizer | undefined): Record<string, unknown> {
+    const state: Record<string, Float32Array> = {};
+    if (optimizer) {
+      for (const name of PARAM_NAMES) optimizer.slots(name).forEach((t, i) => (state[`${name}${i}`] = t.data()));
+    }
+    return {
+      ...problemFields(this.dims, this.paramViews(), call.seq, call.h0),
+      targets: call.targets,
+      truncate: truncate ?? 0,
+      reduction,
+      hT: hT.data(),
+      clipNorm: options.clipNorm,
+      clipValue: options.clipValue,
+      optimizer: optimizer ? optimizer.nativeConfig(options.lr) : { kind: 'sgd', lr: options.lr },
+      state,
+    };
+  }
+
+  private referenceTrainStep(call: PreparedCall, truncate: number | null, reduction: Reduction, options: TrainStepOptions, optimizer: Optimizer | undefined, hT: Tensor): TrainStepOutput {
+    const r = reference.lossAndGradients(this.dims, this.paramViews(), call.seq, call.targets!, { h0: call.h0, truncate, reduction });
+    let squares = 0;
+    for (const name of PARAM_NAMES) for (const g of r.grads[name]) squares += g * g;
+    const gradNorm = Math.sqrt(squares);
+    if (!Number.isFinite(gradNorm) || !Number.isFinite(r.loss)) {
+      throw new NonFiniteError(`the loss or gradient is not finite (loss ${r.loss}, gradient norm ${gradNorm}); parameters and optimizer state were left unchanged`);
+    }
+    // Same order as the native step: value clipping first, then global-norm rescaling.
+    let clipped = false;
+    const grads = PARAM_NAMES.map((name) => Float64Array.from(r.grads[name]));
+    if (options.clipValue !== undefined) {
+      const v = options.clipValue;
+      for (const g of grads) {
+        for (let i = 0; i < g.length; i++) {
+          const y = Math.min(Math.max(g[i], -v), v);
+          if (y !== g[i]) clipped = true;
+          g[i] = y;
+        }
+      }
+    }
+    if (options.clipNorm !== undefined && gradNorm > options.clipNorm) {
+      const factor = options.clipNorm / gradNorm;
+      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= factor;
+      clipped = true;
+    }
+    const sgd = optimizer ?? null;
+    PARAM_NAMES.forEach((name, i) => {
+      const p = this.params[name].data() as Float32Array;
+      if (sgd) sgd.applyReference(name, p, grads[i], options.lr);
+      else for (let j = 0; j < p.length; j++) p[j] -= options.lr * grads[i][j];
+    });
+    optimizer?.advance();
+    hT.data().set(r.hT);
+    return { loss: r.loss, gradNorm, clipped, hT };
+  }
+
+  private async runPinned<R>(call: PreparedCall, outputs: Tensor[], job: () => Promise<R>): Promise<R> {
+    const tensors = [...call.tensors, ...outputs];
+    for (const t of tensors) t.pin();
+    try {
+      return await job();
+    } catch (err) {
+      throw translateNativeError(err);
+    } finally {
+      for (const t of tensors) t.unpin();
+    }
+  }
+}
+
+function checkReduction(reduction: Reduction | undefined): Reduction {
+  const r = reduction ?? 'mean';
+  if (r !== 'mean' && r !== 'sum') throw new TypeError(`reduction must be 'mean' or 'sum', got ${describeValue(r)}`);
+  return r;
+}
+
+function checkPositive(name: string, value: unknown, allowZero: boolean): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new RangeError(`${name} must be a finite number ${allowZero ? '>= 0' : '> 0'}, got ${describeValue(value)}`);
+  }
+}
