@@ -2,6 +2,7 @@
 // TS Tensor views it without copies and kernels get aligned pointers. Memory is reported to V8
 // so the GC sees its pressure, and is freed either by an explicit release (dispose) or by the
 // ArrayBuffer's finalizer, whichever comes first.
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -94,11 +95,21 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// _alignmentOf(typedArray) -> address of its first element modulo 64 (a test hook).
+Napi::Value AlignmentOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "_alignmentOf expects a typed array");
+  auto array = info[0].As<Napi::TypedArray>();
+  const auto address = reinterpret_cast<uintptr_t>(static_cast<char*>(array.ArrayBuffer().Data()) + array.ByteOffset());
+  return Napi::Number::New(env, static_cast<double>(address % kAlignment));
+}
+
 }  // namespace
 
 void InitTensorBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("allocate", Napi::Function::New(env, Allocate, "allocate"));
   exports.Set("release", Napi::Function::New(env, Release, "release"));
+  exports.Set("_alignmentOf", Napi::Function::New(env, AlignmentOf, "_alignmentOf"));
 }
 
 }  // namespace bptt
