@@ -8,5 +8,6 @@ namespace bptt {
 void InitTensorBindings(Napi::Env env, Napi::Object exports);
 void InitRnnBindings(Napi::Env env, Napi::Object exports);
 void InitKernelBindings(Napi::Env env, Napi::Object exports);
+void InitBenchBindings(Napi::Env env, Napi::Object exports);
 
 }  // namespace bptt

@@ -1,0 +1,7 @@
+#include "bindings.h"
+
+namespace bptt {
+
+void InitBenchBindings(Napi::Env, Napi::Object) {}
+
+}  // namespace bptt
