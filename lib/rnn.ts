@@ -57,12 +57,15 @@ export interface LossAndGradientsOptions {
   h0?: Tensor;
   truncate?: number;
   reduction?: Reduction;
+  /** Also return the state s_t at this step (0-based) as `hAt`: where an overlapping TBPTT window resumes. */
+  stateAt?: number;
 }
 
 export interface LossAndGradientsOutput {
   loss: number;
   grads: Record<ParamName | 'h0', Tensor>;
   hT: Tensor;
+  hAt?: Tensor;
 }
 
 export interface TrainStepOptions extends LossAndGradientsOptions {
@@ -81,6 +84,14 @@ export interface TrainStepOutput {
   gradNorm: number;
   clipped: boolean;
   hT: Tensor;
+  hAt?: Tensor;
+}
+
+interface GradientOutputs {
+  grads: Record<ParamName | 'h0', Tensor>;
+  hT: Tensor;
+  hAt?: Tensor;
+  stateAt?: number;
 }
 
 interface PreparedCall {
@@ -188,12 +199,13 @@ export class RNN {
     const call = this.prepare(inputs, targets, options.h0);
     const truncate = this.checkTruncate(options.truncate);
     const reduction = checkReduction(options.reduction);
-    const out = this.gradientOutputs(call.seq);
+    const out = this.gradientOutputs(call.seq, this.checkStateAt(options.stateAt, call.seq));
     if (this.backend === 'reference') {
       const r = reference.lossAndGradients(this.dims, this.paramViews(), call.seq, call.targets!, { h0: call.h0, truncate, reduction });
       for (const name of [...PARAM_NAMES, 'h0'] as const) out.grads[name].data().set(r.grads[name]);
       out.hT.data().set(r.hT);
-      return { loss: r.loss, grads: out.grads, hT: out.hT };
+      this.referenceCapture(call, out);
+      return { loss: r.loss, grads: out.grads, hT: out.hT, hAt: out.hAt };
     }
     let loss: number;
     try {
@@ -201,7 +213,7 @@ export class RNN {
     } catch (err) {
       throw translateNativeError(err);
     }
-    return { loss, grads: out.grads, hT: out.hT };
+    return { loss, grads: out.grads, hT: out.hT, hAt: out.hAt };
   }
 
   async lossAndGradientsAsync(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): Promise<LossAndGradientsOutput> {
@@ -209,10 +221,10 @@ export class RNN {
     const call = this.prepare(inputs, targets, options.h0);
     const truncate = this.checkTruncate(options.truncate);
     const reduction = checkReduction(options.reduction);
-    const out = this.gradientOutputs(call.seq);
-    const outputs = [...Object.values(out.grads), out.hT];
+    const out = this.gradientOutputs(call.seq, this.checkStateAt(options.stateAt, call.seq));
+    const outputs = [...Object.values(out.grads), out.hT, ...(out.hAt ? [out.hAt] : [])];
     const loss = await this.runPinned(call, outputs, () => this.engine().gradientsAsync(this.gradientRequest(call, out, truncate, reduction)));
-    return { loss, grads: out.grads, hT: out.hT };
+    return { loss, grads: out.grads, hT: out.hT, hAt: out.hAt };
   }
 
   /**
@@ -220,28 +232,29 @@ export class RNN {
    * parameters and the optimizer state are left as they were.
    */
   trainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions): TrainStepOutput {
-    const { call, truncate, reduction, hT, optimizer } = this.prepareTrainStep(inputs, targets, options);
-    if (this.backend === 'reference') return this.referenceTrainStep(call, truncate, reduction, options, optimizer, hT);
+    const { call, truncate, reduction, hT, capture, optimizer } = this.prepareTrainStep(inputs, targets, options);
+    if (this.backend === 'reference') return this.referenceTrainStep(call, truncate, reduction, options, optimizer, hT, capture);
     let r: { loss: number; gradNorm: number; clipped: boolean };
     try {
-      r = this.engine().trainStep(this.trainRequest(call, hT, truncate, reduction, options, optimizer));
+      r = this.engine().trainStep(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer));
     } catch (err) {
       throw translateNativeError(err);
     }
     optimizer?.advance();
-    return { ...r, hT };
+    return { ...r, hT, hAt: capture.hAt };
   }
 
   /** trainStep off the main thread; the tensors it uses are pinned until it settles. */
   async trainStepAsync(inputs: Tensor, targets: Tensor, options: TrainStepOptions): Promise<TrainStepOutput> {
     if (this.backend === 'reference') return this.trainStep(inputs, targets, options);
-    const { call, truncate, reduction, hT, optimizer } = this.prepareTrainStep(inputs, targets, options);
+    const { call, truncate, reduction, hT, capture, optimizer } = this.prepareTrainStep(inputs, targets, options);
     const state = optimizer ? PARAM_NAMES.flatMap((n) => optimizer.slots(n)) : [];
-    const r = await this.runPinned(call, [hT, ...state], () =>
-      this.engine().trainStepAsync(this.trainRequest(call, hT, truncate, reduction, options, optimizer)),
+    const outputs = [hT, ...state, ...(capture.hAt ? [capture.hAt] : [])];
+    const r = await this.runPinned(call, outputs, () =>
+      this.engine().trainStepAsync(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer)),
     );
     optimizer?.advance();
-    return { ...r, hT };
+    return { ...r, hT, hAt: capture.hAt };
   }
 
   /** Frees the parameters (the model is unusable afterwards). */
@@ -313,18 +326,42 @@ export class RNN {
     return { states: Tensor.zeros([T, B, this.hiddenSize]), logits: Tensor.zeros([T, B, this.outputSize]), hT: Tensor.zeros([B, this.hiddenSize]) };
   }
 
-  private gradientOutputs(seq: Sequence): { grads: Record<ParamName | 'h0', Tensor>; hT: Tensor } {
+  private gradientOutputs(seq: Sequence, stateAt: number | null): GradientOutputs {
     const grads = {} as Record<ParamName | 'h0', Tensor>;
     for (const name of PARAM_NAMES) grads[name] = Tensor.zeros(this.params[name].shape);
     grads.h0 = Tensor.zeros([seq.batch, this.hiddenSize]);
-    return { grads, hT: Tensor.zeros([seq.batch, this.hiddenSize]) };
+    return { grads, hT: Tensor.zeros([seq.batch, this.hiddenSize]), ...this.captureOutput(seq, stateAt) };
+  }
+
+  private captureOutput(seq: Sequence, stateAt: number | null): { hAt?: Tensor; stateAt?: number } {
+    return stateAt === null ? {} : { hAt: Tensor.zeros([seq.batch, this.hiddenSize]), stateAt };
+  }
+
+  private checkStateAt(stateAt: number | undefined, seq: Sequence): number | null {
+    if (stateAt === undefined || stateAt === null) return null;
+    if (!Number.isInteger(stateAt) || stateAt < 0 || stateAt >= seq.steps) {
+      throw new RangeError(`stateAt must be an integer step in [0, ${seq.steps}), got ${describeValue(stateAt)}`);
+    }
+    return stateAt;
+  }
+
+  /** Fills hAt on the reference backend, which returns no states from its gradient call. */
+  private referenceCapture(call: PreparedCall, capture: { hAt?: Tensor; stateAt?: number }): void {
+    if (capture.hAt === undefined) return;
+    const block = call.seq.batch * this.hiddenSize;
+    const states = reference.forward(this.dims, this.paramViews(), call.seq, call.h0).states;
+    capture.hAt.data().set(states.subarray(capture.stateAt! * block, (capture.stateAt! + 1) * block));
+  }
+
+  private captureFields(capture: { hAt?: Tensor; stateAt?: number }): Record<string, unknown> {
+    return capture.hAt === undefined ? {} : { hAt: capture.hAt.data(), hAtStep: capture.stateAt };
   }
 
   private forwardRequest(call: PreparedCall, out: ForwardOutput): Record<string, unknown> {
     return { ...problemFields(this.dims, this.paramViews(), call.seq, call.h0), states: out.states.data(), logits: out.logits.data(), hT: out.hT.data() };
   }
 
-  private gradientRequest(call: PreparedCall, out: { grads: Record<ParamName | 'h0', Tensor>; hT: Tensor }, truncate: number | null, reduction: Reduction): Record<string, unknown> {
+  private gradientRequest(call: PreparedCall, out: GradientOutputs, truncate: number | null, reduction: Reduction): Record<string, unknown> {
     const g = out.grads;
     return {
       ...problemFields(this.dims, this.paramViews(), call.seq, call.h0),
@@ -338,6 +375,7 @@ export class RNN {
       gc: g.c.data(),
       gh0: g.h0.data(),
       hT: out.hT.data(),
+      ...this.captureFields(out),
     };
   }
 
@@ -362,10 +400,11 @@ export class RNN {
       }
     }
     for (const name of PARAM_NAMES) this.params[name].checkWritable();
-    return { call, truncate, reduction, optimizer, hT: Tensor.zeros([call.seq.batch, this.hiddenSize]) };
+    const capture = this.captureOutput(call.seq, this.checkStateAt(options.stateAt, call.seq));
+    return { call, truncate, reduction, optimizer, capture, hT: Tensor.zeros([call.seq.batch, this.hiddenSize]) };
   }
 
-  private trainRequest(call: PreparedCall, hT: Tensor, truncate: number | null, reduction: Reduction, options: TrainStepOptions, optimizer: Optimizer | undefined): Record<string, unknown> {
+  private trainRequest(call: PreparedCall, hT: Tensor, capture: { hAt?: Tensor; stateAt?: number }, truncate: number | null, reduction: Reduction, options: TrainStepOptions, optimizer: Optimizer | undefined): Record<string, unknown> {
     const state: Record<string, Float32Array> = {};
     if (optimizer) {
       for (const name of PARAM_NAMES) optimizer.slots(name).forEach((t, i) => (state[`${name}${i}`] = t.data()));
@@ -376,6 +415,7 @@ export class RNN {
       truncate: truncate ?? 0,
       reduction,
       hT: hT.data(),
+      ...this.captureFields(capture),
       clipNorm: options.clipNorm,
       clipValue: options.clipValue,
       optimizer: optimizer ? optimizer.nativeConfig(options.lr) : { kind: 'sgd', lr: options.lr },
@@ -383,7 +423,16 @@ export class RNN {
     };
   }
 
-  private referenceTrainStep(call: PreparedCall, truncate: number | null, reduction: Reduction, options: TrainStepOptions, optimizer: Optimizer | undefined, hT: Tensor): TrainStepOutput {
+  private referenceTrainStep(
+    call: PreparedCall,
+    truncate: number | null,
+    reduction: Reduction,
+    options: TrainStepOptions,
+    optimizer: Optimizer | undefined,
+    hT: Tensor,
+    capture: { hAt?: Tensor; stateAt?: number },
+  ): TrainStepOutput {
+    this.referenceCapture(call, capture);
     const r = reference.lossAndGradients(this.dims, this.paramViews(), call.seq, call.targets!, { h0: call.h0, truncate, reduction });
     let squares = 0;
     for (const name of PARAM_NAMES) for (const g of r.grads[name]) squares += g * g;
@@ -409,15 +458,14 @@ export class RNN {
       for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= factor;
       clipped = true;
     }
-    const sgd = optimizer ?? null;
     PARAM_NAMES.forEach((name, i) => {
       const p = this.params[name].data() as Float32Array;
-      if (sgd) sgd.applyReference(name, p, grads[i], options.lr);
+      if (optimizer) optimizer.applyReference(name, p, grads[i], options.lr);
       else for (let j = 0; j < p.length; j++) p[j] -= options.lr * grads[i][j];
     });
     optimizer?.advance();
     hT.data().set(r.hT);
-    return { loss: r.loss, gradNorm, clipped, hT };
+    return { loss: r.loss, gradNorm, clipped, hT, hAt: capture.hAt };
   }
 
   private async runPinned<R>(call: PreparedCall, outputs: Tensor[], job: () => Promise<R>): Promise<R> {

@@ -34,6 +34,7 @@ struct Job {
   float* logits = nullptr;
   RnnGrads grads{};  // gradients outputs
   float* hT = nullptr;
+  StateCapture capture;
   // results
   LossResult loss{};
   TrainStepResult step{};
@@ -190,6 +191,8 @@ Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, std::vector<Napi::Ref
   const int32_t* targets = p.Array<int32_t>("targets", rows);
   p.CheckRange(targets, rows, static_cast<int32_t>(K), true, "targets");
   job.batch.targets = targets;
+  job.capture.dst = p.Array<float>("hAt", B * H, true);
+  if (job.capture.dst != nullptr) job.capture.step = static_cast<size_t>(p.Number("hAtStep", 0, 0, static_cast<double>(T - 1)));
   job.truncate = static_cast<size_t>(p.Number("truncate", 0, 0, kMaxElements));
   Napi::Value reduction = p.opts_.Get("reduction");
   if (reduction.IsString() && reduction.As<Napi::String>().Utf8Value() == "sum") {
@@ -242,11 +245,12 @@ void RunJob(Job& job, RnnWorkspace& ws) {
       break;
     case JobKind::kGradients:
       job.loss = rnn_loss_and_gradients(ks, pool, job.shape, job.params, job.batch, job.truncate,
-                                        job.reduction, ws, job.grads, job.hT);
+                                        job.reduction, ws, job.grads, job.hT, job.capture);
       break;
     case JobKind::kTrainStep:
       job.step = rnn_train_step(ks, pool, job.shape, job.mutable_params, job.batch, job.truncate,
-                                job.reduction, job.clip, job.optimizer, job.optimizer_state, ws, job.hT);
+                                job.reduction, job.clip, job.optimizer, job.optimizer_state, ws, job.hT,
+                                job.capture);
       break;
   }
 }

@@ -180,7 +180,8 @@ void rnn_forward(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape&
 LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool,
                                   const RnnShape& shape, const RnnParams& params,
                                   const RnnBatch& batch, size_t truncate, Reduction reduction,
-                                  RnnWorkspace& ws, const RnnGrads& grads, float* hT) {
+                                  RnnWorkspace& ws, const RnnGrads& grads, float* hT,
+                                  const StateCapture& capture) {
   const size_t D = shape.input, H = shape.hidden, K = shape.output, B = shape.batch;
   const size_t T = shape.steps, rows = T * B, block = B * H;
 
@@ -188,6 +189,7 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
   float* logits = ws.logits.floats(rows * K);
   ForwardInto(ks, pool, shape, params, batch, ws, states, logits);
   std::memcpy(hT, states + (T - 1) * block, block * sizeof(float));
+  if (capture.dst != nullptr) std::memcpy(capture.dst, states + capture.step * block, block * sizeof(float));
 
   // Fused output layer: softmax, cross-entropy and dL/dz for every row, z overwritten by dz.
   size_t counted = 0;
@@ -252,14 +254,14 @@ TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
                                const RnnBatch& batch, size_t truncate, Reduction reduction,
                                const ClipConfig& clip, const OptimizerConfig& optimizer,
                                float* const (&optimizer_state)[5][2], RnnWorkspace& ws,
-                               float* hT) {
+                               float* hT, const StateCapture& capture) {
   const size_t D = shape.input, H = shape.hidden, K = shape.output;
   const size_t sizes[5] = {H * D, H * H, H, K * H, K};
   float* g[5];
   for (int i = 0; i < 5; ++i) g[i] = ws.grads[i].floats(sizes[i]);
   const RnnParams read_only{params.U, params.W, params.b, params.V, params.c};
   const LossResult result = rnn_loss_and_gradients(ks, pool, shape, read_only, batch, truncate, reduction,
-                                                   ws, RnnGrads{g[0], g[1], g[2], g[3], g[4], nullptr}, hT);
+                                                   ws, RnnGrads{g[0], g[1], g[2], g[3], g[4], nullptr}, hT, capture);
 
   double squares = 0;
   for (int i = 0; i < 5; ++i)

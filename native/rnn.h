@@ -54,6 +54,13 @@ struct RnnBatch {
 
 enum class Reduction { kMean, kSum };
 
+// Where a call copies the states it computes besides hT: s_step ([B,H]) into dst, when dst is
+// set. TBPTT(k1, k2) windows overlap, and the next window starts from this state.
+struct StateCapture {
+  float* dst = nullptr;
+  size_t step = 0;
+};
+
 struct LossResult {
   double loss;     // reduced as requested; 0 when no target counts
   size_t counted;  // non-ignored targets
@@ -99,7 +106,8 @@ void rnn_forward(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape&
 LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool,
                                   const RnnShape& shape, const RnnParams& params,
                                   const RnnBatch& batch, size_t truncate, Reduction reduction,
-                                  RnnWorkspace& ws, const RnnGrads& grads, float* hT);
+                                  RnnWorkspace& ws, const RnnGrads& grads, float* hT,
+                                  const StateCapture& capture = {});
 
 struct ClipConfig {
   float max_norm = 0;   // 0: no global-norm rescaling
@@ -128,6 +136,6 @@ TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
                                const RnnBatch& batch, size_t truncate, Reduction reduction,
                                const ClipConfig& clip, const OptimizerConfig& optimizer,
                                float* const (&optimizer_state)[5][2], RnnWorkspace& ws,
-                               float* hT);
+                               float* hT, const StateCapture& capture = {});
 
 }  // namespace bptt
