@@ -3,7 +3,12 @@ import * as os from 'os';
 import * as path from 'path';
 import fc from 'fast-check';
 import { CheckpointError } from '../lib/errors';
-import { decodeSafetensors, encodeSafetensors, toFloat32, writeFileAtomic } from '../lib/train/safetensors';
+import { PARAM_NAMES } from '../lib/backend';
+import { RNN } from '../lib/rnn';
+import { Optimizer } from '../lib/optim';
+import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../lib/train/checkpoint';
+import { decodeSafetensors, encodeSafetensors, toFloat32, writeFileAtomic, WritableTensor } from '../lib/train/safetensors';
+import { CharTokenizer } from '../lib/train/tokenizer';
 
 /** A safetensors file from a header object (serialized as given) and raw data bytes. */
 function craft(header: unknown, data: Uint8Array | number = 0, rawHeader?: string): Buffer {
@@ -146,5 +151,115 @@ describe('atomic writes', () => {
     expect(() => writeFileAtomic(path.join(dir, 'sub'), Buffer.from('new'))).toThrow();
     expect(fs.readFileSync(file, 'utf8')).toBe('old');
     expect(fs.readdirSync(dir).sort()).toEqual(['m.safetensors', 'sub']);
+  });
+});
+
+describe('model checkpoints', () => {
+  const tokenizer = CharTokenizer.fromText('abcde\n');
+  const V = tokenizer.vocabSize;
+  const H = 5;
+  const model = () => new RNN({ inputSize: V, hiddenSize: H, outputSize: V, seed: 4 });
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-ckpt-'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('uses the PyTorch nn.RNN + nn.Linear state_dict names and shapes', () => {
+    const rnn = model();
+    const file = path.join(dir, 'layout.safetensors');
+    saveCheckpoint(file, rnn, { tokenizer, hyperparameters: { lr: 0.1 } });
+    const { tensors, metadata } = decodeSafetensors(fs.readFileSync(file));
+    const layout = Object.fromEntries([...tensors].map(([k, t]) => [k, [t.dtype, t.shape]]));
+    expect(layout).toEqual({
+      'rnn.weight_ih_l0': ['F32', [H, V]],
+      'rnn.weight_hh_l0': ['F32', [H, H]],
+      'rnn.bias_ih_l0': ['F32', [H]],
+      'rnn.bias_hh_l0': ['F32', [H]],
+      'fc.weight': ['F32', [V, H]],
+      'fc.bias': ['F32', [V]],
+    });
+    expect(Array.from(toFloat32(tensors.get('rnn.bias_hh_l0')!, 'b'))).toEqual(new Array(H).fill(0));
+    expect(toFloat32(tensors.get('rnn.weight_hh_l0')!, 'W')).toEqual(rnn.params.W.toArray());
+    expect(toFloat32(tensors.get('fc.weight')!, 'V')).toEqual(rnn.params.V.toArray());
+    expect(Object.values(metadata).every((v) => typeof v === 'string')).toBe(true);
+    expect(JSON.parse(metadata.vocab)).toEqual([...tokenizer.chars]);
+    expect(JSON.parse(metadata.hyperparameters)).toEqual({ lr: 0.1 });
+    expect(fs.readdirSync(dir)).toEqual(['layout.safetensors']);
+  });
+
+  it('round-trips parameters bit for bit, -0 included, with the optimizer state', () => {
+    const rnn = model();
+    const b = rnn.params.b.toArray() as Float32Array;
+    b[0] = -0;
+    rnn.setParams({ ...Object.fromEntries(PARAM_NAMES.map((n) => [n, rnn.params[n].toArray() as Float32Array])), b } as Parameters<RNN['setParams']>[0]);
+    const opt = new Optimizer(rnn, { kind: 'adam', beta1: 0.8 });
+    opt.loadState(Object.fromEntries(Object.entries(opt.state()).map(([k, v]) => [k, v.map((_, i) => i / 7)])), 12);
+    const ck = decodeCheckpoint(encodeCheckpoint(rnn, { tokenizer, optimizer: opt }));
+    for (const name of PARAM_NAMES) expect(Buffer.from((ck.rnn.params[name].toArray() as Float32Array).buffer)).toEqual(Buffer.from((rnn.params[name].toArray() as Float32Array).buffer));
+    expect(Object.is((ck.rnn.params.b.toArray() as Float32Array)[0], -0)).toBe(true);
+    expect(ck.optimizer?.kind).toBe('adam');
+    expect(ck.optimizer?.hyper.beta1).toBe(0.8);
+    expect(ck.optimizer?.step).toBe(12);
+    expect(ck.optimizer?.state()).toEqual(opt.state());
+    expect(ck.training).toBeNull();
+  });
+
+  it('loads a PyTorch-written state_dict (float64, no metadata) by summing the two biases', () => {
+    const rnn = model();
+    const p = Object.fromEntries(PARAM_NAMES.map((n) => [n, rnn.params[n].toArray() as Float32Array]));
+    const bhh = Float32Array.from({ length: H }, (_, i) => 0.25 * (i + 1));
+    const f64 = (a: Float32Array) => new Float64Array(a);
+    // Hand-written F64 file in PyTorch's key order.
+    const entries: [string, Float64Array, number[]][] = [
+      ['rnn.weight_ih_l0', f64(p.U), [H, V]],
+      ['rnn.weight_hh_l0', f64(p.W), [H, H]],
+      ['rnn.bias_ih_l0', f64(p.b), [H]],
+      ['rnn.bias_hh_l0', f64(bhh), [H]],
+      ['fc.weight', f64(p.V), [V, H]],
+      ['fc.bias', f64(p.c), [V]],
+    ];
+    const header: Record<string, unknown> = {};
+    let off = 0;
+    for (const [name, data, shape] of entries) {
+      header[name] = { dtype: 'F64', shape, data_offsets: [off, off + data.byteLength] };
+      off += data.byteLength;
+    }
+    const file = craft(header, Buffer.concat(entries.map(([, d]) => Buffer.from(d.buffer))));
+    const ck = decodeCheckpoint(file);
+    expect(ck.tokenizer).toBeNull();
+    expect(ck.rnn.hiddenSize).toBe(H);
+    expect(ck.rnn.params.U.toArray()).toEqual(p.U);
+    expect(ck.rnn.params.b.toArray()).toEqual(Float32Array.from(p.b, (v, i) => v + bhh[i]));
+  });
+
+  describe('rejects inconsistent model files with a CheckpointError', () => {
+    const rnn = new RNN({ inputSize: 3, hiddenSize: 2, outputSize: 3, seed: 1 });
+    const good = () => {
+      const t = new Map<string, WritableTensor>();
+      for (const [k, v] of decodeSafetensors(encodeCheckpoint(rnn)).tensors) t.set(k, { shape: v.shape, data: toFloat32(v, k) });
+      return t;
+    };
+    const cases: [string, () => Buffer][] = [
+      ['a missing tensor', () => { const t = good(); t.delete('rnn.weight_hh_l0'); return encodeSafetensors(t, {}); }],
+      ['a wrong shape', () => { const t = good(); t.set('fc.bias', { shape: [4], data: new Float32Array(4) }); return encodeSafetensors(t, {}); }],
+      ['a NaN weight', () => { const t = good(); t.set('fc.bias', { shape: [3], data: Float32Array.of(0, NaN, 0) }); return encodeSafetensors(t, {}); }],
+      ['an integer weight', () => { const t = good(); t.set('fc.bias', { shape: [3], data: new Int32Array(3) }); return encodeSafetensors(t, {}); }],
+      ['a vocabulary of the wrong size', () => encodeSafetensors(good(), { vocab: '["a","b"]' })],
+      ['metadata contradicting the shapes', () => encodeSafetensors(good(), { model: '{"hiddenSize":7}' })],
+      ['a relu model', () => encodeSafetensors(good(), { model: '{"nonlinearity":"relu"}' })],
+      ['an unknown optimizer', () => encodeSafetensors(good(), { optimizer: '{"kind":"lbfgs"}' })],
+      ['missing optimizer state', () => encodeSafetensors(good(), { optimizer: '{"kind":"adam","step":3}' })],
+      ['broken training metadata', () => encodeSafetensors(good(), { training: '{"step":-1}' })],
+      ['non-JSON hyperparameters', () => encodeSafetensors(good(), { hyperparameters: '{' })],
+      ['a bad RNG state', () => encodeSafetensors(good(), { rng: '[0,0,0,0]' })],
+    ];
+    it.each(cases)('%s', (_what, make) => {
+      expect(() => decodeCheckpoint(make())).toThrow(CheckpointError);
+    });
+  });
+
+  it('reports unreadable files as a CheckpointError', () => {
+    expect(() => loadCheckpoint(path.join(dir, 'nope.safetensors'))).toThrow(CheckpointError);
   });
 });

@@ -1,0 +1,508 @@
+#!/usr/bin/env node
+/**
+ * The `bptt` command: train a character-level Elman RNN on a text file (or on the embedded
+ * English first-name lists), sample from a checkpoint, evaluate a checkpoint on a file.
+ *
+ * main(argv) runs in-process and returns the exit code, so tests can drive it without spawning.
+ */
+import { createHash, randomInt } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import * as cliProgress from 'cli-progress';
+import { setNumThreads } from './index';
+import { OPTIMIZER_KINDS, OptimizerKind } from './optim';
+import { Rng } from './rng';
+import { nativeAvailable } from './native';
+import { BackendName, RNN } from './rnn';
+import { StreamBatcher, holdoutSplit } from './train/batcher';
+import { Checkpoint, loadCheckpoint, saveCheckpoint } from './train/checkpoint';
+import { defaultNames, namesText, shuffled } from './train/data';
+import { EvalResult, evaluate } from './train/evaluate';
+import { sample } from './train/sample';
+import { Schedule, ScheduleKind, checkSchedule } from './train/schedules';
+import { CharTokenizer } from './train/tokenizer';
+import { StepInfo, Trainer } from './train/trainer';
+
+export interface CliIO {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+}
+
+export interface CliOptions {
+  /** Stops training after the current step, like Ctrl-C (which the CLI also listens for). */
+  signal?: AbortSignal;
+}
+
+/** Settings of a training run, saved in the checkpoint so --resume continues the same run. */
+interface RunSettings {
+  hidden: number;
+  seq: number;
+  batch: number;
+  k1: number;
+  k2: number;
+  clip: number | null;
+  clipValue: number | null;
+  optim: OptimizerKind;
+  schedule: Schedule;
+  seed: number;
+  holdout: number;
+  data: { source: string; sha256: string };
+}
+
+/** Options that define a run; on --resume they come from the checkpoint. */
+const RUN_OPTIONS = ['hidden', 'seq', 'batch', 'k1', 'k2', 'clip', 'clipValue', 'optim', 'lr', 'schedule', 'warmup', 'decaySteps', 'seed', 'holdout'] as const;
+
+const DEFAULT_DATA = 'default: English first names (@stdlib)';
+const SAMPLE_TEMPERATURE = 0.8;
+
+function integer(min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer >= ${min}.`);
+    return n;
+  };
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number.');
+  return n;
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0.');
+  return n;
+}
+
+function fraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError('must be a number between 0 and 1.');
+  return n;
+}
+
+/** The run settings stored in a checkpoint, or null when they are missing or malformed. */
+function runSettings(v: unknown): RunSettings | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const r = v as Record<string, unknown>;
+  const count = (k: string): boolean => typeof r[k] === 'number' && Number.isSafeInteger(r[k]) && (r[k] as number) >= 1;
+  const optional = (k: string): boolean => r[k] === null || (typeof r[k] === 'number' && (r[k] as number) > 0);
+  const data = r.data as Record<string, unknown> | null;
+  const ok =
+    ['hidden', 'seq', 'batch', 'k1', 'k2'].every(count) &&
+    optional('clip') &&
+    optional('clipValue') &&
+    OPTIMIZER_KINDS.includes(r.optim as OptimizerKind) &&
+    typeof r.seed === 'number' &&
+    Number.isSafeInteger(r.seed) &&
+    typeof r.holdout === 'number' &&
+    r.holdout > 0 &&
+    r.holdout < 1 &&
+    typeof data === 'object' &&
+    data !== null &&
+    typeof data.source === 'string' &&
+    typeof data.sha256 === 'string';
+  if (!ok) return null;
+  try {
+    checkSchedule(r.schedule as Schedule);
+  } catch {
+    return null;
+  }
+  return r as unknown as RunSettings;
+}
+
+/** An error to report as one line and exit 1. */
+class UsageError extends Error {}
+
+function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+function readText(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (text.length === 0) throw new UsageError(`${file} is empty`);
+  return text;
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
+function formatNames(text: string): string {
+  return text
+    .split('\n')
+    .filter((n) => n.length > 0)
+    .join(', ');
+}
+
+/** Names from a sample, starting after a line break so the first one is whole, that are not in `known`. */
+function newNames(rnn: RNN, tokenizer: CharTokenizer, known: ReadonlySet<string>, count: number, rng: Rng): string[] {
+  const found = new Set<string>();
+  for (let tries = 0; tries < 20 && found.size < count; tries++) {
+    const text = sample(rnn, { tokenizer, prime: '\n', length: 400, temperature: SAMPLE_TEMPERATURE, rng });
+    const lines = text.split('\n');
+    lines.pop(); // the last one may be cut off
+    for (const name of lines) if (name.length > 1 && !known.has(name) && found.size < count) found.add(name);
+  }
+  return [...found];
+}
+
+interface Progress {
+  update(info: StepInfo, done: number, total: number, smooth: number, tokensPerSecond: number, eta: number): void;
+  log(text: string): void;
+  stop(): void;
+}
+
+/** A cli-progress bar on a terminal, plain log lines (every `every` steps) otherwise. */
+function progress(io: CliIO, total: number): Progress {
+  if (io.stdout.isTTY) {
+    const multi = new cliProgress.MultiBar(
+      {
+        stream: io.stdout,
+        format: '{bar} {value}/{total} | loss {loss} | smooth {smooth} | {tps} tok/s | ETA {eta}',
+        hideCursor: true,
+        gracefulExit: false,
+        barsize: 24,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    const bar = multi.create(total, 0, { loss: '-', smooth: '-', tps: '-', eta: '-' });
+    return {
+      update: (info, done, _t, smooth, tps, eta) => bar.update(done, { loss: info.loss.toFixed(3), smooth: smooth.toFixed(3), tps: Math.round(tps), eta: formatDuration(eta) }),
+      log: (text) => multi.log(`${text}\n`),
+      stop: () => multi.stop(),
+    };
+  }
+  const every = Math.max(1, Math.round(total / 20));
+  return {
+    update: (info, done, t, smooth, tps, eta) => {
+      if (done % every === 0 || done === t) {
+        io.stdout.write(`step ${info.step} (${done}/${t})  loss ${info.loss.toFixed(4)}  smooth ${smooth.toFixed(4)}  ${Math.round(tps)} tok/s  ETA ${formatDuration(eta)}  clipped ${(100 * info.clip.fractionClipped).toFixed(1)}%\n`);
+      }
+    },
+    log: (text) => io.stdout.write(`${text}\n`),
+    stop: () => undefined,
+  };
+}
+
+interface TrainFlags {
+  hidden: number;
+  seq: number;
+  batch: number;
+  k1?: number;
+  k2?: number;
+  clip: number;
+  clipValue?: number;
+  optim: OptimizerKind;
+  lr: number;
+  schedule: ScheduleKind;
+  warmup: number;
+  decaySteps?: number;
+  steps: number;
+  threads?: number;
+  seed: number;
+  out?: string;
+  resume?: string;
+  holdout: number;
+  sampleEvery?: number;
+  evalEvery?: number;
+}
+
+async function train(file: string | undefined, flags: TrainFlags, given: (name: string) => boolean, io: CliIO, options: CliOptions): Promise<number> {
+  if (flags.threads !== undefined) setNumThreads(flags.threads);
+  const resumed: Checkpoint | null = flags.resume ? loadCheckpoint(flags.resume) : null;
+  let settings: RunSettings;
+  if (resumed) {
+    const saved = runSettings(resumed.hyperparameters.run);
+    if (!saved || !resumed.tokenizer || !resumed.optimizer || !resumed.training) throw new UsageError(`${flags.resume} is not a training checkpoint of this CLI (no valid run settings, vocabulary, optimizer or training state)`);
+    const clash = RUN_OPTIONS.find((name) => given(name));
+    if (clash) throw new UsageError(`--${clash.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} cannot be changed on --resume: the run's settings come from the checkpoint`);
+    settings = saved;
+  } else {
+    const k1 = flags.k1 ?? flags.seq;
+    const k2 = flags.k2 ?? Math.max(k1, flags.seq);
+    if (k2 < k1) throw new UsageError(`--k2 (${k2}) must be >= --k1 (${k1})`);
+    const lr = flags.lr;
+    const schedule: Schedule =
+      flags.schedule === 'cosine'
+        ? { kind: 'cosine', lr, warmup: flags.warmup, total: flags.decaySteps ?? flags.steps, minLr: lr / 10 }
+        : flags.schedule === 'step'
+          ? { kind: 'step', lr, every: flags.decaySteps ?? Math.max(1, Math.round(flags.steps / 3)), gamma: 0.3 }
+          : { kind: 'constant', lr };
+    checkSchedule(schedule);
+    settings = {
+      hidden: flags.hidden,
+      seq: flags.seq,
+      batch: flags.batch,
+      k1,
+      k2,
+      clip: flags.clip ? flags.clip : null,
+      clipValue: flags.clipValue ?? null,
+      optim: flags.optim,
+      schedule,
+      seed: flags.seed,
+      holdout: flags.holdout,
+      data: { source: '', sha256: '' },
+    };
+  }
+
+  // Data. The default names are shuffled with the run's seed so the held-out names are a random sample.
+  let text: string;
+  let known: Set<string> | null = null;
+  if (file === undefined) {
+    const names = defaultNames();
+    known = new Set(names);
+    text = namesText(shuffled(names, settings.seed));
+  } else {
+    text = readText(file);
+  }
+  const source = file === undefined ? DEFAULT_DATA : path.resolve(file);
+  const sha256 = createHash('sha256').update(text).digest('hex');
+  const tokenizer = resumed?.tokenizer ?? CharTokenizer.fromText(text);
+  const { train: trainText, valid: validText } = holdoutSplit(text, settings.holdout);
+  let trainTokens: Int32Array;
+  try {
+    trainTokens = tokenizer.encode(trainText);
+  } catch (err) {
+    throw new UsageError(`${file ?? 'the data'} has characters the checkpoint's vocabulary lacks: ${(err as Error).message}`);
+  }
+  const validTokens = tokenizer.encode(validText, { skipUnknown: true });
+  const data = new StreamBatcher(trainTokens, settings.batch);
+  if (data.streamLength < settings.k1) {
+    throw new UsageError(`the training text (${trainTokens.length} characters in ${settings.batch} streams of ${data.streamLength}) is too short for --k1 ${settings.k1}; use a smaller --batch or --k1`);
+  }
+
+  let backend: BackendName = 'native';
+  if (!nativeAvailable()) {
+    backend = 'reference';
+    io.stderr.write('bptt: note: the native addon did not load; training on the (slow) pure-TS reference backend\n');
+  }
+  const rnn = resumed?.rnn ?? new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: settings.hidden, outputSize: tokenizer.vocabSize, seed: settings.seed, backend });
+  const trainer = new Trainer(rnn, {
+    optimizer: resumed?.optimizer ?? settings.optim,
+    lr: settings.schedule,
+    k1: settings.k1,
+    k2: settings.k2,
+    ...(settings.clip !== null ? { clipNorm: settings.clip } : {}),
+    ...(settings.clipValue !== null ? { clipValue: settings.clipValue } : {}),
+  });
+  const rng = resumed?.rng ?? new Rng(settings.seed + 1);
+  if (resumed?.training) {
+    const sameData = settings.data.sha256 === sha256;
+    if (!sameData) io.stderr.write(`bptt: note: the training text differs from the checkpoint's; starting from the beginning of the new text\n`);
+    trainer.loadState(sameData ? resumed.training : { ...resumed.training, data: null, h: null, historyInputs: new Int32Array(0), historySteps: 0 }, data);
+  }
+  settings = { ...settings, data: { source, sha256 } };
+  const out = flags.out ?? (file === undefined ? 'names.safetensors' : `${path.basename(file).replace(/\.[^.]*$/, '') || 'model'}.safetensors`);
+  const save = (): void => saveCheckpoint(out, rnn, { tokenizer, trainer, rng, hyperparameters: { run: settings } });
+  const validate = (): EvalResult | null => (validTokens.length >= 2 ? evaluate(rnn, validTokens, { batch: settings.batch, seq: 64 }) : null);
+  // One line, so it reads well between progress lines: names as a list, other text JSON-quoted.
+  const showSample = (): string => {
+    const s = sample(rnn, { tokenizer, length: known ? 200 : 120, temperature: SAMPLE_TEMPERATURE, rng });
+    return known ? formatNames(s) : JSON.stringify(s);
+  };
+
+  const controller = new AbortController();
+  const onSigint = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    io.stderr.write('\nbptt: interrupted, saving a checkpoint after the current step (Ctrl-C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const stopOnSignal = (): void => controller.abort();
+  options.signal?.addEventListener('abort', stopOnSignal);
+  if (options.signal?.aborted) controller.abort();
+
+  const steps = flags.steps;
+  io.stdout.write(
+    `training on ${file ?? DEFAULT_DATA}: ${trainTokens.length} training and ${validTokens.length} held-out characters, vocabulary ${tokenizer.vocabSize}; ` +
+      `hidden ${settings.hidden}, batch ${settings.batch}, TBPTT(k1=${settings.k1}, k2=${settings.k2}), ${settings.optim}, lr ${settings.schedule.lr}${settings.schedule.kind === 'constant' ? '' : ` (${settings.schedule.kind})`}` +
+      `${settings.clip !== null ? `, clip ${settings.clip}` : ''}${settings.clipValue !== null ? `, clip-value ${settings.clipValue}` : ''}; ` +
+      `${resumed ? `resuming at step ${trainer.step}, ` : ''}${steps} steps\n`,
+  );
+  const sampleEvery = flags.sampleEvery ?? Math.max(1, Math.round(steps / 4));
+  const evalEvery = flags.evalEvery ?? Math.max(1, Math.round(steps / 4));
+  const bar = progress(io, steps);
+  const started = performance.now();
+  let smooth = 0;
+  let seen = 0;
+  let done = 0;
+  let result;
+  try {
+    result = await trainer.fit(data, {
+      steps,
+      signal: controller.signal,
+      onStep: (info) => {
+        done++;
+        seen++;
+        smooth = 0.95 * smooth + 0.05 * info.loss;
+        const elapsed = (performance.now() - started) / 1000;
+        bar.update(info, done, steps, smooth / (1 - 0.95 ** seen), (done * info.tokens) / elapsed, ((steps - done) * elapsed) / done);
+        if (done < steps && done % evalEvery === 0) {
+          const v = validate();
+          if (v) bar.log(`step ${info.step}: held-out loss ${v.loss.toFixed(4)}, perplexity ${v.perplexity.toFixed(2)}`);
+        }
+        if (done < steps && done % sampleEvery === 0) bar.log(`sample at step ${info.step}: ${showSample()}`);
+      },
+    });
+  } finally {
+    bar.stop();
+    process.removeListener('SIGINT', onSigint);
+    options.signal?.removeEventListener('abort', stopOnSignal);
+  }
+  save();
+  const clip = trainer.clipStats;
+  io.stdout.write(
+    `${result.aborted ? 'stopped' : 'done'} after ${result.steps} steps (step ${trainer.step} in all) in ${formatDuration(result.seconds)}, ` +
+      `${Math.round(result.tokens / Math.max(result.seconds, 1e-9))} tok/s; last loss ${result.loss.toFixed(4)}; ` +
+      `gradient clipped on ${(100 * clip.fractionClipped).toFixed(1)}% of steps (mean pre-clip norm ${clip.meanNorm.toFixed(3)})\n`,
+  );
+  const v = validate();
+  if (v) io.stdout.write(`held-out loss ${v.loss.toFixed(4)} nats/char, perplexity ${v.perplexity.toFixed(3)} (${v.tokens} characters)\n`);
+  io.stdout.write(`checkpoint saved to ${out}\n`);
+  if (result.aborted) return 130;
+  if (known) {
+    const names = newNames(rnn, tokenizer, known, 20, rng);
+    io.stdout.write(`new names, not in the training list:\n${names.join(', ')}\n`);
+  } else {
+    io.stdout.write(`sample:\n${sample(rnn, { tokenizer, length: 300, temperature: SAMPLE_TEMPERATURE, rng })}\n`);
+  }
+  return 0;
+}
+
+function requireTokenizer(ck: Checkpoint, file: string): CharTokenizer {
+  if (!ck.tokenizer) throw new UsageError(`${file} has no vocabulary (a checkpoint written by \`bptt train\` has one)`);
+  return ck.tokenizer;
+}
+
+interface SampleFlags {
+  length: number;
+  temperature: number;
+  topK?: number;
+  prime?: string;
+  seed?: number;
+}
+
+function sampleCommand(file: string, flags: SampleFlags, io: CliIO): number {
+  const ck = loadCheckpoint(file);
+  const tokenizer = requireTokenizer(ck, file);
+  const prime = flags.prime;
+  if (prime !== undefined) {
+    const unknown = [...prime].find((ch) => !tokenizer.has(ch));
+    if (unknown !== undefined) throw new UsageError(`--prime has ${JSON.stringify(unknown)}, which is not in the model's vocabulary`);
+  }
+  const text = sample(ck.rnn, {
+    tokenizer,
+    length: flags.length,
+    temperature: flags.temperature,
+    seed: flags.seed ?? randomInt(2 ** 31),
+    ...(prime !== undefined && prime !== '' ? { prime } : {}),
+    ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
+  });
+  io.stdout.write(`${prime ?? ''}${text}\n`);
+  return 0;
+}
+
+function evalCommand(checkpoint: string, file: string, io: CliIO): number {
+  const ck = loadCheckpoint(checkpoint);
+  const tokenizer = requireTokenizer(ck, checkpoint);
+  const text = readText(file);
+  const tokens = tokenizer.encode(text, { skipUnknown: true });
+  const skipped = [...text].length - tokens.length;
+  if (tokens.length < 2) throw new UsageError(`${file} has fewer than 2 characters in the model's vocabulary`);
+  const r = evaluate(ck.rnn, tokens);
+  io.stdout.write(`loss ${r.loss.toFixed(4)} nats/char (${(r.loss / Math.LN2).toFixed(4)} bits/char), perplexity ${r.perplexity.toFixed(3)}, ${r.tokens} characters predicted${skipped > 0 ? `, ${skipped} characters outside the vocabulary skipped` : ''}\n`);
+  return 0;
+}
+
+/** Runs the CLI with `argv` (the arguments after the program name) and returns the exit code. */
+export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }, options: CliOptions = {}): Promise<number> {
+  let code = 0;
+  const program = new Command('bptt')
+    .description('Train character-level Elman RNNs with truncated backpropagation through time')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: (s, write) => write(`bptt: ${s}`) })
+    .showSuggestionAfterError(false)
+    .allowExcessArguments(false);
+
+  const trainCmd = program
+    .command('train')
+    .description('train a model on FILE (default: the embedded English first-name lists) and save a checkpoint')
+    .argument('[file]', 'UTF-8 text file to train on')
+    .option('--hidden <n>', 'hidden units', integer(1), 128)
+    .option('--seq <n>', 'steps per chunk: the default for --k1 (and --k2)', integer(1), 32)
+    .option('--batch <n>', 'parallel streams per step', integer(1), 32)
+    .option('--k1 <n>', 'TBPTT: new steps per update (default --seq)', integer(1))
+    .option('--k2 <n>', 'TBPTT: steps backpropagated through per update, >= k1 (default max(k1, --seq))', integer(1))
+    .option('--clip <g>', 'rescale the gradient to this global L2 norm when larger (0: off)', nonNegativeNumber, 5)
+    .option('--clip-value <v>', 'clamp each gradient element to [-v, v]', positiveNumber)
+    .addOption(new Option('--optim <kind>', 'optimizer').choices(OPTIMIZER_KINDS as string[]).default('adam'))
+    .option('--lr <x>', 'learning rate', positiveNumber, 3e-3)
+    .addOption(new Option('--schedule <kind>', 'learning-rate schedule').choices(['constant', 'step', 'cosine']).default('constant'))
+    .option('--warmup <n>', 'cosine schedule: warm-up steps', integer(0), 0)
+    .option('--decay-steps <n>', 'cosine: steps to decay over (default --steps); step: steps between decays', integer(1))
+    .option('--steps <n>', 'updates to run (more updates on --resume)', integer(0), 1200)
+    .option('--threads <n>', 'native worker threads (default: all cores)', integer(1))
+    .option('--seed <n>', 'seed for initialisation and data order', integer(0), 1)
+    .option('--holdout <f>', 'fraction of the text held out for evaluation', fraction, 0.1)
+    .option('--sample-every <n>', 'print a sample every n steps (default: 4 times a run)', integer(1))
+    .option('--eval-every <n>', 'print the held-out loss every n steps (default: 4 times a run)', integer(1))
+    .option('--out <path>', 'checkpoint to write (default: <FILE name>.safetensors, or names.safetensors)')
+    .option('--resume <path>', 'continue the run saved in this checkpoint')
+    .action(async (file: string | undefined, flags: TrainFlags) => {
+      const given = (name: string): boolean => trainCmd.getOptionValueSource(name) === 'cli';
+      code = await train(file, flags, given, io, options);
+    });
+
+  program
+    .command('sample')
+    .description('generate text from a checkpoint')
+    .argument('<checkpoint>', 'checkpoint written by `bptt train`')
+    .option('--length <n>', 'characters to generate', integer(0), 200)
+    .option('--temperature <t>', 'softmax temperature (0: always the most likely character)', nonNegativeNumber, 1)
+    .option('--top-k <k>', 'draw among the k most likely characters only', integer(1))
+    .option('--prime <text>', 'text to start from')
+    .option('--seed <n>', 'seed of the sampler (default: random)', integer(0))
+    .action((file: string, flags: SampleFlags) => {
+      code = sampleCommand(file, flags, io);
+    });
+
+  program
+    .command('eval')
+    .description('held-out loss and perplexity of a checkpoint on a text file')
+    .argument('<checkpoint>', 'checkpoint written by `bptt train`')
+    .argument('<file>', 'UTF-8 text file')
+    .action((checkpoint: string, file: string) => {
+      code = evalCommand(checkpoint, file, io);
+    });
+
+  try {
+    if (argv.length === 0) throw new UsageError('missing command: train, sample or eval (see bptt --help)');
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    io.stderr.write(`bptt: error: ${oneLine(err instanceof Error ? err.message : String(err))}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`bptt: error: ${oneLine(String(err))}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,68 @@
+/** Held-out evaluation: mean cross-entropy per token (nats) and perplexity over a token stream. */
+import type { RNN } from '../rnn';
+import { Tensor } from '../tensor';
+import { StreamBatcher } from './batcher';
+
+export interface EvalOptions {
+  /** Parallel streams (default 32, fewer when the text is short). */
+  batch?: number;
+  /** Steps per forward call (default 64). */
+  seq?: number;
+}
+
+export interface EvalResult {
+  /** Mean cross-entropy per predicted token, in nats. */
+  loss: number;
+  perplexity: number;
+  /** Tokens predicted. */
+  tokens: number;
+}
+
+/**
+ * Runs the model over the whole stream, cut into parallel streams like the training data, with
+ * the hidden state carried across chunks so every prediction sees its full left context.
+ */
+export function evaluate(rnn: RNN, tokens: Int32Array, options: EvalOptions = {}): EvalResult {
+  const batch = Math.max(1, Math.min(options.batch ?? 32, tokens.length - 1));
+  const seq = options.seq ?? 64;
+  if (!Number.isInteger(seq) || seq < 1) throw new RangeError(`seq must be a positive integer, got ${seq}`);
+  if (tokens.length < 2) throw new RangeError(`evaluation needs at least 2 tokens, got ${tokens.length}`);
+  const data = new StreamBatcher(tokens, batch);
+  const K = rnn.outputSize;
+  let sum = 0;
+  let count = 0;
+  let h: Tensor | undefined;
+  try {
+    for (let from = 0; from < data.streamLength; from += seq) {
+      const chunk = data.slice(from, Math.min(seq, data.streamLength - from));
+      const x = Tensor.from(chunk.inputs, [chunk.steps, batch]);
+      try {
+        const r = rnn.forward(x, h ? { h0: h } : {});
+        h?.dispose();
+        h = r.hT;
+        const logits = r.logits.toArray();
+        r.states.dispose();
+        r.logits.dispose();
+        for (let row = 0; row < chunk.targets.length; row++) {
+          sum += crossEntropy(logits, row * K, K, chunk.targets[row]);
+          count++;
+        }
+      } finally {
+        x.dispose();
+      }
+    }
+  } finally {
+    h?.dispose();
+  }
+  const loss = sum / count;
+  return { loss, perplexity: Math.exp(loss), tokens: count };
+}
+
+/** -log softmax(z)[target] in float64, shifted by the max for stability. */
+function crossEntropy(z: ArrayLike<number>, at: number, K: number, target: number): number {
+  let max = -Infinity;
+  for (let k = 0; k < K; k++) if (z[at + k] > max) max = z[at + k];
+  let s = 0;
+  for (let k = 0; k < K; k++) s += Math.exp(z[at + k] - max);
+  return Math.log(s) + max - z[at + target];
+}

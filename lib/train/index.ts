@@ -1,0 +1,20 @@
+/** Training jobs: data, TBPTT(k1, k2) trainer, schedules, evaluation, sampling and checkpoints. */
+export { CharTokenizer } from './tokenizer';
+export type { EncodeOptions } from './tokenizer';
+export { StreamBatcher, holdoutSplit } from './batcher';
+export type { Chunk, BatcherState } from './batcher';
+export { defaultNames, namesText, shuffled } from './data';
+export { learningRate, checkSchedule } from './schedules';
+export type { Schedule, ScheduleKind } from './schedules';
+export { ClipStats } from './clipping';
+export type { ClipSummary } from './clipping';
+export { Trainer } from './trainer';
+export type { TrainerOptions, StepInfo, FitOptions, FitResult, TrainerState } from './trainer';
+export { evaluate } from './evaluate';
+export type { EvalOptions, EvalResult } from './evaluate';
+export { sample } from './sample';
+export type { SampleOptions, TextSampleOptions, TokenSampleOptions } from './sample';
+export { saveCheckpoint, loadCheckpoint, encodeCheckpoint, decodeCheckpoint, TORCH_NAMES, TORCH_BIAS_HH, CHECKPOINT_FORMAT } from './checkpoint';
+export type { Checkpoint, CheckpointExtra, LoadOptions } from './checkpoint';
+export { encodeSafetensors, decodeSafetensors, writeFileAtomic, DTYPE_SIZES } from './safetensors';
+export type { SafetensorsDType, RawTensor, SafetensorsContents, WritableTensor } from './safetensors';

@@ -1,0 +1,113 @@
+/**
+ * Text generation: feed a primer, then draw one token at a time from the softmax of the logits
+ * (scaled by 1/temperature, optionally restricted to the top k), feeding each draw back in with
+ * the carried hidden state. Deterministic for a seed.
+ */
+import type { RNN } from '../rnn';
+import { Rng } from '../rng';
+import { Tensor } from '../tensor';
+import type { CharTokenizer } from './tokenizer';
+
+export interface SampleOptions {
+  /** Tokens to generate. */
+  length: number;
+  /** Softmax temperature; 0 picks the most likely token every time. Default 1. */
+  temperature?: number;
+  /** Draw only among the k most likely tokens. */
+  topK?: number;
+  /** Seed of the sampling RNG (default 0); ignored when `rng` is given. */
+  seed?: number;
+  /** Generator to draw from (and advance), for callers that keep one RNG across calls. */
+  rng?: Rng;
+}
+
+export interface TextSampleOptions extends SampleOptions {
+  tokenizer: CharTokenizer;
+  /** Text to condition on; default: a line break when the vocabulary has one (starts a new line). */
+  prime?: string;
+}
+
+export interface TokenSampleOptions extends SampleOptions {
+  tokenizer?: undefined;
+  /** Token ids to condition on; default: one token drawn uniformly. */
+  prime?: ArrayLike<number>;
+}
+
+/** Returns the generated continuation (without the primer): text with a tokenizer, else token ids. */
+export function sample(rnn: RNN, options: TextSampleOptions): string;
+export function sample(rnn: RNN, options: TokenSampleOptions): Int32Array;
+export function sample(rnn: RNN, options: TextSampleOptions | TokenSampleOptions): string | Int32Array {
+  if (typeof options !== 'object' || options === null) throw new TypeError('sample options must be an object');
+  const { length, temperature = 1, topK } = options;
+  if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer, got ${length}`);
+  if (typeof temperature !== 'number' || !(Number.isFinite(temperature) && temperature >= 0)) throw new RangeError(`temperature must be a finite number >= 0, got ${temperature}`);
+  const K = rnn.outputSize;
+  if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) throw new RangeError(`topK must be a positive integer, got ${topK}`);
+  if (K > rnn.inputSize) throw new RangeError(`sampling feeds outputs back as inputs, so outputSize (${K}) must not exceed inputSize (${rnn.inputSize})`);
+  if (options.seed !== undefined && !Number.isSafeInteger(options.seed)) throw new RangeError(`seed must be an integer, got ${options.seed}`);
+  const rng = options.rng ?? new Rng(options.seed ?? 0);
+
+  let primer: Int32Array;
+  if (options.tokenizer) {
+    const tok = options.tokenizer;
+    if (tok.vocabSize !== rnn.inputSize) throw new RangeError(`the tokenizer has ${tok.vocabSize} characters but the model takes ${rnn.inputSize} inputs`);
+    const text = options.prime ?? (tok.has('\n') ? '\n' : '');
+    primer = tok.encode(text);
+  } else {
+    primer = Int32Array.from(options.prime ?? []);
+    for (const id of primer) if (!(id >= 0 && id < rnn.inputSize)) throw new RangeError(`prime token ${id} is outside [0, ${rnn.inputSize})`);
+  }
+  if (primer.length === 0) primer = Int32Array.of(rng.int(K));
+
+  const out = new Int32Array(length);
+  const scratch = new Float64Array(K);
+  let h: Tensor | undefined;
+  let inputs = primer;
+  try {
+    for (let i = 0; i < length; i++) {
+      const x = Tensor.from(inputs, [inputs.length, 1]);
+      let logits: Float32Array;
+      try {
+        const r = rnn.forward(x, h ? { h0: h } : {});
+        h?.dispose();
+        h = r.hT;
+        logits = (r.logits.toArray() as Float32Array).subarray((inputs.length - 1) * K);
+        r.states.dispose();
+        r.logits.dispose();
+      } finally {
+        x.dispose();
+      }
+      out[i] = pick(logits, temperature, topK, rng, scratch);
+      inputs = out.subarray(i, i + 1);
+    }
+  } finally {
+    h?.dispose();
+  }
+  return options.tokenizer ? options.tokenizer.decode(out) : out;
+}
+
+/** Draws an index from softmax(logits / temperature), restricted to the topK largest. */
+function pick(logits: ArrayLike<number>, temperature: number, topK: number | undefined, rng: Rng, p: Float64Array): number {
+  const K = logits.length;
+  let best = 0;
+  for (let k = 1; k < K; k++) if (logits[k] > logits[best]) best = k;
+  if (temperature === 0 || topK === 1) return best;
+  let threshold = -Infinity;
+  if (topK !== undefined && topK < K) {
+    const sorted = Array.from(logits).sort((a, b) => b - a);
+    threshold = sorted[topK - 1];
+  }
+  // Ties at the threshold may admit a few more than topK; keeping them all avoids an arbitrary
+  // order-dependent choice.
+  let total = 0;
+  for (let k = 0; k < K; k++) {
+    p[k] = logits[k] >= threshold ? Math.exp((logits[k] - logits[best]) / temperature) : 0;
+    total += p[k];
+  }
+  let r = rng.next() * total;
+  for (let k = 0; k < K; k++) {
+    r -= p[k];
+    if (r < 0 && p[k] > 0) return k;
+  }
+  return best;
+}
