@@ -18,6 +18,7 @@ export type {
   TrainStepOptions,
   TrainStepOutput,
 } from './rnn';
+export type { RNNSampleOptions } from './rnn';
 export { Tensor } from './tensor';
 export type { DType } from './tensor';
 export { Optimizer, OPTIMIZER_KINDS } from './optim';
@@ -41,6 +42,7 @@ export type {
 export { NativeBackend } from './backends/native';
 export { ReferenceBackend } from './backends/reference';
 export { nativeAvailable } from './native';
+export * from './train';
 
 /** The compute backends over plain typed arrays: the addon, and the pure-TS float64 oracle. */
 export const backends = { native, reference } as const;

@@ -28,6 +28,8 @@ import { DTypeError, NonFiniteError, ShapeError } from './errors';
 import { Optimizer } from './optim';
 import { Rng } from './rng';
 import { Tensor } from './tensor';
+import { SampleOptions, sample } from './train/sample';
+import type { CharTokenizer } from './train/tokenizer';
 
 export type BackendName = 'native' | 'reference';
 
@@ -78,6 +80,13 @@ export interface TrainStepOptions extends LossAndGradientsOptions {
   optimizer?: Optimizer;
 }
 
+export interface RNNSampleOptions extends SampleOptions {
+  /** Text (with a tokenizer) or token ids to condition on. */
+  prime?: string | ArrayLike<number>;
+  /** Overrides rnn.tokenizer. */
+  tokenizer?: CharTokenizer;
+}
+
 export interface TrainStepOutput {
   loss: number;
   /** Global L2 norm of the parameter gradients, before clipping. */
@@ -108,6 +117,8 @@ export class RNN {
   readonly backend: BackendName;
   readonly seed: number;
   readonly params: Params;
+  /** The vocabulary of a character model (set by loadCheckpoint and the CLI); sample() returns text when set. */
+  tokenizer: CharTokenizer | undefined;
   #engine: NativeEngine | undefined;
 
   constructor(options: RNNOptions) {
@@ -136,6 +147,7 @@ export class RNN {
       params[name] = t;
     }
     this.params = Object.freeze(params);
+    this.tokenizer = undefined;
   }
 
   get dims(): Dims {
@@ -255,6 +267,20 @@ export class RNN {
     );
     optimizer?.advance();
     return { ...r, hT, hAt: capture.hAt };
+  }
+
+  /**
+   * Generates a continuation one token at a time, carrying the hidden state; deterministic for a
+   * seed. Returns text when a tokenizer is known, else token ids.
+   */
+  sample(options: RNNSampleOptions): string | Int32Array {
+    const tokenizer = options?.tokenizer ?? this.tokenizer;
+    if (tokenizer !== undefined) {
+      if (options.prime !== undefined && typeof options.prime !== 'string') throw new TypeError('with a tokenizer, prime must be a string');
+      return sample(this, { ...options, tokenizer, prime: options.prime });
+    }
+    if (typeof options?.prime === 'string') throw new TypeError('a string prime needs a tokenizer (set rnn.tokenizer or pass one)');
+    return sample(this, { ...options, tokenizer: undefined, prime: options?.prime as ArrayLike<number> | undefined });
   }
 
   /** Frees the parameters (the model is unusable afterwards). */
