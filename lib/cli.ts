@@ -167,10 +167,10 @@ function progress(io: CliIO, total: number): Progress {
     const multi = new cliProgress.MultiBar(
       {
         stream: io.stdout,
-        format: '{bar} {value}/{total} | loss {loss} | smooth {smooth} | {tps} tok/s | ETA {eta}',
+        format: '{bar} {value}/{total} loss {loss} smooth {smooth} {tps} tok/s ETA {eta}',
         hideCursor: true,
         gracefulExit: false,
-        barsize: 24,
+        barsize: 16,
       },
       cliProgress.Presets.shades_classic,
     );
@@ -286,6 +286,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     io.stderr.write('bptt: note: the native addon did not load; training on the (slow) pure-TS reference backend\n');
   }
   const rnn = resumed?.rnn ?? new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: settings.hidden, outputSize: tokenizer.vocabSize, seed: settings.seed, backend });
+  rnn.tokenizer = tokenizer;
   const trainer = new Trainer(rnn, {
     optimizer: resumed?.optimizer ?? settings.optim,
     lr: settings.schedule,

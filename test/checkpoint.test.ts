@@ -198,6 +198,7 @@ describe('model checkpoints', () => {
     const ck = decodeCheckpoint(encodeCheckpoint(rnn, { tokenizer, optimizer: opt }));
     for (const name of PARAM_NAMES) expect(Buffer.from((ck.rnn.params[name].toArray() as Float32Array).buffer)).toEqual(Buffer.from((rnn.params[name].toArray() as Float32Array).buffer));
     expect(Object.is((ck.rnn.params.b.toArray() as Float32Array)[0], -0)).toBe(true);
+    expect(ck.rnn.tokenizer?.chars).toEqual(tokenizer.chars);
     expect(ck.optimizer?.kind).toBe('adam');
     expect(ck.optimizer?.hyper.beta1).toBe(0.8);
     expect(ck.optimizer?.step).toBe(12);

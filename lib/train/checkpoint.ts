@@ -38,6 +38,7 @@ export const TORCH_NAMES = {
 export const TORCH_BIAS_HH = 'rnn.bias_hh_l0';
 
 export interface CheckpointExtra {
+  /** Default: rnn.tokenizer. */
   tokenizer?: CharTokenizer;
   /** Saves its optimizer and its state (carried hidden state, data position, step, clip counts). */
   trainer?: Trainer;
@@ -86,11 +87,12 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
     format: CHECKPOINT_FORMAT,
     model: JSON.stringify({ inputSize: rnn.inputSize, hiddenSize: rnn.hiddenSize, outputSize: rnn.outputSize, seed: rnn.seed, nonlinearity: 'tanh' }),
   };
-  if (extra.tokenizer) {
-    if (extra.tokenizer.vocabSize !== rnn.inputSize || extra.tokenizer.vocabSize !== rnn.outputSize) {
-      throw new RangeError(`the tokenizer's ${extra.tokenizer.vocabSize} characters do not match the model's ${rnn.inputSize} inputs and ${rnn.outputSize} outputs`);
+  const tokenizer = extra.tokenizer ?? rnn.tokenizer;
+  if (tokenizer) {
+    if (tokenizer.vocabSize !== rnn.inputSize || tokenizer.vocabSize !== rnn.outputSize) {
+      throw new RangeError(`the tokenizer's ${tokenizer.vocabSize} characters do not match the model's ${rnn.inputSize} inputs and ${rnn.outputSize} outputs`);
     }
-    metadata.vocab = extra.tokenizer.serialize();
+    metadata.vocab = tokenizer.serialize();
   }
   if (extra.hyperparameters) metadata.hyperparameters = JSON.stringify(extra.hyperparameters);
   const optimizer = extra.trainer?.optimizer ?? extra.optimizer;
@@ -175,6 +177,7 @@ export function decodeCheckpoint(bytes: Uint8Array, options: LoadOptions = {}, w
   if (metadata.vocab !== undefined) {
     tokenizer = wrap(() => CharTokenizer.deserialize(metadata.vocab));
     if (tokenizer.vocabSize !== D || tokenizer.vocabSize !== K) fail(`vocabulary has ${tokenizer.vocabSize} characters but the model has ${D} inputs and ${K} outputs`);
+    rnn.tokenizer = tokenizer;
   }
 
   let optimizer: Optimizer | null = null;
