@@ -105,9 +105,12 @@ function pick(logits: ArrayLike<number>, temperature: number, topK: number | und
     total += p[k];
   }
   let r = rng.next() * total;
+  let last = best;
   for (let k = 0; k < K; k++) {
+    if (p[k] === 0) continue;
     r -= p[k];
-    if (r < 0 && p[k] > 0) return k;
+    if (r < 0) return k;
+    last = k;
   }
-  return best;
+  return last; // r stayed >= 0 only through rounding: the draw belongs to the last candidate
 }
