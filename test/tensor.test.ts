@@ -79,8 +79,9 @@ describe('Tensor', () => {
   });
 
   test('the native release refuses foreign buffers instead of crashing', () => {
-    expect(() => addon().release(new ArrayBuffer(8))).toThrow(TypeError);
-    expect(() => addon().release(42)).toThrow(TypeError);
-    expect(() => addon().allocate(-1)).toThrow(RangeError);
+    // The addon's errors belong to Node's main realm, not Jest's, so match on messages.
+    expect(() => addon().release(new ArrayBuffer(8))).toThrow(/not made by allocate/);
+    expect(() => addon().release(42)).toThrow(/expects one ArrayBuffer/);
+    expect(() => addon().allocate(-1)).toThrow(/byte count must be an integer/);
   });
 });

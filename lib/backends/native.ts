@@ -35,10 +35,11 @@ export function createEngine(): NativeEngine {
 
 /** Maps the addon's coded errors onto the library's typed errors. */
 export function translateNativeError(err: unknown): unknown {
-  if (err instanceof Error) {
-    const code = (err as Error & { code?: string }).code;
-    if (code === 'BPTT_NON_FINITE') return new NonFiniteError(err.message);
-    if (code === 'BPTT_IN_USE') return new TensorInUseError(err.message);
+  // Duck-typed: errors made by the addon may come from another realm (vm contexts, test runners).
+  if (typeof err === 'object' && err !== null) {
+    const { code, message } = err as { code?: unknown; message?: unknown };
+    if (code === 'BPTT_NON_FINITE') return new NonFiniteError(String(message));
+    if (code === 'BPTT_IN_USE') return new TensorInUseError(String(message));
   }
   return err;
 }
