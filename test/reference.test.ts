@@ -4,7 +4,8 @@
  * defining equations.
  */
 import { DTypeError, NonFiniteError, ShapeError, backends } from '../lib';
-import { Backend, Dims, PARAM_NAMES, ParamArrays, Reduction, Sequence } from '../lib/backend';
+import { jacobianProductNorms, lagGradientNorms, truncationBias } from '../lib/backends/reference';
+import { Backend, Dims, GradientOptions, PARAM_NAMES, ParamArrays, Reduction, Sequence } from '../lib/backend';
 import { Problem, mulberry32, randomProblem, relErr } from './helpers/oracle-checks';
 
 const ref = backends.reference;
@@ -18,17 +19,26 @@ function lossOf(p: Problem, params: ParamArrays, h0: Float64Array | null, reduct
 }
 
 describe('reference gradients vs central finite differences (float64)', () => {
-  const cases = [
-    { D: 3, H: 4, K: 5, T: 4, B: 2, kind: 'tokens' as const, ignoreFraction: 0.3, withH0: true, reduction: 'mean' as const },
-    { D: 4, H: 3, K: 2, T: 5, B: 1, kind: 'dense' as const, ignoreFraction: 0, withH0: false, reduction: 'sum' as const },
-    { D: 2, H: 5, K: 3, T: 1, B: 3, kind: 'dense' as const, ignoreFraction: 0.3, withH0: true, reduction: 'sum' as const },
-    { D: 5, H: 2, K: 4, T: 6, B: 2, kind: 'tokens' as const, ignoreFraction: 0, withH0: true, reduction: 'mean' as const },
+  // Every combination of input kind, reduction, h0 given or omitted, and ignored targets or not.
+  const cases = (['tokens', 'dense'] as const).flatMap((kind) =>
+    (['mean', 'sum'] as const).flatMap((reduction) =>
+      [true, false].flatMap((withH0) => [0, 0.4].map((ignoreFraction) => ({ kind, reduction, withH0, ignoreFraction }))),
+    ),
+  );
+  const sizes = [
+    { D: 3, H: 4, K: 5, T: 4, B: 2 },
+    { D: 4, H: 3, K: 2, T: 5, B: 1 },
+    { D: 2, H: 5, K: 3, T: 1, B: 3 },
+    { D: 5, H: 2, K: 4, T: 6, B: 2 },
   ];
-  test.each(cases.map((c, i) => [i, c] as const))('case %i', (i, c) => {
-    const p = randomProblem(mulberry32(100 + i), { ...c, scale: 0.8 });
+  test.each(cases.map((c, i) => [i, c.kind, c.reduction, c.withH0 ? 'h0' : 'no h0', c.ignoreFraction, c] as const))('case %i: %s, %s, %s, ignored %d', (i, _kind, _reduction, _h0, _ignore, c) => {
+    const size = sizes[i % sizes.length];
+    const p = randomProblem(mulberry32(100 + i), { ...size, ...c, scale: 0.8 });
+    expect(p.targets.some((y) => y >= 0)).toBe(true);
     const params = toF64(p.params);
-    const h0 = p.h0 ? Float64Array.from(p.h0) : new Float64Array(c.B * c.H);
-    const g = ref.lossAndGradients(p.dims, params, p.seq, p.targets, { h0, reduction: c.reduction }).grads;
+    // Omitted h0 means zeros; finite differences still need a buffer to perturb.
+    const h0 = p.h0 ? Float64Array.from(p.h0) : new Float64Array(size.B * size.H);
+    const g = ref.lossAndGradients(p.dims, params, p.seq, p.targets, { h0: p.h0 ? h0 : undefined, reduction: c.reduction }).grads;
     const eps = 1e-6;
     const numeric = (arr: Float64Array, evaluate: () => number): Float64Array => {
       const out = new Float64Array(arr.length);
@@ -52,6 +62,21 @@ describe('reference gradients vs central finite differences (float64)', () => {
   });
 });
 
+/** Steps [start, end) of a sequence. */
+function subSequence(seq: Sequence, D: number, start: number, end: number): Sequence {
+  const B = seq.batch;
+  const input: Sequence['input'] = seq.input.kind === 'tokens'
+    ? { kind: 'tokens', data: seq.input.data.slice(start * B, end * B) }
+    : { kind: 'dense', data: seq.input.data.slice(start * B * D, end * B * D) };
+  return { steps: end - start, batch: B, input };
+}
+
+function norm(a: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i] * a[i];
+  return Math.sqrt(sum);
+}
+
 /**
  * Truncation by brute force: L_t's truncated gradient is the full gradient of L_t on the
  * sub-sequence x_{t-k+1..t} started from the (detached) state s_{t-k}, or from h0 when the
@@ -71,10 +96,7 @@ function bruteForceTruncated(p: Problem, k: number, reduction: Reduction) {
     const len = t - start + 1;
     const subTargets = new Int32Array(len * B).fill(-1);
     subTargets.set(targets.subarray(t * B, (t + 1) * B), (len - 1) * B);
-    const input = seq.input.kind === 'tokens'
-      ? { kind: 'tokens' as const, data: seq.input.data.slice(start * B, (t + 1) * B) }
-      : { kind: 'dense' as const, data: seq.input.data.slice(start * B * D, (t + 1) * B * D) };
-    const sub: Sequence = { steps: len, batch: B, input };
+    const sub = subSequence(seq, D, start, t + 1);
     const h0 = start === 0 ? p.h0 : Float64Array.from(states.subarray((start - 1) * B * H, start * B * H));
     const r = ref.lossAndGradients(dims, p.params, sub, subTargets, { h0, reduction: 'sum' });
     loss += r.loss;
@@ -194,8 +216,219 @@ describe.each(['reference', 'native'] as const)('backend-level validation: %s', 
     ['truncate 0', () => be.lossAndGradients(dims, p.params, p.seq, p.targets, { truncate: 0 }), RangeError],
     ['truncate 1.5', () => be.lossAndGradients(dims, p.params, p.seq, p.targets, { truncate: 1.5 }), RangeError],
     ['reduction max', () => be.lossAndGradients(dims, p.params, p.seq, p.targets, { reduction: 'max' as 'sum' }), TypeError],
+    ['Infinity in b', () => be.forward(dims, { ...p.params, b: new Float32Array(4).fill(Infinity) }, p.seq), NonFiniteError],
+    ['NaN in dense inputs', () => be.forward(dims, p.params, { ...p.seq, input: { kind: 'dense', data: nan(12) } }), NonFiniteError],
+    ['dense inputs as Float64Array', () => be.forward(dims, p.params, { ...p.seq, input: { kind: 'dense', data: new Float64Array(12) as unknown as Float32Array } }), DTypeError],
+    ['negative token', () => be.forward(dims, p.params, { ...p.seq, input: { kind: 'tokens', data: new Int32Array([0, -1, 1, 1]) } }), RangeError],
+    ['token inputs of the wrong length', () => be.forward(dims, p.params, { ...p.seq, input: { kind: 'tokens', data: new Int32Array(5) } }), ShapeError],
+    ['input kind sparse', () => be.forward(dims, p.params, { ...p.seq, input: { kind: 'sparse', data: new Int32Array(4) } as unknown as Sequence['input'] }), TypeError],
+    ['params.c missing', () => be.forward(dims, { ...p.params, c: undefined as unknown as Float32Array }, p.seq), DTypeError],
+    ['params null', () => be.forward(dims, null as unknown as ParamArrays, p.seq), TypeError],
+    ['dims null', () => be.forward(null as unknown as Dims, p.params, p.seq), TypeError],
+    ['sequence null', () => be.forward(dims, p.params, null as unknown as Sequence), TypeError],
+    ['inputSize 2.5', () => be.forward({ ...dims, inputSize: 2.5 }, p.params, p.seq), RangeError],
+    ['steps -2', () => be.forward(dims, p.params, { ...p.seq, steps: -2 }), RangeError],
+    ['h0 as Int32Array', () => be.forward(dims, p.params, p.seq, new Int32Array(8) as unknown as Float32Array), DTypeError],
+    ['gradient h0 of the wrong length', () => be.lossAndGradients(dims, p.params, p.seq, p.targets, { h0: new Float32Array(9) }), ShapeError],
+    ['gradient h0 with -Infinity', () => be.lossAndGradients(dims, p.params, p.seq, p.targets, { h0: new Float32Array(8).fill(-Infinity) }), NonFiniteError],
+    ['targets as Float32Array', () => be.lossAndGradients(dims, p.params, p.seq, new Float32Array(4) as unknown as Int32Array), DTypeError],
+    ['target -2', () => be.lossAndGradients(dims, p.params, p.seq, new Int32Array([0, -2, 0, 0])), RangeError],
+    ['truncate -1', () => be.lossAndGradients(dims, p.params, p.seq, p.targets, { truncate: -1 }), RangeError],
+    ['truncate NaN', () => be.lossAndGradients(dims, p.params, p.seq, p.targets, { truncate: NaN }), RangeError],
+    ['options a number', () => be.lossAndGradients(dims, p.params, p.seq, p.targets, 3 as unknown as GradientOptions), TypeError],
   ];
   test.each(bad)('%s', (_name, call, type) => {
     expect(call).toThrow(type);
+  });
+});
+
+describe('lagGradientNorms', () => {
+  /** sqrt(sum over the batch of ||V^T dz||^2) at step t, with dz = scale (softmax(z) - onehot), from the logits. */
+  function outputGradientNorm(p: Problem, t: number, scale: number): number {
+    const { hiddenSize: H, outputSize: K } = p.dims;
+    const B = p.seq.batch;
+    const logits = ref.forward(p.dims, p.params, p.seq, p.h0).logits;
+    let sum = 0;
+    for (let b = 0; b < B; b++) {
+      const y = p.targets[t * B + b];
+      if (y < 0) continue;
+      const z = Array.from(logits.subarray((t * B + b) * K, (t * B + b + 1) * K));
+      const total = z.reduce((acc, v) => acc + Math.exp(v), 0);
+      const e = new Float64Array(H);
+      z.forEach((v, k) => {
+        const dz = scale * (Math.exp(v) / total - (k === y ? 1 : 0));
+        for (let j = 0; j < H; j++) e[j] += p.params.V[k * H + j] * dz;
+      });
+      sum += norm(e) ** 2;
+    }
+    return Math.sqrt(sum);
+  }
+
+  test('T = 1: the single entry is ||V^T dz||', () => {
+    const p = randomProblem(mulberry32(300), { D: 3, H: 4, K: 5, T: 1, B: 3, kind: 'dense', withH0: true });
+    const n = p.targets.filter((y) => y >= 0).length;
+    for (const reduction of ['mean', 'sum'] as const) {
+      const { perLag, matrix } = lagGradientNorms(p.dims, p.params, p.seq, p.targets, { h0: p.h0, reduction });
+      const want = outputGradientNorm(p, 0, reduction === 'mean' ? 1 / n : 1);
+      expect(want).toBeGreaterThan(0);
+      expect(matrix[0]).toBeCloseTo(want, 12);
+      expect(perLag[0]).toBeCloseTo(want, 12);
+    }
+  });
+
+  // dL_t/ds_i for i < t is dh0 of the full-BPTT oracle run on x_{i+1..t} from s_i with only
+  // target t kept: an independent route through lossAndGradients, which finite differences check.
+  const specs = [
+    { D: 3, H: 4, K: 3, T: 5, B: 2, kind: 'tokens' as const, ignoreFraction: 0.3, withH0: true, reduction: 'mean' as const },
+    { D: 2, H: 3, K: 4, T: 6, B: 1, kind: 'dense' as const, ignoreFraction: 0, withH0: false, reduction: 'sum' as const },
+  ];
+  test.each(specs.map((s, i) => [i, s] as const))('every entry matches the oracle on sub-sequences (problem %i)', (i, spec) => {
+    const p = randomProblem(mulberry32(310 + i), { ...spec, scale: 1.1 });
+    const { dims, seq, targets } = p;
+    const { steps: T, batch: B } = seq;
+    const H = dims.hiddenSize;
+    const n = targets.filter((y) => y >= 0).length;
+    const scale = spec.reduction === 'mean' ? 1 / n : 1;
+    const states = ref.forward(dims, p.params, seq, p.h0).states;
+    const { perLag, matrix } = lagGradientNorms(dims, p.params, seq, targets, { h0: p.h0, reduction: spec.reduction });
+    for (let t = 0; t < T; t++) {
+      expect(matrix[t * T + t]).toBeCloseTo(outputGradientNorm(p, t, scale), 12);
+      for (let i = 0; i < t; i++) {
+        const sub = subSequence(seq, dims.inputSize, i + 1, t + 1);
+        const subTargets = new Int32Array(sub.steps * B).fill(-1);
+        subTargets.set(targets.subarray(t * B, (t + 1) * B), (sub.steps - 1) * B);
+        const h0 = Float64Array.from(states.subarray(i * B * H, (i + 1) * B * H));
+        const dh0 = ref.lossAndGradients(dims, p.params, sub, subTargets, { h0, reduction: 'sum' }).grads.h0;
+        expect(Math.abs(matrix[t * T + i] - scale * norm(dh0))).toBeLessThan(1e-12 * Math.max(1, scale * norm(dh0)));
+      }
+      for (let i = t + 1; i < T; i++) expect(matrix[t * T + i]).toBe(0);
+    }
+    for (let m = 0; m < T; m++) {
+      let sum = 0;
+      for (let t = m; t < T; t++) sum += matrix[t * T + t - m] ** 2;
+      expect(perLag[m]).toBeCloseTo(Math.sqrt(sum), 12);
+    }
+  });
+
+  test('a contractive W makes the gradient vanish with the lag', () => {
+    const p = randomProblem(mulberry32(320), { D: 3, H: 4, K: 3, T: 8, B: 2, kind: 'tokens' });
+    const frobenius = norm(p.params.W);
+    const W = p.params.W.map((w) => (0.5 * w) / frobenius); // spectral norm <= Frobenius = 0.5
+    const { perLag } = lagGradientNorms(p.dims, { ...p.params, W }, p.seq, p.targets);
+    for (let m = 1; m < 8; m++) expect(perLag[m]).toBeLessThanOrEqual(0.5 * perLag[m - 1]);
+  });
+
+  test('validates like a gradient request', () => {
+    const p = randomProblem(mulberry32(321), { D: 3, H: 4, K: 3, T: 2, B: 2, kind: 'tokens' });
+    expect(() => lagGradientNorms(p.dims, p.params, p.seq, new Int32Array(3))).toThrow(ShapeError);
+    expect(() => lagGradientNorms(p.dims, p.params, p.seq, p.targets, { h0: new Float32Array(8).fill(NaN) })).toThrow(NonFiniteError);
+  });
+});
+
+describe('jacobianProductNorms', () => {
+  test('lag 0 is the identity and lag 1 is ||diag(1 - s_{i+1}^2) W||_F averaged', () => {
+    const p = randomProblem(mulberry32(400), { D: 3, H: 4, K: 2, T: 4, B: 2, kind: 'dense', withH0: true });
+    const H = 4;
+    const B = 2;
+    const norms = jacobianProductNorms(p.dims, p.params, p.seq, { h0: p.h0 });
+    expect(norms).toBeInstanceOf(Float64Array);
+    expect(norms.length).toBe(4);
+    expect(norms[0]).toBeCloseTo(Math.sqrt(H), 14);
+    const states = ref.forward(p.dims, p.params, p.seq, p.h0).states;
+    let sum = 0;
+    for (let i = 0; i < 3; i++) {
+      for (let b = 0; b < B; b++) {
+        const s = states.subarray(((i + 1) * B + b) * H, ((i + 1) * B + b + 1) * H);
+        let fro = 0;
+        for (let r = 0; r < H; r++) for (let q = 0; q < H; q++) fro += ((1 - s[r] ** 2) * p.params.W[r * H + q]) ** 2;
+        sum += Math.sqrt(fro);
+      }
+    }
+    expect(norms[1]).toBeCloseTo(sum / (3 * B), 12);
+  });
+
+  test('every lag matches finite differences of the forward pass', () => {
+    const p = randomProblem(mulberry32(401), { D: 2, H: 3, K: 2, T: 5, B: 2, kind: 'tokens', scale: 1.2 });
+    const { dims, seq } = p;
+    const { steps: T, batch: B } = seq;
+    const H = dims.hiddenSize;
+    const states = ref.forward(dims, p.params, seq).states;
+    const norms = jacobianProductNorms(dims, p.params, seq);
+    const eps = 1e-6;
+    for (let m = 1; m < T; m++) {
+      let sum = 0;
+      for (let i = 0; i + m < T; i++) {
+        const sub = subSequence(seq, dims.inputSize, i + 1, i + m + 1);
+        const base = Float64Array.from(states.subarray(i * B * H, (i + 1) * B * H));
+        // Perturbing s_i[q] in every batch row at once is fine: rows do not interact.
+        const fro = new Float64Array(B);
+        for (let q = 0; q < H; q++) {
+          const at = (delta: number) => {
+            const h0 = base.slice();
+            for (let b = 0; b < B; b++) h0[b * H + q] += delta;
+            return ref.forward(dims, p.params, sub, h0).hT;
+          };
+          const up = at(eps);
+          const down = at(-eps);
+          for (let b = 0; b < B; b++) for (let r = 0; r < H; r++) fro[b] += ((up[b * H + r] - down[b * H + r]) / (2 * eps)) ** 2;
+        }
+        for (let b = 0; b < B; b++) sum += Math.sqrt(fro[b]);
+      }
+      expect(Math.abs(norms[m] - sum / ((T - m) * B))).toBeLessThan(1e-7 * Math.max(1, norms[m]));
+    }
+  });
+
+  test('validates like a forward request', () => {
+    const p = randomProblem(mulberry32(402), { D: 3, H: 4, K: 2, T: 2, B: 2, kind: 'tokens' });
+    expect(() => jacobianProductNorms(p.dims, p.params, p.seq, { h0: new Float32Array(3) })).toThrow(ShapeError);
+    expect(() => jacobianProductNorms(p.dims, { ...p.params, W: new Float32Array(16).fill(Infinity) }, p.seq)).toThrow(NonFiniteError);
+  });
+});
+
+describe('truncationBias', () => {
+  const p = randomProblem(mulberry32(500), { D: 3, H: 4, K: 3, T: 6, B: 2, kind: 'dense', ignoreFraction: 0.2, withH0: true, scale: 1.2 });
+
+  test('no bias when truncate >= T', () => {
+    for (const truncate of [6, 9]) {
+      const bias = truncationBias(p.dims, p.params, p.seq, p.targets, { h0: p.h0, truncate });
+      expect(bias.relativeError).toBe(0);
+      expect(bias.cosineSimilarity).toBeCloseTo(1, 14);
+      for (const name of PARAM_NAMES) expect(bias.perParameter[name]).toBe(0);
+    }
+  });
+
+  test('k = 1 is biased; V and c, which need no recursion, are not', () => {
+    const bias = truncationBias(p.dims, p.params, p.seq, p.targets, { h0: p.h0, truncate: 1, reduction: 'sum' });
+    expect(bias.relativeError).toBeGreaterThan(1e-3);
+    expect(bias.cosineSimilarity).toBeLessThan(1);
+    expect(bias.perParameter.W).toBeGreaterThan(1e-3);
+    expect(bias.perParameter.V).toBe(0);
+    expect(bias.perParameter.c).toBe(0);
+  });
+
+  test('the numbers are the definitions applied to lossAndGradients', () => {
+    const full = ref.lossAndGradients(p.dims, p.params, p.seq, p.targets, { h0: p.h0 }).grads;
+    const trunc = ref.lossAndGradients(p.dims, p.params, p.seq, p.targets, { h0: p.h0, truncate: 2 }).grads;
+    const concat = (g: ParamArrays) => PARAM_NAMES.flatMap((name) => Array.from(g[name]));
+    const f = concat(full);
+    const t = concat(trunc);
+    const bias = truncationBias(p.dims, p.params, p.seq, p.targets, { h0: p.h0, truncate: 2 });
+    expect(bias.relativeError).toBeCloseTo(norm(t.map((v, i) => v - f[i])) / norm(f), 12);
+    expect(bias.cosineSimilarity).toBeCloseTo(t.reduce((acc, v, i) => acc + v * f[i], 0) / (norm(t) * norm(f)), 12);
+    const b = Array.from(full.b);
+    expect(bias.perParameter.b).toBeCloseTo(norm(Array.from(trunc.b).map((v, i) => v - b[i])) / norm(b), 12);
+  });
+
+  test('all targets ignored: zero gradients agree', () => {
+    const bias = truncationBias(p.dims, p.params, p.seq, new Int32Array(12).fill(-1), { truncate: 1 });
+    expect(bias.relativeError).toBe(0);
+    expect(bias.cosineSimilarity).toBe(1);
+  });
+
+  test('truncate is required and validated', () => {
+    expect(() => truncationBias(p.dims, p.params, p.seq, p.targets, {} as { truncate: number })).toThrow(RangeError);
+    expect(() => truncationBias(p.dims, p.params, p.seq, p.targets, { truncate: 0 })).toThrow(RangeError);
+    expect(() => truncationBias(p.dims, p.params, p.seq, p.targets, null as unknown as { truncate: number })).toThrow(TypeError);
+    expect(() => truncationBias(p.dims, p.params, p.seq, new Int32Array(3), { truncate: 1 })).toThrow(ShapeError);
   });
 });
