@@ -40,7 +40,8 @@ export type {
   GradientResult,
 } from './backend';
 export { NativeBackend } from './backends/native';
-export { ReferenceBackend } from './backends/reference';
+export { ReferenceBackend, lagGradientNorms, jacobianProductNorms, truncationBias } from './backends/reference';
+export type { LagGradientNorms, TruncationBias } from './backends/reference';
 export { nativeAvailable } from './native';
 export * from './train';
 
