@@ -450,7 +450,7 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
     .addOption(new Option('--schedule <kind>', 'learning-rate schedule').choices(['constant', 'step', 'cosine']).default('constant'))
     .option('--warmup <n>', 'cosine schedule: warm-up steps', integer(0), 0)
     .option('--decay-steps <n>', 'cosine: steps to decay over (default --steps); step: steps between decays', integer(1))
-    .option('--steps <n>', 'updates to run (more updates on --resume)', integer(0), 1200)
+    .option('--steps <n>', 'updates to run (more updates on --resume)', integer(0), 800)
     .option('--threads <n>', 'native worker threads (default: all cores)', integer(1))
     .option('--seed <n>', 'seed for initialisation and data order', integer(0), 1)
     .option('--holdout <f>', 'fraction of the text held out for evaluation', fraction, 0.1)
