@@ -1,7 +1,144 @@
+// JS glue for ISA selection, threading, and test hooks into the kernels (prefixed with _).
+#include <cmath>
+#include <string>
+
 #include "bindings.h"
+#include "cpu.h"
+#include "gemm.h"
+#include "thread_pool.h"
 
 namespace bptt {
+namespace {
 
-void InitKernelBindings(Napi::Env, Napi::Object) {}
+Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), active_kernels().isa); }
+
+Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
+  const auto names = supported_isas();
+  Napi::Array out = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), names[i]);
+  return out;
+}
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "setIsa(name) expects a string");
+  const std::string error = select_isa(info[0].As<Napi::String>().Utf8Value());
+  if (!error.empty()) throw Napi::RangeError::New(env, error);
+  return env.Undefined();
+}
+
+size_t Count(Napi::Env env, Napi::Value v, const char* what, double lo, double hi) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(what) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi && d == std::floor(d))) {
+    throw Napi::RangeError::New(env, std::string(what) + " must be an integer in [" + std::to_string(static_cast<long long>(lo)) +
+                                         ", " + std::to_string(static_cast<long long>(hi)) + "]");
+  }
+  return static_cast<size_t>(d);
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  ThreadPool::global().set_num_threads(Count(info.Env(), info[0], "thread count", 1, 1024));
+  return info.Env().Undefined();
+}
+
+Napi::Value NumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ThreadPool::global().num_threads()));
+}
+
+Napi::TypedArrayOf<float> FloatArg(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(env, std::string(what) + " must be a Float32Array");
+  }
+  return v.As<Napi::TypedArrayOf<float>>();
+}
+
+// Elements a rows x cols row-major matrix with row stride ld spans.
+double Span(size_t rows, size_t cols, size_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * static_cast<double>(ld) + cols; }
+
+// _gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, tanhEpilogue, prepackB)
+Napi::Value GemmHook(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 14) throw Napi::TypeError::New(env, "_gemm expects 14 arguments");
+  const double kMax = 2147483647.0;
+  const size_t M = Count(env, info[0], "M", 0, kMax), N = Count(env, info[1], "N", 0, kMax), K = Count(env, info[2], "K", 0, kMax);
+  auto a = FloatArg(env, info[3], "A");
+  const size_t lda = Count(env, info[4], "lda", 1, kMax);
+  const bool ta = info[5].ToBoolean();
+  auto b = FloatArg(env, info[6], "B");
+  const size_t ldb = Count(env, info[7], "ldb", 1, kMax);
+  const bool tb = info[8].ToBoolean();
+  auto c = FloatArg(env, info[9], "C");
+  const size_t ldc = Count(env, info[10], "ldc", 1, kMax);
+  const bool accumulate = info[11].ToBoolean(), tanh = info[12].ToBoolean(), prepack = info[13].ToBoolean();
+  const size_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
+  if ((a_cols > 0 && lda < a_cols) || (b_cols > 0 && ldb < b_cols) || ldc < N) {
+    throw Napi::RangeError::New(env, "_gemm: a leading dimension is smaller than its row length");
+  }
+  if (Span(a_rows, a_cols, lda) > a.ElementLength() || Span(b_rows, b_cols, ldb) > b.ElementLength() ||
+      Span(M, N, ldc) > c.ElementLength()) {
+    throw Napi::RangeError::New(env, "_gemm: an array is too short for its dimensions");
+  }
+  const kernels::KernelSet& ks = active_kernels();
+  const MatrixRef A{a.Data(), lda, ta ? Trans::kYes : Trans::kNo};
+  const MatrixRef B{b.Data(), ldb, tb ? Trans::kYes : Trans::kNo};
+  const Epilogue epilogue = tanh ? Epilogue::kTanh : Epilogue::kNone;
+  if (prepack) {
+    PackedB packed;
+    packed.pack(ks, K, N, B);
+    gemm_packed(ks, &ThreadPool::global(), M, A, packed, c.Data(), ldc, accumulate, epilogue);
+  } else {
+    gemm(ks, &ThreadPool::global(), M, N, K, A, B, c.Data(), ldc, accumulate, epilogue);
+  }
+  return env.Undefined();
+}
+
+Napi::Value TanhHook(const Napi::CallbackInfo& info) {
+  auto x = FloatArg(info.Env(), info[0], "x");
+  active_kernels().tanh_inplace(x.Data(), x.ElementLength());
+  return info.Env().Undefined();
+}
+
+// _softmaxXent(z, target, scale) -> loss; z becomes dL/dz.
+Napi::Value SoftmaxXentHook(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto z = FloatArg(env, info[0], "z");
+  if (z.ElementLength() == 0) throw Napi::RangeError::New(env, "z must not be empty");
+  if (!info[1].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(env, "target and scale must be numbers");
+  const double target = info[1].As<Napi::Number>().DoubleValue();
+  if (!(target >= -1 && target < static_cast<double>(z.ElementLength()) && target == std::floor(target))) {
+    throw Napi::RangeError::New(env, "target must be -1 or an index into z");
+  }
+  const float scale = info[2].As<Napi::Number>().FloatValue();
+  return Napi::Number::New(env, active_kernels().softmax_xent_row(z.Data(), z.ElementLength(), static_cast<int32_t>(target), scale));
+}
+
+// _softmax(z, invTemperature): z becomes softmax(z * invTemperature).
+Napi::Value SoftmaxHook(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto z = FloatArg(env, info[0], "z");
+  if (z.ElementLength() == 0) throw Napi::RangeError::New(env, "z must not be empty");
+  if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "invTemperature must be a number");
+  const float inv_t = info[1].As<Napi::Number>().FloatValue();
+  if (!(inv_t > 0) || !std::isfinite(inv_t)) throw Napi::RangeError::New(env, "invTemperature must be positive and finite");
+  active_kernels().softmax_row(z.Data(), z.ElementLength(), inv_t);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void InitKernelBindings(Napi::Env env, Napi::Object exports) {
+  const std::string error = select_isa_from_environment();
+  if (!error.empty()) throw Napi::Error::New(env, error);
+  exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
+  exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsas, "supportedIsas"));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("numThreads", Napi::Function::New(env, NumThreads, "numThreads"));
+  exports.Set("_gemm", Napi::Function::New(env, GemmHook, "_gemm"));
+  exports.Set("_tanh", Napi::Function::New(env, TanhHook, "_tanh"));
+  exports.Set("_softmaxXent", Napi::Function::New(env, SoftmaxXentHook, "_softmaxXent"));
+  exports.Set("_softmax", Napi::Function::New(env, SoftmaxHook, "_softmax"));
+}
 
 }  // namespace bptt

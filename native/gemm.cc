@@ -1,1 +1,221 @@
-// placeholder until implemented
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "thread_pool.h"
+
+namespace bptt {
+namespace {
+
+// Cache blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core): a kc x nr slice of B (32 KiB at
+// nr = 32) streams through L1 while an mc x kc block of A (~128 KiB) stays in L2, and the
+// kc x nc panel of B (~1 MiB) in L2/L3.
+constexpr size_t kKc = 256;
+constexpr size_t kMcTiles = 16;  // mc = 16 register tiles of rows
+constexpr size_t kNc = 1024;
+// Below this many multiply-adds a product runs on one thread: waking a worker costs more.
+constexpr size_t kParallelThreshold = size_t{1} << 16;
+
+size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// Grow-only, 64-byte aligned scratch, one per thread.
+class Scratch {
+ public:
+  ~Scratch() { std::free(data_); }
+  float* Get(size_t floats) {
+    const size_t bytes = RoundUp(std::max<size_t>(floats, 16) * sizeof(float), 64);
+    if (bytes > capacity_) {
+      void* fresh = std::aligned_alloc(64, bytes);
+      if (fresh == nullptr) throw std::bad_alloc();
+      std::free(data_);
+      data_ = static_cast<float*>(fresh);
+      capacity_ = bytes;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+thread_local Scratch t_pack_a;
+thread_local Scratch t_pack_b;
+
+// op(A) rows [r0, r0+mc), columns [k0, k0+kc) into mr-row panels: for each k, mr values.
+void PackA(const MatrixRef& A, size_t r0, size_t mc, size_t k0, size_t kc, int mr, float* out) {
+  for (size_t p = 0; p < mc; p += mr) {
+    const size_t rows = std::min<size_t>(mr, mc - p);
+    float* panel = out + p * kc;
+    if (A.trans == Trans::kYes) {
+      for (size_t k = 0; k < kc; ++k) {
+        const float* src = A.data + (k0 + k) * A.ld + r0 + p;
+        float* dst = panel + k * mr;
+        for (size_t i = 0; i < rows; ++i) dst[i] = src[i];
+        for (size_t i = rows; i < static_cast<size_t>(mr); ++i) dst[i] = 0.0f;
+      }
+    } else {
+      for (size_t i = 0; i < rows; ++i) {
+        const float* src = A.data + (r0 + p + i) * A.ld + k0;
+        for (size_t k = 0; k < kc; ++k) panel[k * mr + i] = src[k];
+      }
+      for (size_t i = rows; i < static_cast<size_t>(mr); ++i)
+        for (size_t k = 0; k < kc; ++k) panel[k * mr + i] = 0.0f;
+    }
+  }
+}
+
+// op(B) rows [k0, k0+kc), columns [c0, c0+nc) into nr-column panels: for each k, nr values.
+void PackB(const MatrixRef& B, size_t k0, size_t kc, size_t c0, size_t nc, int nr, float* out) {
+  for (size_t p = 0; p < nc; p += nr) {
+    const size_t cols = std::min<size_t>(nr, nc - p);
+    float* panel = out + p * kc;
+    if (B.trans == Trans::kNo) {
+      for (size_t k = 0; k < kc; ++k) {
+        const float* src = B.data + (k0 + k) * B.ld + c0 + p;
+        float* dst = panel + k * nr;
+        std::memcpy(dst, src, cols * sizeof(float));
+        for (size_t j = cols; j < static_cast<size_t>(nr); ++j) dst[j] = 0.0f;
+      }
+    } else {
+      for (size_t j = 0; j < cols; ++j) {
+        const float* src = B.data + (c0 + p + j) * B.ld + k0;
+        for (size_t k = 0; k < kc; ++k) panel[k * nr + j] = src[k];
+      }
+      for (size_t j = cols; j < static_cast<size_t>(nr); ++j)
+        for (size_t k = 0; k < kc; ++k) panel[k * nr + j] = 0.0f;
+    }
+  }
+}
+
+// C block [mc x nc] (+)= packed A block * packed B block, tile by tile.
+void MacroKernel(const kernels::KernelSet& ks, size_t mc, size_t nc, size_t kc, const float* ap,
+                 const float* bp, float* c, size_t ldc, bool accumulate) {
+  const size_t mr = ks.mr, nr = ks.nr;
+  for (size_t j = 0; j < nc; j += nr) {
+    for (size_t i = 0; i < mc; i += mr) {
+      ks.gemm_tile(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, std::min(mr, mc - i),
+                   std::min(nr, nc - j), accumulate ? 1 : 0);
+    }
+  }
+}
+
+void ApplyEpilogue(const kernels::KernelSet& ks, Epilogue epilogue, float* c, size_t ldc, size_t m, size_t n) {
+  if (epilogue != Epilogue::kTanh) return;
+  for (size_t i = 0; i < m; ++i) ks.tanh_inplace(c + i * ldc, n);
+}
+
+// Where the B panels of one (k block, column block) live: packed per call, or pre-packed.
+struct BSource {
+  const MatrixRef* matrix;  // pack from here when non-null
+  const float* packed;      // else the PackedB storage
+  size_t packed_cols;       // PackedB's padded column count
+};
+
+// The blocked algorithm on rows [m0, m1) and columns [n0, n1) of C, one thread.
+void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, size_t n1, size_t K,
+               const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
+               Epilogue epilogue) {
+  if (m0 >= m1 || n0 >= n1) return;
+  const size_t mr = ks.mr, nr = ks.nr;
+  const size_t mc_max = kMcTiles * mr;
+  if (K == 0) {
+    for (size_t i = m0; i < m1; ++i) {
+      if (!accumulate) std::fill(C + i * ldc + n0, C + i * ldc + n1, 0.0f);
+    }
+    ApplyEpilogue(ks, epilogue, C + m0 * ldc + n0, ldc, m1 - m0, n1 - n0);
+    return;
+  }
+  float* pack_a = t_pack_a.Get(mc_max * std::min(K, kKc));
+  float* pack_b = B.matrix ? t_pack_b.Get(RoundUp(std::min(n1 - n0, kNc), nr) * std::min(K, kKc)) : nullptr;
+  for (size_t jc = n0; jc < n1; jc += kNc) {
+    const size_t nc = std::min(kNc, n1 - jc);
+    for (size_t pc = 0; pc < K; pc += kKc) {
+      const size_t kc = std::min(kKc, K - pc);
+      const float* bp;
+      if (B.matrix) {
+        PackB(*B.matrix, pc, kc, jc, nc, nr, pack_b);
+        bp = pack_b;
+      } else {
+        bp = B.packed + pc * B.packed_cols + jc * kc;
+      }
+      const bool acc = accumulate || pc > 0;
+      const bool last = pc + kc == K;
+      for (size_t ic = m0; ic < m1; ic += mc_max) {
+        const size_t mc = std::min(mc_max, m1 - ic);
+        PackA(A, ic, mc, pc, kc, mr, pack_a);
+        float* c = C + ic * ldc + jc;
+        MacroKernel(ks, mc, nc, kc, pack_a, bp, c, ldc, acc);
+        if (last) ApplyEpilogue(ks, epilogue, c, ldc, mc, nc);
+      }
+    }
+  }
+}
+
+// Splits C into one block per thread: columns (in whole register tiles) when there are enough,
+// else rows. Each element of C is computed by exactly one thread in the same order as on one
+// thread, so results do not depend on the thread count.
+void GemmParallel(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
+                  const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
+                  Epilogue epilogue) {
+  const size_t threads = pool ? pool->num_threads() : 1;
+  if (threads <= 1 || M * N * std::max<size_t>(K, 1) < kParallelThreshold) {
+    GemmRange(ks, 0, M, 0, N, K, A, B, C, ldc, accumulate, epilogue);
+    return;
+  }
+  const size_t col_tiles = (N + ks.nr - 1) / ks.nr;
+  const size_t row_tiles = (M + ks.mr - 1) / ks.mr;
+  const bool by_columns = col_tiles >= threads * 2 || col_tiles >= row_tiles;
+  const size_t tiles = by_columns ? col_tiles : row_tiles;
+  const size_t tasks = std::min(threads, tiles);
+  auto body = [&](size_t task, size_t count) {
+    const size_t t0 = tiles * task / count, t1 = tiles * (task + 1) / count;
+    if (by_columns) {
+      GemmRange(ks, 0, M, std::min(N, t0 * ks.nr), std::min(N, t1 * ks.nr), K, A, B, C, ldc, accumulate, epilogue);
+    } else {
+      GemmRange(ks, std::min(M, t0 * ks.mr), std::min(M, t1 * ks.mr), 0, N, K, A, B, C, ldc, accumulate, epilogue);
+    }
+  };
+  pool->parallel_for(tasks, body);
+}
+
+}  // namespace
+
+void gemm(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
+          MatrixRef A, MatrixRef B, float* C, size_t ldc, bool accumulate, Epilogue epilogue) {
+  if (M == 0 || N == 0) return;
+  const BSource source{&B, nullptr, 0};
+  GemmParallel(ks, pool, M, N, K, A, source, C, ldc, accumulate, epilogue);
+}
+
+void PackedB::pack(const kernels::KernelSet& ks, size_t K, size_t N, MatrixRef B) {
+  k_ = K;
+  n_ = N;
+  nr_ = ks.nr;
+  const size_t cols = RoundUp(N, nr_);
+  const size_t floats = cols * K + 16;
+  if (storage_.size() < floats) storage_.resize(floats);
+  const uintptr_t address = reinterpret_cast<uintptr_t>(storage_.data());
+  offset_ = (RoundUp(address, 64) - address) / sizeof(float);
+  float* base = storage_.data() + offset_;
+  // Same layout GemmRange packs per call: k blocks of kKc, each a run of nr-column panels.
+  for (size_t pc = 0; pc < K; pc += kKc) {
+    const size_t kc = std::min(kKc, K - pc);
+    PackB(B, pc, kc, 0, N, nr_, base + pc * cols);
+  }
+}
+
+void gemm_packed(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, MatrixRef A,
+                 const PackedB& B, float* C, size_t ldc, bool accumulate, Epilogue epilogue) {
+  if (B.nr_ != ks.nr) throw std::logic_error("gemm_packed: B was packed for another microkernel");
+  if (M == 0 || B.n_ == 0) return;
+  const BSource source{nullptr, B.storage_.data() + B.offset_, RoundUp(B.n_, B.nr_)};
+  GemmParallel(ks, pool, M, B.n_, B.k_, A, source, C, ldc, accumulate, epilogue);
+}
+
+}  // namespace bptt

@@ -1,0 +1,116 @@
+// Vectorized exp, tanh and the fused softmax / cross-entropy row, written once over a vector
+// "traits" type V and instantiated by each ISA's translation unit. Include it only inside an
+// anonymous namespace, after defining V: everything here must keep internal linkage (see the ODR
+// note in kernels.h).
+//
+// V provides: R (register type), M (comparison mask), kWidth, Set1, Load, Store, LoadPartial(p,
+// n, fill), StorePartial(p, n, v), Add, Sub, Mul, Div, Fma(a, b, c) = a*b + c, Max, Min, Abs,
+// Less(a, b), Select(m, if_true, if_false), RoundNearest, ScaleByPow2(x, n) = x * 2^n (n
+// integral-valued), CopySign(magnitude, sign), KeepFirst(v, n) (zeroes lanes >= n), HorizontalSum,
+// HorizontalMax.
+
+// exp(x) for x in float range: 2^n * p(r), r = x - n ln2 split in two parts (Cody-Waite) so r is
+// exact, and a degree-7 Taylor polynomial on |r| <= ln2/2 (truncation error < 6e-9 relative).
+template <class V>
+inline typename V::R ExpV(typename V::R x) {
+  using R = typename V::R;
+  x = V::Min(V::Max(x, V::Set1(-87.33f)), V::Set1(88.37f));
+  const R n = V::RoundNearest(V::Mul(x, V::Set1(1.44269504088896341f)));
+  R r = V::Fma(n, V::Set1(-0.693145751953125f), x);
+  r = V::Fma(n, V::Set1(-1.428606765330187045e-06f), r);
+  R p = V::Set1(1.0f / 5040);
+  p = V::Fma(p, r, V::Set1(1.0f / 720));
+  p = V::Fma(p, r, V::Set1(1.0f / 120));
+  p = V::Fma(p, r, V::Set1(1.0f / 24));
+  p = V::Fma(p, r, V::Set1(1.0f / 6));
+  p = V::Fma(p, r, V::Set1(0.5f));
+  p = V::Fma(p, r, V::Set1(1.0f));
+  p = V::Fma(p, r, V::Set1(1.0f));
+  return V::ScaleByPow2(p, n);
+}
+
+// tanh: below |x| = 0.4 its odd Taylor series through x^13 (error < 1e-9 relative), where
+// 1 - 2/(e^{2x} + 1) would lose digits to cancellation; above, that formula, saturating at 9
+// (tanh(9) rounds to 1 in float).
+template <class V>
+inline typename V::R TanhV(typename V::R x) {
+  using R = typename V::R;
+  const R a = V::Abs(x);
+  const R a2 = V::Mul(a, a);
+  R p = V::Set1(21844.0f / 6081075);
+  p = V::Fma(p, a2, V::Set1(-1382.0f / 155925));
+  p = V::Fma(p, a2, V::Set1(62.0f / 2835));
+  p = V::Fma(p, a2, V::Set1(-17.0f / 315));
+  p = V::Fma(p, a2, V::Set1(2.0f / 15));
+  p = V::Fma(p, a2, V::Set1(-1.0f / 3));
+  const R small = V::Fma(V::Mul(p, a2), a, a);
+  const R e = ExpV<V>(V::Mul(V::Set1(2.0f), V::Min(a, V::Set1(9.0f))));
+  const R large = V::Sub(V::Set1(1.0f), V::Div(V::Set1(2.0f), V::Add(e, V::Set1(1.0f))));
+  return V::CopySign(V::Select(V::Less(a, V::Set1(0.4f)), small, large), x);
+}
+
+template <class V>
+void TanhInplace(float* x, size_t n) {
+  size_t i = 0;
+  for (; i + V::kWidth <= n; i += V::kWidth) V::Store(x + i, TanhV<V>(V::Load(x + i)));
+  if (i < n) V::StorePartial(x + i, n - i, TanhV<V>(V::LoadPartial(x + i, n - i, 0.0f)));
+}
+
+template <class V>
+float RowMax(const float* z, size_t k) {
+  typename V::R m = V::Set1(-3.402823466e38f);
+  size_t i = 0;
+  for (; i + V::kWidth <= k; i += V::kWidth) m = V::Max(m, V::Load(z + i));
+  if (i < k) m = V::Max(m, V::LoadPartial(z + i, k - i, -3.402823466e38f));
+  return V::HorizontalMax(m);
+}
+
+// z <- exp((z - max) * inv_t) in place; returns the sum of the new values.
+template <class V>
+float ExpShiftInplace(float* z, size_t k, float max, float inv_t) {
+  using R = typename V::R;
+  const R shift = V::Set1(max), scale = V::Set1(inv_t);
+  R sum = V::Set1(0.0f);
+  size_t i = 0;
+  for (; i + V::kWidth <= k; i += V::kWidth) {
+    const R e = ExpV<V>(V::Mul(V::Sub(V::Load(z + i), shift), scale));
+    V::Store(z + i, e);
+    sum = V::Add(sum, e);
+  }
+  if (i < k) {
+    // Padding lanes hold max, so they contribute exp(0) = 1; masked out before summing.
+    const R e = ExpV<V>(V::Mul(V::Sub(V::LoadPartial(z + i, k - i, max), shift), scale));
+    V::StorePartial(z + i, k - i, e);
+    sum = V::Add(sum, V::KeepFirst(e, k - i));
+  }
+  return V::HorizontalSum(sum);
+}
+
+template <class V>
+void ScaleInplace(float* z, size_t k, float factor) {
+  const typename V::R f = V::Set1(factor);
+  size_t i = 0;
+  for (; i + V::kWidth <= k; i += V::kWidth) V::Store(z + i, V::Mul(V::Load(z + i), f));
+  if (i < k) V::StorePartial(z + i, k - i, V::Mul(V::LoadPartial(z + i, k - i, 0.0f), f));
+}
+
+template <class V>
+double SoftmaxXentRow(float* z, size_t k, int32_t target, float scale) {
+  if (target < 0) {
+    for (size_t i = 0; i < k; ++i) z[i] = 0.0f;
+    return 0.0;
+  }
+  const float max = RowMax<V>(z, k);
+  const float shifted_target = z[target] - max;
+  const float sum = ExpShiftInplace<V>(z, k, max, 1.0f);
+  ScaleInplace<V>(z, k, scale / sum);
+  z[target] -= scale;
+  return __builtin_log(static_cast<double>(sum)) - static_cast<double>(shifted_target);
+}
+
+template <class V>
+void SoftmaxRow(float* z, size_t k, float inv_temperature) {
+  const float max = RowMax<V>(z, k);
+  const float sum = ExpShiftInplace<V>(z, k, max, inv_temperature);
+  ScaleInplace<V>(z, k, 1.0f / sum);
+}
