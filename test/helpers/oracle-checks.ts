@@ -74,3 +74,52 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (Number.isNaN(diff)) return Infinity;
   return norm === 0 ? diff : diff / norm;
 }
+
+/**
+ * For each forward output, the largest sum of absolute values of the terms that make it up
+ * (|b| + |U x_t| + |W| |s_{t-1}| for the pre-activations, |c| + |V| |s_t| for the logits). A
+ * float32 sum is accurate relative to this magnitude, not to its result, which cancellation can
+ * make arbitrarily small; forward comparisons are made relative to it.
+ */
+export function forwardMagnitudes(p: Problem, states: ArrayLike<number>): { states: number; logits: number } {
+  const { inputSize: D, hiddenSize: H, outputSize: K } = p.dims;
+  const { steps: T, batch: B, input } = p.seq;
+  const { U, W, b, V, c } = p.params;
+  let pre = 0;
+  let logit = 0;
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < B; r++) {
+      const row = t * B + r;
+      for (let i = 0; i < H; i++) {
+        let m = Math.abs(b[i]);
+        if (input.kind === 'tokens') m += Math.abs(U[i * D + input.data[row]]);
+        else for (let d = 0; d < D; d++) m += Math.abs(U[i * D + d] * input.data[row * D + d]);
+        for (let j = 0; j < H; j++) {
+          const prev = t === 0 ? (p.h0 ? p.h0[r * H + j] : 0) : states[((t - 1) * B + r) * H + j];
+          m += Math.abs(W[i * H + j] * prev);
+        }
+        pre = Math.max(pre, m);
+      }
+      for (let k = 0; k < K; k++) {
+        let m = Math.abs(c[k]);
+        for (let i = 0; i < H; i++) m += Math.abs(V[k * H + i] * states[row * H + i]);
+        logit = Math.max(logit, m);
+      }
+    }
+  }
+  // tanh' <= 1: a state's error is at most its pre-activation's.
+  return { states: pre, logits: logit };
+}
+
+/** max |a - b| / max(max |b|, magnitude). */
+export function relErrTo(a: ArrayLike<number>, b: ArrayLike<number>, magnitude: number): number {
+  let diff = 0;
+  let norm = magnitude;
+  if (a.length !== b.length) return Infinity;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    norm = Math.max(norm, Math.abs(b[i]));
+  }
+  if (Number.isNaN(diff)) return Infinity;
+  return norm === 0 ? diff : diff / norm;
+}
