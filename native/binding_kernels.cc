@@ -1,4 +1,5 @@
 // JS glue for ISA selection, threading, and test hooks into the kernels (prefixed with _).
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -53,31 +54,37 @@ Napi::TypedArrayOf<float> FloatArg(Napi::Env env, Napi::Value v, const char* wha
   return v.As<Napi::TypedArrayOf<float>>();
 }
 
+bool Flag(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsBoolean()) throw Napi::TypeError::New(env, std::string(what) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
 // Elements a rows x cols row-major matrix with row stride ld spans.
 double Span(size_t rows, size_t cols, size_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * static_cast<double>(ld) + cols; }
 
-// _gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, tanhEpilogue, prepackB)
-Napi::Value GemmHook(const Napi::CallbackInfo& info) {
+// _gemm / _gemmPacked(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, tanhEpilogue):
+// the second packs op(B) once into a PackedB and multiplies through gemm_packed.
+Napi::Value GemmHook(const Napi::CallbackInfo& info, const char* name, bool prepack) {
   Napi::Env env = info.Env();
-  if (info.Length() != 14) throw Napi::TypeError::New(env, "_gemm expects 14 arguments");
+  if (info.Length() != 13) throw Napi::TypeError::New(env, std::string(name) + " expects 13 arguments");
   const double kMax = 2147483647.0;
   const size_t M = Count(env, info[0], "M", 0, kMax), N = Count(env, info[1], "N", 0, kMax), K = Count(env, info[2], "K", 0, kMax);
   auto a = FloatArg(env, info[3], "A");
-  const size_t lda = Count(env, info[4], "lda", 1, kMax);
-  const bool ta = info[5].ToBoolean();
+  const size_t lda = Count(env, info[4], "lda", 0, kMax);
+  const bool ta = Flag(env, info[5], "transA");
   auto b = FloatArg(env, info[6], "B");
-  const size_t ldb = Count(env, info[7], "ldb", 1, kMax);
-  const bool tb = info[8].ToBoolean();
+  const size_t ldb = Count(env, info[7], "ldb", 0, kMax);
+  const bool tb = Flag(env, info[8], "transB");
   auto c = FloatArg(env, info[9], "C");
-  const size_t ldc = Count(env, info[10], "ldc", 1, kMax);
-  const bool accumulate = info[11].ToBoolean(), tanh = info[12].ToBoolean(), prepack = info[13].ToBoolean();
+  const size_t ldc = Count(env, info[10], "ldc", 0, kMax);
+  const bool accumulate = Flag(env, info[11], "accumulate"), tanh = Flag(env, info[12], "tanhEpilogue");
   const size_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
-  if ((a_cols > 0 && lda < a_cols) || (b_cols > 0 && ldb < b_cols) || ldc < N) {
-    throw Napi::RangeError::New(env, "_gemm: a leading dimension is smaller than its row length");
+  if (lda < a_cols || ldb < b_cols || ldc < N) {
+    throw Napi::RangeError::New(env, std::string(name) + ": a leading dimension is smaller than its row length");
   }
   if (Span(a_rows, a_cols, lda) > a.ElementLength() || Span(b_rows, b_cols, ldb) > b.ElementLength() ||
       Span(M, N, ldc) > c.ElementLength()) {
-    throw Napi::RangeError::New(env, "_gemm: an array is too short for its dimensions");
+    throw Napi::RangeError::New(env, std::string(name) + ": an array is too short for its dimensions");
   }
   const kernels::KernelSet& ks = active_kernels();
   const MatrixRef A{a.Data(), lda, ta ? Trans::kYes : Trans::kNo};
@@ -93,7 +100,11 @@ Napi::Value GemmHook(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value Gemm(const Napi::CallbackInfo& info) { return GemmHook(info, "_gemm", false); }
+Napi::Value GemmPacked(const Napi::CallbackInfo& info) { return GemmHook(info, "_gemmPacked", true); }
+
 Napi::Value TanhHook(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1) throw Napi::TypeError::New(info.Env(), "_tanh expects one Float32Array");
   auto x = FloatArg(info.Env(), info[0], "x");
   active_kernels().tanh_inplace(x.Data(), x.ElementLength());
   return info.Env().Undefined();
@@ -125,9 +136,17 @@ Napi::Value SoftmaxHook(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Environments (the main thread, worker threads) that loaded the addon. The pool's workers are
+// joined when the last one is torn down, so none outlives Node's teardown.
+std::atomic<int> g_live_envs{0};
+
 }  // namespace
 
 void InitKernelBindings(Napi::Env env, Napi::Object exports) {
+  g_live_envs.fetch_add(1);
+  env.AddCleanupHook([] {
+    if (g_live_envs.fetch_sub(1) == 1) ThreadPool::global().shutdown();
+  });
   const std::string error = select_isa_from_environment();
   if (!error.empty()) throw Napi::Error::New(env, error);
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
@@ -135,7 +154,8 @@ void InitKernelBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("numThreads", Napi::Function::New(env, NumThreads, "numThreads"));
-  exports.Set("_gemm", Napi::Function::New(env, GemmHook, "_gemm"));
+  exports.Set("_gemm", Napi::Function::New(env, Gemm, "_gemm"));
+  exports.Set("_gemmPacked", Napi::Function::New(env, GemmPacked, "_gemmPacked"));
   exports.Set("_tanh", Napi::Function::New(env, TanhHook, "_tanh"));
   exports.Set("_softmaxXent", Napi::Function::New(env, SoftmaxXentHook, "_softmaxXent"));
   exports.Set("_softmax", Napi::Function::New(env, SoftmaxHook, "_softmax"));

@@ -1,7 +1,7 @@
 #include "thread_pool.h"
 
-#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -9,136 +9,185 @@
 #include <thread>
 #include <vector>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define BPTT_CPU_RELAX() _mm_pause()
-#else
-#define BPTT_CPU_RELAX() std::this_thread::yield()
+#if defined(__x86_64__) || defined(__i386__)
+#include <emmintrin.h>
 #endif
 
 namespace bptt {
-
 namespace {
 
-// How long an idle worker spins before it sleeps: an RNN call dispatches one region per time
-// step, microseconds apart, and a sleeping worker takes tens of microseconds to wake.
-constexpr int kSpinIterations = 200000;
+constexpr size_t kMaxThreads = 1024;
+// The claim counter keeps the task index in its low 32 bits.
+constexpr uint64_t kIndexMask = 0xffffffffu;
+// An RNN step dispatches every few microseconds; spinning this long after a run keeps workers
+// hot between steps without burning a core for long when the addon sits idle.
+constexpr std::chrono::microseconds kSpinTime(200);
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
 
 size_t DefaultThreads() {
-  if (const char* env = std::getenv("BPTT_NUM_THREADS")) {
-    const long n = std::strtol(env, nullptr, 10);
-    if (n >= 1 && n <= 1024) return static_cast<size_t>(n);
+  if (const char* env = std::getenv("BPTT_NUM_THREADS"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(env, &end, 10);
+    if (*end == '\0' && n >= 1 && n <= kMaxThreads) return n;
   }
   const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : hw;
+  return hw == 0 ? 1 : (hw > kMaxThreads ? kMaxThreads : hw);
 }
 
 }  // namespace
 
+// One run at a time owns the pool (busy). A run publishes its job, then a new generation;
+// workers claim task indices from a counter tagged with that generation, and the caller waits
+// for its tasks to be done, never for the workers: a worker that starts, wakes or looks late
+// simply finds nothing left to claim, and can never claim a task of a finished or later job.
 struct ThreadPool::Impl {
-  std::mutex region;  // held by the caller of a parallel region
+  std::mutex busy;
+  std::atomic<size_t> threads{1};
   std::vector<std::thread> workers;
+  uint32_t last_generation = 0;  // guarded by busy
 
-  // The current region, published by bumping `generation` (release) after writing these.
-  TaskFn fn = nullptr;
-  void* ctx = nullptr;
-  size_t task_count = 0;
-  std::atomic<size_t> next_task{0};
-  std::atomic<size_t> workers_done{0};
-  std::atomic<uint64_t> generation{0};
-  std::atomic<bool> stopping{false};
+  std::atomic<TaskFn> fn{nullptr};
+  std::atomic<void*> ctx{nullptr};
+  std::atomic<size_t> count{0};
+  std::atomic<uint64_t> claim{0};  // generation << 32 | next task index
+  std::atomic<size_t> done{0};
+  std::atomic<uint32_t> generation{0};
+  std::atomic<bool> stop{false};
 
   std::mutex sleep_mutex;
   std::condition_variable wake;
+  std::atomic<int> sleepers{0};
 
-  void RunTasks() {
-    for (size_t t = next_task.fetch_add(1, std::memory_order_relaxed); t < task_count;
-         t = next_task.fetch_add(1, std::memory_order_relaxed)) {
-      fn(ctx, t, task_count);
+  // Runs tasks of generation gen until none is left to claim. The job fields may already belong
+  // to a later job when read; the claim then fails, because the caller closes a generation's
+  // counter before it writes the next job's fields.
+  void Work(uint32_t gen) {
+    const TaskFn f = fn.load(std::memory_order_acquire);
+    void* const c = ctx.load(std::memory_order_acquire);
+    const size_t n = count.load(std::memory_order_acquire);
+    uint64_t v = claim.load(std::memory_order_acquire);
+    while ((v >> 32) == gen && (v & kIndexMask) < n) {
+      if (claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        f(c, static_cast<size_t>(v & kIndexMask), n);
+        done.fetch_add(1, std::memory_order_release);
+        v = claim.load(std::memory_order_acquire);
+      }
     }
   }
 
   void WorkerLoop() {
-    uint64_t seen = generation.load(std::memory_order_acquire);
+    uint32_t seen = generation.load(std::memory_order_acquire);
     for (;;) {
-      uint64_t now = generation.load(std::memory_order_acquire);
-      for (int spin = 0; now == seen && spin < kSpinIterations; ++spin) {
-        BPTT_CPU_RELAX();
-        now = generation.load(std::memory_order_acquire);
+      uint32_t gen = generation.load(std::memory_order_acquire);
+      const auto spin_start = std::chrono::steady_clock::now();
+      for (unsigned spins = 1; gen == seen && !stop.load(std::memory_order_acquire); ++spins) {
+        CpuRelax();
+        if (spins % 64 == 0 && std::chrono::steady_clock::now() - spin_start > kSpinTime) {
+          std::unique_lock<std::mutex> lock(sleep_mutex);
+          sleepers.fetch_add(1);
+          wake.wait(lock, [&] { return generation.load() != seen || stop.load(); });
+          sleepers.fetch_sub(1);
+        }
+        gen = generation.load(std::memory_order_acquire);
       }
-      if (now == seen) {
-        std::unique_lock<std::mutex> lock(sleep_mutex);
-        wake.wait(lock, [&] { return generation.load(std::memory_order_acquire) != seen || stopping.load(); });
-        now = generation.load(std::memory_order_acquire);
-      }
-      if (stopping.load(std::memory_order_acquire)) return;
-      seen = now;
-      RunTasks();
-      // Every worker checks out of every region, so none can still be reading the region's
-      // fields when the caller returns and publishes the next one.
-      workers_done.fetch_add(1, std::memory_order_acq_rel);
+      if (stop.load(std::memory_order_acquire)) return;
+      seen = gen;
+      Work(gen);
     }
   }
 
-  void Start(size_t threads) {
-    stopping.store(false);
-    for (size_t i = 1; i < threads; ++i) workers.emplace_back([this] { WorkerLoop(); });
+  // Both need busy held.
+  void StartWorkers() {
+    const size_t want = threads.load() - 1;
+    if (workers.size() == want) return;
+    StopWorkers();
+    stop.store(false);
+    workers.reserve(want);
+    for (size_t i = 0; i < want; ++i) workers.emplace_back([this] { WorkerLoop(); });
   }
 
-  void Stop() {
+  void StopWorkers() {
+    if (workers.empty()) return;
     {
       std::lock_guard<std::mutex> lock(sleep_mutex);
-      stopping.store(true);
-      generation.fetch_add(1, std::memory_order_acq_rel);
+      stop.store(true);
     }
     wake.notify_all();
-    for (auto& w : workers) w.join();
+    for (std::thread& w : workers) w.join();
     workers.clear();
   }
 };
 
-ThreadPool::ThreadPool() : impl_(new Impl) { impl_->Start(DefaultThreads()); }
+// Workers start lazily, at the first parallel run: loading the addon creates no threads.
+ThreadPool::ThreadPool() : impl_(new Impl) { impl_->threads.store(DefaultThreads()); }
 
 ThreadPool::~ThreadPool() {
-  impl_->Stop();
+  shutdown();
   delete impl_;
 }
 
+// Deliberately never destroyed: a static destructor at process exit must not race with a native
+// call still running on another thread. The addon's environment cleanup hook joins the workers
+// when Node tears its environments down; idle workers left at a plain exit() just end with it.
 ThreadPool& ThreadPool::global() {
-  static ThreadPool pool;
-  return pool;
+  static ThreadPool* pool = new ThreadPool();
+  return *pool;
 }
 
 void ThreadPool::set_num_threads(size_t n) {
-  std::lock_guard<std::mutex> lock(impl_->region);
-  if (n == impl_->workers.size() + 1) return;
-  impl_->Stop();
-  impl_->Start(std::max<size_t>(n, 1));
+  if (n < 1) n = 1;
+  if (n > kMaxThreads) n = kMaxThreads;
+  std::lock_guard<std::mutex> lock(impl_->busy);
+  impl_->threads.store(n);
+  if (impl_->workers.size() != n - 1) impl_->StopWorkers();
 }
 
-size_t ThreadPool::num_threads() const { return impl_->workers.size() + 1; }
+size_t ThreadPool::num_threads() const { return impl_->threads.load(std::memory_order_relaxed); }
+
+void ThreadPool::shutdown() {
+  std::lock_guard<std::mutex> lock(impl_->busy);
+  impl_->StopWorkers();
+}
 
 void ThreadPool::run(size_t task_count, TaskFn fn, void* ctx) {
   Impl& p = *impl_;
-  std::unique_lock<std::mutex> lock(p.region, std::try_to_lock);
-  if (!lock.owns_lock() || p.workers.empty() || task_count <= 1) {
+  const auto serial = [&] {
     for (size_t t = 0; t < task_count; ++t) fn(ctx, t, task_count);
+  };
+  if (task_count <= 1 || task_count >= kIndexMask || p.threads.load(std::memory_order_relaxed) <= 1 ||
+      !p.busy.try_lock()) {
+    serial();
     return;
   }
-  p.fn = fn;
-  p.ctx = ctx;
-  p.task_count = task_count;
-  p.next_task.store(0, std::memory_order_relaxed);
-  p.workers_done.store(0, std::memory_order_relaxed);
-  {
-    // Under the sleep mutex, so a worker between its predicate check and its wait cannot miss it.
-    std::lock_guard<std::mutex> sleep(p.sleep_mutex);
-    p.generation.fetch_add(1, std::memory_order_acq_rel);
+  std::lock_guard<std::mutex> lock(p.busy, std::adopt_lock);
+  p.StartWorkers();
+  const uint32_t gen = ++p.last_generation;
+  p.count.store(task_count, std::memory_order_release);
+  p.fn.store(fn, std::memory_order_release);
+  p.ctx.store(ctx, std::memory_order_release);
+  p.done.store(0, std::memory_order_relaxed);
+  p.claim.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+  p.generation.store(gen);  // seq_cst: ordered against the sleepers load below
+  if (p.sleepers.load() > 0) {
+    { std::lock_guard<std::mutex> sleep_lock(p.sleep_mutex); }
+    p.wake.notify_all();
   }
-  p.wake.notify_all();
-  p.RunTasks();
-  const size_t workers = p.workers.size();
-  while (p.workers_done.load(std::memory_order_acquire) != workers) BPTT_CPU_RELAX();
+  p.Work(gen);
+  for (unsigned spins = 1; p.done.load(std::memory_order_acquire) != task_count; ++spins) {
+    if (spins % 1024 == 0) {
+      std::this_thread::yield();
+    } else {
+      CpuRelax();
+    }
+  }
+  p.claim.store((static_cast<uint64_t>(gen) << 32) | kIndexMask, std::memory_order_release);
 }
 
 }  // namespace bptt

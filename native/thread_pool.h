@@ -24,6 +24,10 @@ class ThreadPool {
   // thread already holds the pool, this call runs all its tasks on the calling thread.
   void run(size_t task_count, TaskFn fn, void* ctx);
 
+  // Joins the worker threads (a later parallel run starts them again). For environment teardown:
+  // after the last Node environment goes, no thread of ours is left running.
+  void shutdown();
+
   template <class F>
   void parallel_for(size_t task_count, F& body) {
     run(task_count, [](void* c, size_t t, size_t n) { (*static_cast<F*>(c))(t, n); }, &body);

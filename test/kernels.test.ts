@@ -1,0 +1,355 @@
+/**
+ * The native kernels on every ISA this machine runs, against float64 references: the packed GEMM
+ * (every transpose, accumulate, padded strides, tanh epilogue, block-boundary shapes, thread-count
+ * independence), tanh, softmax and the fused softmax / cross-entropy row, and argument checking.
+ */
+import fc from 'fast-check';
+import { addon } from '../lib/native';
+
+const native = addon();
+const isas: string[] = native.supportedIsas();
+const TILE: Record<string, [number, number]> = { scalar: [4, 8], avx2: [6, 16], avx512: [8, 32] };
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296 - 0.5;
+  };
+}
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  ta: boolean;
+  tb: boolean;
+  acc: boolean;
+  tanh: boolean;
+  pad: number;
+}
+
+/** Runs one product through the addon and checks it against float64; returns C. */
+function checkGemm(c: Case, packed: boolean, seed = 1): Float32Array {
+  const { M, N, K, ta, tb, acc, tanh, pad } = c;
+  const r = rng(seed + M * 7 + N * 13 + K * 17);
+  const [aRows, aCols] = ta ? [K, M] : [M, K];
+  const [bRows, bCols] = tb ? [N, K] : [K, N];
+  const lda = aCols + pad, ldb = bCols + pad, ldc = N + pad;
+  const A = Float32Array.from({ length: Math.max(aRows * lda, 1) }, r);
+  const B = Float32Array.from({ length: Math.max(bRows * ldb, 1) }, r);
+  const C = new Float32Array(Math.max(M * ldc, 1));
+  for (let i = 0; i < C.length; i++) C[i] = acc ? r() : NaN;
+  // Padding columns of C hold a sentinel that must survive.
+  for (let i = 0; i < M; i++) for (let j = N; j < ldc; j++) C[i * ldc + j] = 12345;
+  const C0 = Float32Array.from(C);
+  const a = (i: number, k: number) => (ta ? A[k * lda + i] : A[i * lda + k]);
+  const b = (k: number, j: number) => (tb ? B[j * ldb + k] : B[k * ldb + j]);
+  (packed ? native._gemmPacked : native._gemm)(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc, tanh);
+  let errMax = 0;
+  let bad = '';
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = acc ? C0[i * ldc + j] : 0;
+      let mag = Math.abs(s);
+      for (let k = 0; k < K; k++) {
+        s += a(i, k) * b(k, j);
+        mag += Math.abs(a(i, k) * b(k, j));
+      }
+      const want = tanh ? Math.tanh(s) : s;
+      const got = C[i * ldc + j];
+      const err = Math.abs(got - want) / Math.max(mag, 1e-3);
+      if (!(err <= 1e-5) && !bad) bad = `C[${i},${j}] = ${got}, want ${want}`;
+      errMax = Math.max(errMax, err);
+    }
+    for (let j = N; j < ldc; j++) if (C[i * ldc + j] !== 12345 && !bad) bad = `padding C[${i},${j}] changed`;
+  }
+  expect(bad).toBe('');
+  return C;
+}
+
+/** The error f throws. The addon's errors come from Node's main realm, so jest's toThrow(Class) fails on them. */
+function thrown(f: () => unknown): Error {
+  try {
+    f();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a throw');
+}
+const throwsA = (name: string, f: () => unknown) => expect(thrown(f).name).toBe(name);
+
+const withIsa = (isa: string, body: () => void) => () => {
+  native.setIsa(isa);
+  try {
+    body();
+  } finally {
+    native.setIsa('auto');
+  }
+};
+
+describe('ISA selection', () => {
+  it('lists the supported ISAs best first, ending with scalar, and the active one among them', () => {
+    expect(isas[isas.length - 1]).toBe('scalar');
+    expect(isas).toContain(native.isa());
+  });
+
+  it('switches and restores ISAs, refusing unknown or unsupported ones with the reason', () => {
+    for (const isa of isas) {
+      native.setIsa(isa);
+      expect(native.isa()).toBe(isa);
+    }
+    native.setIsa('auto');
+    expect(native.isa()).toBe(isas[0]);
+    expect(() => native.setIsa('sse9')).toThrow(/unknown ISA 'sse9'/);
+    for (const isa of ['avx2', 'avx512'].filter((x) => !isas.includes(x))) {
+      expect(() => native.setIsa(isa)).toThrow(/supported/);
+    }
+    throwsA('TypeError', () => native.setIsa(3));
+    expect(native.isa()).toBe(isas[0]);
+  });
+
+  it('sets the thread count and rejects bad counts', () => {
+    const before = native.numThreads();
+    native.setNumThreads(3);
+    expect(native.numThreads()).toBe(3);
+    native.setNumThreads(before);
+    for (const bad of [0, -1, 1.5, NaN, 2000]) throwsA('RangeError', () => native.setNumThreads(bad));
+    throwsA('TypeError', () => native.setNumThreads('2'));
+  });
+});
+
+describe.each(isas)('GEMM (%s)', (isa) => {
+  const [mr, nr] = TILE[isa];
+  const edge = [1, 2, 3, mr - 1, mr, mr + 1, nr - 1, nr, nr + 1, 17, 31, 33, 64, 65].filter((x) => x > 0);
+
+  it(
+    'matches float64 on edge sizes, every transpose pair, accumulate, padding and the tanh epilogue',
+    withIsa(isa, () => {
+      let n = 0;
+      for (const M of edge)
+        for (const N of edge) {
+          const K = edge[(M * 3 + N) % edge.length];
+          const ta = n % 2 === 1, tb = (n >> 1) % 2 === 1;
+          const flags = { ta, tb, acc: n % 3 === 0, tanh: n % 5 === 0, pad: n % 4 === 0 ? 3 : 0 };
+          checkGemm({ M, N, K, ...flags }, n % 7 === 0, n);
+          n++;
+        }
+    }),
+  );
+
+  it(
+    'crosses the K, M and N block boundaries',
+    withIsa(isa, () => {
+      const shapes: [number, number, number][] = [
+        [100, 129, 257],
+        [257, 33, 300],
+        [70, 1100, 40],
+        [33, 100, 513],
+      ];
+      let n = 0;
+      for (const [M, N, K] of shapes)
+        for (const ta of [false, true])
+          for (const tb of [false, true]) {
+            checkGemm({ M, N, K, ta, tb, acc: n % 2 === 0, tanh: n % 3 === 0, pad: n % 4 === 1 ? 5 : 0 }, n % 2 === 1, n);
+            n++;
+          }
+    }),
+  );
+
+  it(
+    'K = 0 zeroes or keeps C and still applies the epilogue; empty M or N touches nothing',
+    withIsa(isa, () => {
+      const C = Float32Array.from([NaN, 2, NaN, 2]);
+      native._gemm(2, 2, 0, new Float32Array(0), 1, false, new Float32Array(0), 2, false, C, 2, false, true);
+      expect(Array.from(C)).toEqual([0, 0, 0, 0]);
+      const D = Float32Array.from([0.5, -1, 2, 0]);
+      native._gemmPacked(2, 2, 0, new Float32Array(0), 1, false, new Float32Array(0), 2, false, D, 2, true, true);
+      [0.5, -1, 2, 0].forEach((x, i) => expect(Math.abs(D[i] - Math.tanh(x))).toBeLessThanOrEqual(4e-7 * Math.abs(Math.tanh(x))));
+      const E = Float32Array.from([7]);
+      native._gemm(0, 1, 4, new Float32Array(0), 4, false, new Float32Array(4), 1, false, E, 1, false, false);
+      expect(E[0]).toBe(7);
+    }),
+  );
+
+  it(
+    'gives bitwise identical results on 1, 2 and 3 threads',
+    withIsa(isa, () => {
+      const before = native.numThreads();
+      const shapes: Case[] = [
+        { M: 64, N: 512, K: 300, ta: false, tb: true, acc: true, tanh: true, pad: 0 },
+        { M: 700, N: 70, K: 64, ta: true, tb: false, acc: false, tanh: false, pad: 1 },
+        { M: 5, N: 1000, K: 33, ta: false, tb: false, acc: false, tanh: false, pad: 0 },
+      ];
+      try {
+        for (const c of shapes)
+          for (const packed of [false, true]) {
+            const results = [1, 2, 3].map((t) => {
+              native.setNumThreads(t);
+              return Buffer.from(checkGemm(c, packed).buffer).toString('hex');
+            });
+            expect(results[1]).toBe(results[0]);
+            expect(results[2]).toBe(results[0]);
+          }
+      } finally {
+        native.setNumThreads(before);
+      }
+    }),
+  );
+
+  it(
+    'holds for random shapes (property)',
+    withIsa(isa, () => {
+      fc.assert(
+        fc.property(
+          fc.record({
+            M: fc.integer({ min: 1, max: 80 }),
+            N: fc.integer({ min: 1, max: 80 }),
+            K: fc.integer({ min: 0, max: 80 }),
+            ta: fc.boolean(),
+            tb: fc.boolean(),
+            acc: fc.boolean(),
+            tanh: fc.boolean(),
+            pad: fc.integer({ min: 0, max: 3 }),
+          }),
+          fc.boolean(),
+          (c, packed) => {
+            checkGemm(c, packed);
+          },
+        ),
+        { numRuns: 60, seed: 42 },
+      );
+    }),
+  );
+});
+
+it('SIMD GEMM results are close to the scalar ones', () => {
+  const c: Case = { M: 37, N: 91, K: 300, ta: false, tb: true, acc: true, tanh: false, pad: 0 };
+  const results = isas.map((isa) => {
+    native.setIsa(isa);
+    return checkGemm(c, false);
+  });
+  native.setIsa('auto');
+  for (const r of results)
+    for (let i = 0; i < r.length; i++) expect(Math.abs(r[i] - results[results.length - 1][i])).toBeLessThan(1e-4);
+});
+
+const f32 = (x: number) => Math.fround(x);
+const tanhSweep = (() => {
+  const xs = [0, -0, 1e-30, -1e-30, 1e-4, -1e-4, 0.5, -0.5, 9, -9, 20, -20, Infinity, -Infinity, 1e-45, -1e-45, 1e-40, 3e-39, 88.7, -88.7, 3.4e38];
+  for (let e = -45; e <= 2; e += 0.01) xs.push(f32(10 ** e), f32(-(10 ** e)));
+  for (let x = -10; x <= 10; x += 0.0007) xs.push(f32(x));
+  return Float32Array.from(xs);
+})();
+
+describe.each(isas)('row kernels (%s)', (isa) => {
+  beforeAll(() => native.setIsa(isa));
+  afterAll(() => native.setIsa('auto'));
+
+  it('tanh is within 4e-7 relative of float64 over the float range, tails included', () => {
+    for (const len of [tanhSweep.length, 1, 7, 15, 17, 33]) {
+      const x = tanhSweep.slice(0, len);
+      const y = Float32Array.from(x);
+      native._tanh(y);
+      for (let i = 0; i < len; i++) {
+        const want = Math.tanh(x[i]);
+        const err = want === 0 ? Math.abs(y[i]) : Math.abs(y[i] - want) / Math.abs(want);
+        if (!(err <= 4e-7)) throw new Error(`tanh(${x[i]}) = ${y[i]}, want ${want} (rel ${err})`);
+        expect(Object.is(y[i], -0)).toBe(Object.is(x[i], -0));
+      }
+    }
+  });
+
+  function xentReference(z: Float32Array, target: number, scale: number): { loss: number; grad: number[] } {
+    const mx = Math.max(...z);
+    let s = 0;
+    for (const v of z) s += Math.exp(v - mx);
+    return {
+      loss: Math.log(s) - (z[target] - mx),
+      grad: Array.from(z, (v, i) => scale * (Math.exp(v - mx) / s - (i === target ? 1 : 0))),
+    };
+  }
+
+  it('softmax cross-entropy matches float64, large logits and K = 1 included', () => {
+    const r = rng(7);
+    for (let t = 0; t < 300; t++) {
+      const k = t < 5 ? 1 : 1 + ((t * 37) % 200);
+      const spread = t % 3 === 0 ? 160 : 10;
+      const z = Float32Array.from({ length: k }, () => r() * spread);
+      const target = t % k;
+      const scale = t % 2 ? 1 : 1 / 64;
+      const ref = xentReference(z, target, scale);
+      const out = Float32Array.from(z);
+      const loss = native._softmaxXent(out, target, scale);
+      expect(Math.abs(loss - ref.loss)).toBeLessThanOrEqual(1e-6 * Math.max(1, ref.loss));
+      for (let i = 0; i < k; i++) expect(Math.abs(out[i] - ref.grad[i])).toBeLessThanOrEqual(1e-6 * scale);
+    }
+  });
+
+  it('an ignored target (-1) zeroes the row and returns 0', () => {
+    const z = Float32Array.from([1, 2, 3]);
+    expect(native._softmaxXent(z, -1, 1)).toBe(0);
+    expect(Array.from(z)).toEqual([0, 0, 0]);
+  });
+
+  it('softmax with a temperature matches float64 and sums to 1', () => {
+    const r = rng(3);
+    for (const k of [1, 2, 15, 16, 17, 100, 1000]) {
+      for (const invT of [1, 0.25, 4]) {
+        const z = Float32Array.from({ length: k }, () => r() * 160);
+        const mx = Math.max(...z);
+        const e = Array.from(z, (v) => Math.exp((v - mx) * invT));
+        const s = e.reduce((a, b) => a + b, 0);
+        const out = Float32Array.from(z);
+        native._softmax(out, invT);
+        let total = 0;
+        for (let i = 0; i < k; i++) {
+          expect(Math.abs(out[i] - e[i] / s)).toBeLessThanOrEqual(1e-6 * Math.max(e[i] / s, 1e-3));
+          total += out[i];
+        }
+        expect(Math.abs(total - 1)).toBeLessThan(1e-5);
+      }
+    }
+  });
+});
+
+describe('bad arguments throw, never crash', () => {
+  const A = new Float32Array(6), B = new Float32Array(6), C = new Float32Array(4);
+  const good = [2, 2, 3, A, 3, false, B, 2, false, C, 2, false, false];
+  const variant = (i: number, v: unknown) => good.map((x, j) => (j === i ? v : x));
+
+  it.each(['_gemm', '_gemmPacked'])('%s validates dimensions, strides, types and lengths', (name) => {
+    const f = native[name];
+    expect(() => f(...good)).not.toThrow();
+    throwsA('TypeError', () => f(...good.slice(0, 12)));
+    throwsA('RangeError', () => f(...variant(0, -1)));
+    throwsA('RangeError', () => f(...variant(1, 1.5)));
+    throwsA('TypeError', () => f(...variant(2, '3')));
+    throwsA('TypeError', () => f(...variant(3, new Float64Array(6))));
+    throwsA('TypeError', () => f(...variant(3, [0, 0, 0, 0, 0, 0])));
+    throwsA('RangeError', () => f(...variant(4, 2))); // lda < K
+    throwsA('RangeError', () => f(...variant(4, 4))); // A too short for its stride
+    throwsA('TypeError', () => f(...variant(5, 1)));
+    throwsA('RangeError', () => f(...variant(6, new Float32Array(5))));
+    throwsA('RangeError', () => f(...variant(9, new Float32Array(3))));
+    throwsA('RangeError', () => f(...variant(10, 1)));
+    throwsA('RangeError', () => f(...variant(0, 2 ** 40)));
+    throwsA('RangeError', () => f(...variant(2, 2 ** 31 - 1)));
+  });
+
+  it('row kernels validate their arguments', () => {
+    throwsA('TypeError', () => native._tanh(new Float64Array(2)));
+    throwsA('TypeError', () => native._tanh());
+    throwsA('RangeError', () => native._softmaxXent(new Float32Array(3), 3, 1));
+    throwsA('RangeError', () => native._softmaxXent(new Float32Array(3), 0.5, 1));
+    throwsA('RangeError', () => native._softmaxXent(new Float32Array(0), 0, 1));
+    throwsA('TypeError', () => native._softmaxXent(new Float32Array(3), '0', 1));
+    throwsA('RangeError', () => native._softmax(new Float32Array(3), 0));
+    throwsA('RangeError', () => native._softmax(new Float32Array(3), Infinity));
+    throwsA('TypeError', () => native._softmax([1, 2], 1));
+  });
+});
