@@ -9,8 +9,7 @@
  * must hold (parameters, gradients, states, logits, inputs; stepMemory in workloads.js) plus
  * whatever the implementation adds (workspace, packed weights, allocator slack).
  */
-const { RNN, Tensor, setIsa } = require('../dist');
-const { useThreads } = require('./pool');
+const { RNN, Tensor, setIsa, setNumThreads } = require('../dist');
 const { WORKLOADS, STEP_OPTIONS, stepMemory, makeData } = require('./workloads');
 
 const STEPS = 3;
@@ -21,7 +20,7 @@ if (!w || !isa || !Number.isInteger(threads)) throw new Error('usage: memory-pro
 if (typeof global.gc !== 'function') throw new Error('run with --expose-gc');
 
 setIsa(isa);
-useThreads(threads);
+setNumThreads(threads);
 global.gc();
 const rss0 = process.memoryUsage.rss();
 const maxRss0 = process.resourceUsage().maxRSS * 1024; // KiB on Linux

@@ -39,8 +39,7 @@ try {
   console.error(`bench needs the built package: run \`npx node-gyp rebuild && npx tsc -p tsconfig.json\` first.\n${err.message}`);
   process.exit(1);
 }
-const { RNN, Tensor, setIsa, supportedIsas } = lib;
-const { useThreads } = require('./pool');
+const { RNN, Tensor, setIsa, setNumThreads, supportedIsas } = lib;
 const fmaPeak = require('../dist/native').addon()._fmaPeak;
 
 const workloadNames = list(opts.workloads);
@@ -88,7 +87,7 @@ function nativeEntry(w, data, kind, isa, threads) {
     prepare() {
       if (kind === 'native') {
         setIsa(isa);
-        useThreads(threads);
+        setNumThreads(threads);
       }
       const rnn = new RNN({ inputSize: w.D, hiddenSize: w.H, outputSize: w.K, seed: 7, backend: kind });
       const x = w.inputs === 'tokens' ? Tensor.from(data.inputs, [w.T, w.B]) : Tensor.from(data.inputs, [w.T, w.B, w.D]);
@@ -168,7 +167,7 @@ function runSuite(name, entries) {
 /** Times forward, lossAndGradients and trainStep apart, to show the kernel work which phase dominates. */
 function profile(w, data, isa, threads) {
   setIsa(isa);
-  useThreads(threads);
+  setNumThreads(threads);
   const rnn = new RNN({ inputSize: w.D, hiddenSize: w.H, outputSize: w.K, seed: 7 });
   const x = w.inputs === 'tokens' ? Tensor.from(data.inputs, [w.T, w.B]) : Tensor.from(data.inputs, [w.T, w.B, w.D]);
   const y = Tensor.from(data.targets, [w.T, w.B]);
