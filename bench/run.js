@@ -236,7 +236,7 @@ async function main() {
   const peakThreads = [...new Set([1, ...threadCounts])];
   const peak = {};
   for (const t of peakThreads) peak[t] = measurePeak(t);
-  console.log(`FMA peak (register-resident FMA loop, best of a few runs): ${peakThreads.map((t) => `${t} thread${t > 1 ? 's' : ''} ${peak[t].toFixed(1)} GFLOP/s`).join(', ')}\n`);
+  console.log(`FMA peak (register-resident FMA loop, best of a few runs; probed again at the end): ${peakThreads.map((t) => `${t} thread${t > 1 ? 's' : ''} ${peak[t].toFixed(1)} GFLOP/s`).join(', ')}\n`);
 
   // Before anything large is allocated here: Linux carries a parent's RSS high-water mark into an
   // exec'd child's maxRSS, so a probe spawned late would report this process's peak, not its own.
@@ -295,6 +295,20 @@ async function main() {
       r.speedupVsReference = ref.medianMs / r.medianMs;
       const nat = bestNative(r.threads);
       if (r.impl.startsWith('tfjs') && nat) r.timesNative = r.medianMs / nat.medianMs;
+    }
+  }
+
+  // The probe again: another process busy on a core during the first probe would otherwise
+  // lower the peak and inflate every "% peak" of that thread count.
+  const peakAtEnd = {};
+  for (const t of peakThreads) {
+    peakAtEnd[t] = measurePeak(t);
+    if (Math.abs(peakAtEnd[t] - peak[t]) > 0.1 * Math.max(peak[t], peakAtEnd[t])) {
+      console.log(`note: the ${t}-thread FMA peak moved from ${peak[t].toFixed(1)} to ${peakAtEnd[t].toFixed(1)} GFLOP/s during the run (other load?); using the higher`);
+    }
+    if (peakAtEnd[t] > peak[t]) {
+      for (const r of results) if (r.threads === t) r.pctPeak *= peak[t] / peakAtEnd[t];
+      peak[t] = peakAtEnd[t];
     }
   }
 
