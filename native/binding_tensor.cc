@@ -19,7 +19,8 @@ constexpr size_t kMaxBytes = (size_t{1} << 31) * 8;
 
 // The ownership record outlives the memory: the finalizer may run after an explicit release.
 struct Allocation {
-  void* base;  // what aligned_alloc returned; the block handed out starts kAlignment later
+  void* base;  // what malloc returned
+  void* data;  // the aligned block handed out
   size_t bytes;
   bool released;
 };
@@ -34,7 +35,7 @@ std::unordered_set<void*>& LiveBlocks() {
 void Free(Napi::Env env, Allocation* a) {
   if (a->released) return;
   a->released = true;
-  LiveBlocks().erase(static_cast<char*>(a->base) + kAlignment);
+  LiveBlocks().erase(a->data);
   std::free(a->base);
   Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(a->bytes));
 }
@@ -56,17 +57,18 @@ Napi::Value Allocate(const Napi::CallbackInfo& info) {
                                          info[0].ToString().Utf8Value());
   }
   const size_t bytes = static_cast<size_t>(requested);
-  // One extra alignment unit in front holds the Allocation pointer; the total stays a multiple
-  // of the alignment as aligned_alloc requires.
+  // The Allocation pointer sits just before the aligned block. Plain malloc, aligned by hand: glibc's aligned_alloc over-allocates and splits chunks, and
+  // a freed chunk then cannot serve the next request of the same size, so the heap grows.
   const size_t payload = bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  const size_t total = payload + kAlignment;
-  char* base = static_cast<char*>(std::aligned_alloc(kAlignment, total));
+  const size_t total = payload + 2 * kAlignment;
+  char* base = static_cast<char*>(std::malloc(total));
   if (base == nullptr) {
     throw Napi::RangeError::New(env, "allocate: out of memory for " + std::to_string(bytes) + " bytes");
   }
-  void* data = base + kAlignment;
+  const uintptr_t first = reinterpret_cast<uintptr_t>(base) + sizeof(Allocation*);
+  void* data = reinterpret_cast<void*>((first + kAlignment - 1) / kAlignment * kAlignment);
   std::memset(data, 0, payload);
-  auto* record = new Allocation{base, total, false};
+  auto* record = new Allocation{base, data, total, false};
   *RecordSlot(data) = record;
   LiveBlocks().insert(data);
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(total));
@@ -89,9 +91,10 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   if (LiveBlocks().count(data) == 0) {
     throw Napi::TypeError::New(env, "release: the ArrayBuffer was not made by allocate()");
   }
-  Allocation* record = *RecordSlot(data);
+  // Freed before detaching: Node may run the finalizer during Detach, and it must find the
+  // record already released.
+  Free(env, *RecordSlot(data));
   buffer.Detach();
-  Free(env, record);
   return env.Undefined();
 }
 
