@@ -10,7 +10,7 @@
 import fc from 'fast-check';
 import { backends, setIsa, supportedIsas } from '../lib';
 import { PARAM_NAMES } from '../lib/backend';
-import { forwardMagnitudes, mulberry32, randomProblem, relErr, relErrTo } from './helpers/oracle-checks';
+import { ProblemSpec, forwardMagnitudes, mulberry32, randomProblem, relErr, relErrTo } from './helpers/oracle-checks';
 
 const SIZES = [1, 3, 7, 16, 17, 31, 33, 64, 65, 100, 129];
 const BATCHES = [1, 2, 5, 32];
@@ -18,13 +18,7 @@ const STEPS = [1, 2, 25, 200];
 const FORWARD_TOL = 1e-5;
 const GRAD_TOL = 1e-4;
 
-interface Config {
-  D: number;
-  H: number;
-  K: number;
-  T: number;
-  B: number;
-  kind: 'tokens' | 'dense';
+interface Config extends ProblemSpec {
   ignoreFraction: number;
   withH0: boolean;
   truncate: number | 'T' | null;
