@@ -12,6 +12,7 @@
  */
 import { PARAM_NAMES, ParamName, checkFinite, checkFloatArray, describeValue } from './backend';
 import { Tensor } from './tensor';
+import type { NativeOptimizerConfig } from './backends/native';
 
 export type OptimizerKind = 'sgd' | 'momentum' | 'nesterov' | 'adagrad' | 'rmsprop' | 'adam';
 export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam'];
@@ -120,8 +121,9 @@ export class Optimizer {
   }
 
   /** @internal The configuration the native update reads for the next step. */
-  nativeConfig(lr: number): Record<string, number | string> {
-    return { kind: this.kind, lr, ...this.hyper, step: this.#step + 1 };
+  nativeConfig(lr: number): NativeOptimizerConfig {
+    const h = this.hyper;
+    return { kind: this.kind, lr, momentum: h.momentum, beta1: h.beta1, beta2: h.beta2, eps: h.eps, rho: h.rho, step: this.#step + 1 };
   }
 
   /** @internal Called once an update has been applied. */

@@ -23,7 +23,7 @@ import {
   paramShapes,
 } from './backend';
 import { reference } from './backends/reference';
-import { NativeEngine, createEngine, problemFields, translateNativeError } from './backends/native';
+import { NativeEngine, NativeRequest, createEngine, nativeRequest, translateNativeError } from './backends/native';
 import { DTypeError, NonFiniteError, ShapeError } from './errors';
 import { Optimizer } from './optim';
 import { Rng } from './rng';
@@ -120,6 +120,8 @@ export class RNN {
   /** The vocabulary of a character model (set by loadCheckpoint and the CLI); sample() returns text when set. */
   tokenizer: CharTokenizer | undefined;
   #engine: NativeEngine | undefined;
+  /** Where a synchronous native trainStep writes loss, gradNorm and clipped. */
+  readonly #stepResults = new Float64Array(3);
 
   constructor(options: RNNOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`RNN options must be an object, got ${describeValue(options)}`);
@@ -246,14 +248,14 @@ export class RNN {
   trainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions): TrainStepOutput {
     const { call, truncate, reduction, hT, capture, optimizer } = this.prepareTrainStep(inputs, targets, options);
     if (this.backend === 'reference') return this.referenceTrainStep(call, truncate, reduction, options, optimizer, hT, capture);
-    let r: { loss: number; gradNorm: number; clipped: boolean };
+    const out = this.#stepResults;
     try {
-      r = this.engine().trainStep(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer));
+      this.engine().trainStep(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer, out));
     } catch (err) {
       throw translateNativeError(err);
     }
     optimizer?.advance();
-    return { ...r, hT, hAt: capture.hAt };
+    return { loss: out[0], gradNorm: out[1], clipped: out[2] !== 0, hT, hAt: capture.hAt };
   }
 
   /** trainStep off the main thread; the tensors it uses are pinned until it settles. */
@@ -262,11 +264,12 @@ export class RNN {
     const { call, truncate, reduction, hT, capture, optimizer } = this.prepareTrainStep(inputs, targets, options);
     const state = optimizer ? PARAM_NAMES.flatMap((n) => optimizer.slots(n)) : [];
     const outputs = [hT, ...state, ...(capture.hAt ? [capture.hAt] : [])];
-    const r = await this.runPinned(call, outputs, () =>
-      this.engine().trainStepAsync(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer)),
+    const out = new Float64Array(3);
+    await this.runPinned(call, outputs, () =>
+      this.engine().trainStepAsync(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer, out)),
     );
     optimizer?.advance();
-    return { ...r, hT, hAt: capture.hAt };
+    return { loss: out[0], gradNorm: out[1], clipped: out[2] !== 0, hT, hAt: capture.hAt };
   }
 
   /**
@@ -379,30 +382,28 @@ export class RNN {
     capture.hAt.data().set(states.subarray(capture.stateAt! * block, (capture.stateAt! + 1) * block));
   }
 
-  private captureFields(capture: { hAt?: Tensor; stateAt?: number }): Record<string, unknown> {
-    return capture.hAt === undefined ? {} : { hAt: capture.hAt.data(), hAtStep: capture.stateAt };
+  private forwardRequest(call: PreparedCall, out: ForwardOutput): NativeRequest {
+    return nativeRequest(this.dims, this.paramViews(), call.seq, call.h0, out.hT.data() as Float32Array, {
+      states: out.states.data() as Float32Array,
+      logits: out.logits.data() as Float32Array,
+    });
   }
 
-  private forwardRequest(call: PreparedCall, out: ForwardOutput): Record<string, unknown> {
-    return { ...problemFields(this.dims, this.paramViews(), call.seq, call.h0), states: out.states.data(), logits: out.logits.data(), hT: out.hT.data() };
-  }
-
-  private gradientRequest(call: PreparedCall, out: GradientOutputs, truncate: number | null, reduction: Reduction): Record<string, unknown> {
+  private gradientRequest(call: PreparedCall, out: GradientOutputs, truncate: number | null, reduction: Reduction): NativeRequest {
     const g = out.grads;
-    return {
-      ...problemFields(this.dims, this.paramViews(), call.seq, call.h0),
-      targets: call.targets,
+    return nativeRequest(this.dims, this.paramViews(), call.seq, call.h0, out.hT.data() as Float32Array, {
+      targets: call.targets!,
       truncate: truncate ?? 0,
       reduction,
-      gU: g.U.data(),
-      gW: g.W.data(),
-      gb: g.b.data(),
-      gV: g.V.data(),
-      gc: g.c.data(),
-      gh0: g.h0.data(),
-      hT: out.hT.data(),
-      ...this.captureFields(out),
-    };
+      hAt: out.hAt?.data() as Float32Array | undefined,
+      hAtStep: out.stateAt,
+      gU: g.U.data() as Float32Array,
+      gW: g.W.data() as Float32Array,
+      gb: g.b.data() as Float32Array,
+      gV: g.V.data() as Float32Array,
+      gc: g.c.data() as Float32Array,
+      gh0: g.h0.data() as Float32Array,
+    });
   }
 
   private prepareTrainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions) {
@@ -430,23 +431,33 @@ export class RNN {
     return { call, truncate, reduction, optimizer, capture, hT: Tensor.zeros([call.seq.batch, this.hiddenSize]) };
   }
 
-  private trainRequest(call: PreparedCall, hT: Tensor, capture: { hAt?: Tensor; stateAt?: number }, truncate: number | null, reduction: Reduction, options: TrainStepOptions, optimizer: Optimizer | undefined): Record<string, unknown> {
-    const state: Record<string, Float32Array> = {};
+  private trainRequest(
+    call: PreparedCall,
+    hT: Tensor,
+    capture: { hAt?: Tensor; stateAt?: number },
+    truncate: number | null,
+    reduction: Reduction,
+    options: TrainStepOptions,
+    optimizer: Optimizer | undefined,
+    out: Float64Array,
+  ): NativeRequest {
+    let state: Record<string, Float32Array> | undefined;
     if (optimizer) {
-      for (const name of PARAM_NAMES) optimizer.slots(name).forEach((t, i) => (state[`${name}${i}`] = t.data()));
+      state = {};
+      for (const name of PARAM_NAMES) optimizer.slots(name).forEach((t, i) => (state![`${name}${i}`] = t.data() as Float32Array));
     }
-    return {
-      ...problemFields(this.dims, this.paramViews(), call.seq, call.h0),
-      targets: call.targets,
+    return nativeRequest(this.dims, this.paramViews(), call.seq, call.h0, hT.data() as Float32Array, {
+      targets: call.targets!,
       truncate: truncate ?? 0,
       reduction,
-      hT: hT.data(),
-      ...this.captureFields(capture),
+      hAt: capture.hAt?.data() as Float32Array | undefined,
+      hAtStep: capture.stateAt,
       clipNorm: options.clipNorm,
       clipValue: options.clipValue,
       optimizer: optimizer ? optimizer.nativeConfig(options.lr) : { kind: 'sgd', lr: options.lr },
       state,
-    };
+      out,
+    });
   }
 
   private referenceTrainStep(

@@ -2,8 +2,11 @@
 // from any caller must end in a JS exception, never in undefined behaviour), and the sync and
 // async entry points. The math lives in rnn.cc.
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "bindings.h"
@@ -37,16 +40,43 @@ struct Job {
   StateCapture capture;
   // results
   LossResult loss{};
-  TrainStepResult step{};
+  double* step_out = nullptr;  // trainStep: loss, gradNorm, clipped (1 or 0)
+};
+
+// Property names as JS strings, made once per engine: a lookup by C string would create and
+// internalize the name again on every call, which costs more than a small model's arithmetic.
+// The strings live in a referenced JS array (Node-API before version 10 cannot reference a
+// string itself).
+class PropertyNames {
+ public:
+  Napi::Value Get(Napi::Env env, const char* name) {
+    if (store_.IsEmpty()) store_ = Napi::Persistent(Napi::Array::New(env));
+    Napi::Array store = store_.Value();
+    auto it = index_.find(name);
+    if (it == index_.end()) {
+      it = index_.emplace(name, static_cast<uint32_t>(index_.size())).first;
+      store.Set(it->second, Napi::String::New(env, name));
+    }
+    return store.Get(it->second);
+  }
+
+ private:
+  Napi::Reference<Napi::Array> store_;
+  std::unordered_map<const char*, uint32_t> index_;  // keyed by the literal's address
 };
 
 class Parser {
  public:
-  Parser(Napi::Env env, Napi::Object opts, std::vector<Napi::Reference<Napi::Value>>* keep)
-      : env_(env), opts_(opts), keep_(keep) {}
+  // keep: where arrays used off the main thread are referenced until the job ends; null for
+  // synchronous calls, whose arguments outlive the call anyway.
+  Parser(Napi::Env env, Napi::Object opts, PropertyNames* names, std::vector<Napi::Reference<Napi::Value>>* keep)
+      : env_(env), opts_(opts), names_(names), keep_(keep) {}
+
+  Napi::Value Get(const char* key) { return Get(opts_, key); }
+  Napi::Value Get(Napi::Object from, const char* key) { return from.Get(names_->Get(env_, key)); }
 
   size_t Size(const char* key) {
-    Napi::Value v = opts_.Get(key);
+    Napi::Value v = Get(key);
     if (!v.IsNumber()) throw Napi::TypeError::New(env_, std::string(key) + " must be a number, got " + TypeName(v));
     const double d = v.As<Napi::Number>().DoubleValue();
     if (!(d >= 1 && d <= kMaxElements && d == std::floor(d))) {
@@ -56,7 +86,7 @@ class Parser {
   }
 
   double Number(const char* key, double fallback, double lo, double hi) {
-    Napi::Value v = opts_.Get(key);
+    Napi::Value v = Get(key);
     if (v.IsUndefined() || v.IsNull()) return fallback;
     if (!v.IsNumber()) throw Napi::TypeError::New(env_, std::string(key) + " must be a number, got " + TypeName(v));
     const double d = v.As<Napi::Number>().DoubleValue();
@@ -69,10 +99,14 @@ class Parser {
 
   template <class T>
   T* Array(Napi::Object from, const char* key, size_t expected, bool optional) {
-    Napi::Value v = from.Get(key);
+    Napi::Value v = Get(from, key);
     if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
-    constexpr napi_typedarray_type kType = std::is_same<T, float>::value ? napi_float32_array : napi_int32_array;
-    const char* type_name = kType == napi_float32_array ? "Float32Array" : "Int32Array";
+    constexpr napi_typedarray_type kType = std::is_same<T, float>::value    ? napi_float32_array
+                                           : std::is_same<T, double>::value ? napi_float64_array
+                                                                            : napi_int32_array;
+    const char* type_name = kType == napi_float32_array   ? "Float32Array"
+                            : kType == napi_float64_array ? "Float64Array"
+                                                          : "Int32Array";
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType) {
       throw Napi::TypeError::New(env_, std::string(key) + " must be a " + type_name + ", got " + TypeName(v));
     }
@@ -84,7 +118,8 @@ class Parser {
     if (arr.ArrayBuffer().IsDetached()) {
       throw Napi::TypeError::New(env_, std::string(key) + " refers to freed (disposed) memory");
     }
-    keep_->push_back(Napi::Persistent(v));
+    if (keep_ != nullptr) keep_->push_back(Napi::Persistent(v));
+    arrays_.push_back(arr);
     return arr.Data();
   }
 
@@ -94,10 +129,15 @@ class Parser {
   }
 
   void CheckFinite(const float* data, size_t n, const char* what) {
-    // x - x is NaN exactly when x is NaN or infinite; the sum stays vectorizable.
-    float acc = 0;
-    for (size_t i = 0; i < n; ++i) acc += data[i] - data[i];
-    if (acc != 0 || std::isnan(acc)) {
+    // A float is NaN or infinite exactly when its exponent bits are all set; an integer OR over
+    // the flags vectorizes, where a float test would not.
+    uint32_t non_finite = 0;
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, data + i, sizeof bits);
+      non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    if (non_finite != 0) {
       throw Napi::RangeError::New(env_, std::string(what) + " contains NaN or infinite values");
     }
   }
@@ -109,6 +149,14 @@ class Parser {
         throw Napi::RangeError::New(env_, std::string(what) + "[" + std::to_string(i) + "] = " + std::to_string(v) +
                                               " is outside [0, " + std::to_string(hi) + ")");
       }
+    }
+  }
+
+  // Property reads can run JS (getters on a hand-made request) that frees an array read before;
+  // checked once all arrays are in hand, so no pointer taken here can dangle.
+  void CheckStillAttached() {
+    for (Napi::TypedArray& arr : arrays_) {
+      if (arr.ArrayBuffer().IsDetached()) throw Napi::TypeError::New(env_, "an array of the request was freed while it was read");
     }
   }
 
@@ -131,7 +179,9 @@ class Parser {
 
   Napi::Env env_;
   Napi::Object opts_;
+  PropertyNames* names_;
   std::vector<Napi::Reference<Napi::Value>>* keep_;
+  std::vector<Napi::TypedArray> arrays_;
 };
 
 size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* what) {
@@ -141,9 +191,10 @@ size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* w
   return static_cast<size_t>(n);
 }
 
-Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, std::vector<Napi::Reference<Napi::Value>>* keep) {
+Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, PropertyNames* names,
+             std::vector<Napi::Reference<Napi::Value>>* keep) {
   if (!arg.IsObject()) throw Napi::TypeError::New(env, "expected an options object");
-  Parser p(env, arg.As<Napi::Object>(), keep);
+  Parser p(env, arg.As<Napi::Object>(), names, keep);
   Job job;
   job.kind = kind;
   RnnShape& s = job.shape;
@@ -186,6 +237,7 @@ Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, std::vector<Napi::Ref
   if (kind == JobKind::kForward) {
     job.states = p.Array<float>("states", rows * H);
     job.logits = p.Array<float>("logits", rows * K);
+    p.CheckStillAttached();
     return job;
   }
   const int32_t* targets = p.Array<int32_t>("targets", rows);
@@ -194,7 +246,7 @@ Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, std::vector<Napi::Ref
   job.capture.dst = p.Array<float>("hAt", B * H, true);
   if (job.capture.dst != nullptr) job.capture.step = static_cast<size_t>(p.Number("hAtStep", 0, 0, static_cast<double>(T - 1)));
   job.truncate = static_cast<size_t>(p.Number("truncate", 0, 0, kMaxElements));
-  Napi::Value reduction = p.opts_.Get("reduction");
+  Napi::Value reduction = p.Get("reduction");
   if (reduction.IsString() && reduction.As<Napi::String>().Utf8Value() == "sum") {
     job.reduction = Reduction::kSum;
   } else if (!(reduction.IsUndefined() || (reduction.IsString() && reduction.As<Napi::String>().Utf8Value() == "mean"))) {
@@ -204,16 +256,17 @@ Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, std::vector<Napi::Ref
   if (kind == JobKind::kGradients) {
     job.grads = {p.Array<float>("gU", nU), p.Array<float>("gW", nW), p.Array<float>("gb", H),
                  p.Array<float>("gV", nV), p.Array<float>("gc", K), p.Array<float>("gh0", B * H, true)};
+    p.CheckStillAttached();
     return job;
   }
 
   job.clip.max_norm = static_cast<float>(p.Number("clipNorm", 0, 0, 3.4e38));
   job.clip.max_value = static_cast<float>(p.Number("clipValue", 0, 0, 3.4e38));
-  Napi::Value opt_value = p.opts_.Get("optimizer");
+  Napi::Value opt_value = p.Get("optimizer");
   if (!opt_value.IsObject()) throw Napi::TypeError::New(env, "optimizer must be an object");
   Napi::Object opt = opt_value.As<Napi::Object>();
-  Parser po(env, opt, keep);
-  Napi::Value kind_name = opt.Get("kind");
+  Parser po(env, opt, names, keep);
+  Napi::Value kind_name = po.Get("kind");
   if (!kind_name.IsString() || !parse_optimizer_kind(kind_name.As<Napi::String>().Utf8Value().c_str(), &job.optimizer.kind)) {
     throw Napi::TypeError::New(env, "optimizer.kind must be one of sgd, momentum, nesterov, adagrad, rmsprop, adam");
   }
@@ -228,11 +281,13 @@ Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, std::vector<Napi::Ref
   const int slots = optimizer_state_slots(o.kind);
   const size_t sizes[5] = {nU, nW, H, nV, K};
   static const char* kSlotNames[5][2] = {{"U0", "U1"}, {"W0", "W1"}, {"b0", "b1"}, {"V0", "V1"}, {"c0", "c1"}};
-  Napi::Value state_value = p.opts_.Get("state");
+  Napi::Value state_value = p.Get("state");
   if (slots > 0 && !state_value.IsObject()) throw Napi::TypeError::New(env, "optimizer state must be an object");
   for (int i = 0; i < 5; ++i)
     for (int j = 0; j < slots; ++j)
       job.optimizer_state[i][j] = p.Array<float>(state_value.As<Napi::Object>(), kSlotNames[i][j], sizes[i], false);
+  job.step_out = p.Array<double>("out", 3);
+  p.CheckStillAttached();
   return job;
 }
 
@@ -247,27 +302,22 @@ void RunJob(Job& job, RnnWorkspace& ws) {
       job.loss = rnn_loss_and_gradients(ks, pool, job.shape, job.params, job.batch, job.truncate,
                                         job.reduction, ws, job.grads, job.hT, job.capture);
       break;
-    case JobKind::kTrainStep:
-      job.step = rnn_train_step(ks, pool, job.shape, job.mutable_params, job.batch, job.truncate,
-                                job.reduction, job.clip, job.optimizer, job.optimizer_state, ws, job.hT,
-                                job.capture);
+    case JobKind::kTrainStep: {
+      const TrainStepResult step = rnn_train_step(ks, pool, job.shape, job.mutable_params, job.batch, job.truncate,
+                                                  job.reduction, job.clip, job.optimizer, job.optimizer_state, ws,
+                                                  job.hT, job.capture);
+      job.step_out[0] = step.loss;
+      job.step_out[1] = step.grad_norm;
+      job.step_out[2] = step.clipped ? 1.0 : 0.0;
       break;
+    }
   }
 }
 
+// Numbers only: a result object would cost more than a small model's step. trainStep's results
+// go into the caller's `out` array.
 Napi::Value JobResult(Napi::Env env, const Job& job) {
-  switch (job.kind) {
-    case JobKind::kForward: return env.Undefined();
-    case JobKind::kGradients: return Napi::Number::New(env, job.loss.loss);
-    case JobKind::kTrainStep: {
-      Napi::Object out = Napi::Object::New(env);
-      out.Set("loss", job.step.loss);
-      out.Set("gradNorm", job.step.grad_norm);
-      out.Set("clipped", job.step.clipped);
-      return out;
-    }
-  }
-  return env.Undefined();
+  return job.kind == JobKind::kGradients ? Napi::Number::New(env, job.loss.loss) : env.Undefined();
 }
 
 Napi::Error NonFiniteError(Napi::Env env, const char* message) {
@@ -343,7 +393,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Env env = info.Env();
     CheckIdle(env);
     std::vector<Napi::Reference<Napi::Value>> keep;
-    Job job = ParseJob(env, kKind, info[0], &keep);
+    Job job = ParseJob(env, kKind, info[0], &names_, nullptr);
     try {
       RunJob(job, workspace_);
     } catch (const NonFiniteGradient& e) {
@@ -359,7 +409,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Env env = info.Env();
     CheckIdle(env);
     std::vector<Napi::Reference<Napi::Value>> keep;
-    Job job = ParseJob(env, kKind, info[0], &keep);
+    Job job = ParseJob(env, kKind, info[0], &names_, &keep);
     auto* worker = new Worker(env, this, job, std::move(keep));
     Napi::Promise promise = worker->Promise();
     busy_ = true;
@@ -370,6 +420,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
 
   RnnWorkspace workspace_;
+  PropertyNames names_;
   bool busy_ = false;
 };
 

@@ -47,25 +47,25 @@ class Scratch {
 thread_local Scratch t_pack_a;
 thread_local Scratch t_pack_b;
 
-// op(A) rows [r0, r0+mc), columns [k0, k0+kc) into mr-row panels: for each k, mr values.
+// op(A) rows [r0, r0+mc), columns [k0, k0+kc) into mr-row panels: for each k, mr values. The
+// rows of a short last panel past mc are left as they are: microkernels never read them.
 void PackA(const MatrixRef& A, size_t r0, size_t mc, size_t k0, size_t kc, int mr, float* out) {
   for (size_t p = 0; p < mc; p += mr) {
     const size_t rows = std::min<size_t>(mr, mc - p);
     float* panel = out + p * kc;
     if (A.trans == Trans::kYes) {
+      // Loops rather than memcpy: the runs are a handful of floats, shorter than a call.
       for (size_t k = 0; k < kc; ++k) {
         const float* src = A.data + (k0 + k) * A.ld + r0 + p;
         float* dst = panel + k * mr;
         for (size_t i = 0; i < rows; ++i) dst[i] = src[i];
-        for (size_t i = rows; i < static_cast<size_t>(mr); ++i) dst[i] = 0.0f;
       }
     } else {
-      for (size_t i = 0; i < rows; ++i) {
-        const float* src = A.data + (r0 + p + i) * A.ld + k0;
-        for (size_t k = 0; k < kc; ++k) panel[k * mr + i] = src[k];
+      const float* src = A.data + (r0 + p) * A.ld + k0;
+      for (size_t k = 0; k < kc; ++k) {
+        float* dst = panel + k * mr;
+        for (size_t i = 0; i < rows; ++i) dst[i] = src[i * A.ld + k];
       }
-      for (size_t i = rows; i < static_cast<size_t>(mr); ++i)
-        for (size_t k = 0; k < kc; ++k) panel[k * mr + i] = 0.0f;
     }
   }
 }
@@ -79,16 +79,17 @@ void PackB(const MatrixRef& B, size_t k0, size_t kc, size_t c0, size_t nc, int n
       for (size_t k = 0; k < kc; ++k) {
         const float* src = B.data + (k0 + k) * B.ld + c0 + p;
         float* dst = panel + k * nr;
-        std::memcpy(dst, src, cols * sizeof(float));
+        for (size_t j = 0; j < cols; ++j) dst[j] = src[j];
         for (size_t j = cols; j < static_cast<size_t>(nr); ++j) dst[j] = 0.0f;
       }
     } else {
-      for (size_t j = 0; j < cols; ++j) {
-        const float* src = B.data + (c0 + p + j) * B.ld + k0;
-        for (size_t k = 0; k < kc; ++k) panel[k * nr + j] = src[k];
+      // Reads nr rows of the stored matrix side by side, so every store is contiguous.
+      const float* src = B.data + (c0 + p) * B.ld + k0;
+      for (size_t k = 0; k < kc; ++k) {
+        float* dst = panel + k * nr;
+        for (size_t j = 0; j < cols; ++j) dst[j] = src[j * B.ld + k];
+        for (size_t j = cols; j < static_cast<size_t>(nr); ++j) dst[j] = 0.0f;
       }
-      for (size_t j = cols; j < static_cast<size_t>(nr); ++j)
-        for (size_t k = 0; k < kc; ++k) panel[k * nr + j] = 0.0f;
     }
   }
 }

@@ -52,14 +52,18 @@ void FillRows(float* rows, size_t nrows, const float* row, size_t ncols) {
   for (size_t r = 0; r < nrows; ++r) std::memcpy(rows + r * ncols, row, ncols * sizeof(float));
 }
 
-// out = sum of the rows, accumulated in double in row order so the result does not depend on
-// the thread count or on how many rows there are.
-void ColumnSums(const float* rows, size_t nrows, size_t ncols, double* scratch, float* out) {
-  std::fill(scratch, scratch + ncols, 0.0);
+// acc[j] += sum of the rows' column j, in double and in row order, so the result depends on
+// neither the thread count nor how the rows arrive in chunks of the same order.
+void AddColumnSums(const float* rows, size_t nrows, size_t ncols, double* acc) {
   for (size_t r = 0; r < nrows; ++r) {
     const float* row = rows + r * ncols;
-    for (size_t j = 0; j < ncols; ++j) scratch[j] += row[j];
+    for (size_t j = 0; j < ncols; ++j) acc[j] += row[j];
   }
+}
+
+void ColumnSums(const float* rows, size_t nrows, size_t ncols, double* scratch, float* out) {
+  std::fill(scratch, scratch + ncols, 0.0);
+  AddColumnSums(rows, nrows, ncols, scratch);
   for (size_t j = 0; j < ncols; ++j) out[j] = static_cast<float>(scratch[j]);
 }
 
@@ -73,7 +77,14 @@ void TanhBackward(float* ds, const float* s, size_t n) {
 void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
                    const RnnParams& params, const RnnBatch& batch, RnnWorkspace& ws, float* states) {
   const size_t D = shape.input, H = shape.hidden, rows = shape.steps * shape.batch;
-  if (batch.tokens != nullptr) {
+  if (batch.tokens != nullptr && rows < D) {
+    // Fewer rows than vocabulary entries: reading U's columns in place beats transposing U.
+    for (size_t r = 0; r < rows; ++r) {
+      const float* column = params.U + batch.tokens[r];
+      float* out = states + r * H;
+      for (size_t h = 0; h < H; ++h) out[h] = column[h * D] + params.b[h];
+    }
+  } else if (batch.tokens != nullptr) {
     float* ut = ws.gathered.floats(D * H);
     for (size_t h = 0; h < H; ++h)
       for (size_t d = 0; d < D; ++d) ut[d * H + h] = params.U[h * D + d];
@@ -122,18 +133,86 @@ void ForwardInto(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape&
   ComputeLogits(ks, pool, shape, params, states, logits);
 }
 
-// Full BPTT: ds_t = e_t + dpre_{t+1} W, dpre_t = ds_t * (1 - s_t^2), stepping back through time.
-// state_grads holds e_t (the output layer's dL/ds_t) on entry and dpre_t on return.
-void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
-                  const float* states, RnnWorkspace& ws, float* state_grads) {
-  const size_t H = shape.hidden, B = shape.batch, block = B * H;
-  for (size_t t = shape.steps; t-- > 0;) {
-    float* dt = state_grads + t * block;
-    if (t + 1 < shape.steps) {
-      gemm_packed(ks, pool, B, Plain(dt + block, H), ws.recurrent_bwd, dt, H, true);
-    }
-    TanhBackward(dt, states + t * block, block);
+// What the input-side gradients need while BPTT produces dpre in time chunks: dW, db and dU
+// accumulate chunk by chunk, so no buffer of T*B*H gradients is ever held at once.
+struct InputSideGrads {
+  const RnnShape& shape;
+  const RnnBatch& batch;
+  const float* states;
+  const RnnGrads& grads;
+  double* bias_sums;  // H, db accumulated in double
+  float* token_grads;  // D x H dU^T for token inputs with many rows, else null
+};
+
+// Adds the contributions of dpre for steps [t0, t1) (rows pre, (t1-t0)*B of them) to dW, db and
+// dU; `first` overwrites instead (the first chunk seen).
+void AccumulateInputSide(const kernels::KernelSet& ks, ThreadPool* pool, const InputSideGrads& g,
+                         size_t t0, size_t t1, const float* pre, bool first) {
+  const size_t D = g.shape.input, H = g.shape.hidden, B = g.shape.batch, block = B * H;
+  const size_t rows = (t1 - t0) * B;
+  // dW += dpre_t^T s_{t-1}; step 0 pairs with h0 (zero when absent).
+  const size_t skip = t0 == 0 ? 1 : 0;
+  gemm(ks, pool, H, H, rows - skip * B, Transposed(pre + skip * block, H), Plain(g.states + (t0 + skip - 1) * block, H),
+       g.grads.W, H, !first);
+  if (t0 == 0 && g.batch.h0 != nullptr) {
+    gemm(ks, pool, H, H, B, Transposed(pre, H), Plain(g.batch.h0, H), g.grads.W, H, true);
   }
+  AddColumnSums(pre, rows, H, g.bias_sums);
+  if (g.batch.dense != nullptr) {
+    gemm(ks, pool, H, D, rows, Transposed(pre, H), Plain(g.batch.dense + t0 * B * D, D), g.grads.U, D, !first);
+    return;
+  }
+  // Token inputs: dU[:, token] += dpre row. With fewer rows than vocabulary entries straight into
+  // dU's columns (see ProjectInputs); otherwise into rows of dU^T, transposed once at the end.
+  const int32_t* tokens = g.batch.tokens + t0 * B;
+  if (g.token_grads == nullptr) {
+    if (first) std::memset(g.grads.U, 0, D * H * sizeof(float));
+    for (size_t r = 0; r < rows; ++r) {
+      float* column = g.grads.U + tokens[r];
+      const float* src = pre + r * H;
+      for (size_t h = 0; h < H; ++h) column[h * D] += src[h];
+    }
+  } else {
+    if (first) std::memset(g.token_grads, 0, D * H * sizeof(float));
+    for (size_t r = 0; r < rows; ++r) {
+      float* dst = g.token_grads + static_cast<size_t>(tokens[r]) * H;
+      const float* src = pre + r * H;
+      for (size_t h = 0; h < H; ++h) dst[h] += src[h];
+    }
+  }
+}
+
+// Rows of output-layer gradient e = dz V per chunk of BPTT: enough for efficient products, few
+// enough that the chunk buffer stays a small fraction of the states.
+constexpr size_t kChunkRows = 1024;
+
+// Full BPTT: ds_t = e_t + dpre_{t+1} W, dpre_t = ds_t * (1 - s_t^2), stepping back through time
+// in chunks of steps. Each chunk computes its e rows, runs the recurrence back through them, and
+// hands its dpre rows to the input-side gradients. Returns nothing; dpre_0 is left in `first_pre`
+// (B x H) for dL/dh0.
+void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape, const RnnParams& params,
+                  const float* states, const float* dz, RnnWorkspace& ws, const InputSideGrads& input_side,
+                  float* first_pre) {
+  const size_t H = shape.hidden, K = shape.output, B = shape.batch, T = shape.steps, block = B * H;
+  const size_t chunk_steps = std::max<size_t>(1, std::min(T, kChunkRows / B));
+  // One block past the chunk holds dpre of the step after it (from the previous chunk).
+  float* chunk = ws.state_grads.floats((chunk_steps + 1) * block);
+  bool first = true;
+  for (size_t t1 = T; t1 > 0;) {
+    const size_t t0 = t1 > chunk_steps ? t1 - chunk_steps : 0;
+    const size_t steps = t1 - t0;
+    if (!first) std::memcpy(chunk + steps * block, chunk, block * sizeof(float));
+    gemm(ks, pool, steps * B, H, K, Plain(dz + t0 * B * K, K), Plain(params.V, H), chunk, H, false);
+    for (size_t t = t1; t-- > t0;) {
+      float* dt = chunk + (t - t0) * block;
+      if (t + 1 < T) gemm_packed(ks, pool, B, Plain(dt + block, H), ws.recurrent_bwd, dt, H, true);
+      TanhBackward(dt, states + t * block, block);
+    }
+    AccumulateInputSide(ks, pool, input_side, t0, t1, chunk, first);
+    first = false;
+    t1 = t0;
+  }
+  std::memcpy(first_pre, chunk, block * sizeof(float));
 }
 
 // Truncated BPTT: L_t reaches back through s_t .. s_{t-k+1}. Lag by lag, the contributions of
@@ -210,41 +289,30 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
   gemm(ks, pool, K, H, rows, Transposed(dz, K), Plain(states, H), grads.V, H, false);
   ColumnSums(dz, rows, K, col_sums, grads.c);
 
-  float* state_grads = ws.state_grads.floats(rows * H);
-  gemm(ks, pool, rows, H, K, Plain(dz, K), Plain(params.V, H), state_grads, H, false);
-
   ws.recurrent_bwd.pack(ks, H, H, Plain(params.W, H));
-  float* pre_grads = state_grads;
+  double* bias_sums = ws.bias_sums.doubles(H);
+  std::fill(bias_sums, bias_sums + H, 0.0);
+  const bool token_rows_transposed = batch.tokens != nullptr && rows >= D;
+  const InputSideGrads input_side{shape, batch, states, grads, bias_sums,
+                                  token_rows_transposed ? ws.gathered.floats(D * H) : nullptr};
+  float* first_pre = ws.first_pre.floats(block);
   if (truncate != 0 && truncate < T) {
-    pre_grads = ws.pre_grads.floats(rows * H);
+    float* state_grads = ws.state_grads.floats(rows * H);
+    gemm(ks, pool, rows, H, K, Plain(dz, K), Plain(params.V, H), state_grads, H, false);
+    float* pre_grads = ws.pre_grads.floats(rows * H);
     BackwardTruncated(ks, pool, shape, truncate, states, ws, state_grads, pre_grads);
+    AccumulateInputSide(ks, pool, input_side, 0, T, pre_grads, true);
+    std::memcpy(first_pre, pre_grads, block * sizeof(float));
   } else {
-    BackwardFull(ks, pool, shape, states, ws, state_grads);
+    BackwardFull(ks, pool, shape, params, states, dz, ws, input_side, first_pre);
   }
-
-  // dW = sum_t dpre_t^T s_{t-1}, with s_{-1} = h0.
-  gemm(ks, pool, H, H, rows - B, Transposed(pre_grads + block, H), Plain(states, H), grads.W, H, false);
-  if (batch.h0 != nullptr) {
-    gemm(ks, pool, H, H, B, Transposed(pre_grads, H), Plain(batch.h0, H), grads.W, H, true);
-  }
-  ColumnSums(pre_grads, rows, H, col_sums, grads.b);
-  if (grads.h0 != nullptr) {
-    gemm_packed(ks, pool, B, Plain(pre_grads, H), ws.recurrent_bwd, grads.h0, H, false);
-  }
-
-  if (batch.tokens != nullptr) {
-    // dU^T[token] += dpre row, in row order; then transposed into dU.
-    float* dut = ws.gathered.floats(D * H);
-    std::memset(dut, 0, D * H * sizeof(float));
-    for (size_t r = 0; r < rows; ++r) {
-      float* dst = dut + static_cast<size_t>(batch.tokens[r]) * H;
-      const float* src = pre_grads + r * H;
-      for (size_t h = 0; h < H; ++h) dst[h] += src[h];
-    }
+  for (size_t h = 0; h < H; ++h) grads.b[h] = static_cast<float>(bias_sums[h]);
+  if (token_rows_transposed) {
     for (size_t h = 0; h < H; ++h)
-      for (size_t d = 0; d < D; ++d) grads.U[h * D + d] = dut[d * H + h];
-  } else {
-    gemm(ks, pool, H, D, rows, Transposed(pre_grads, H), Plain(batch.dense, D), grads.U, D, false);
+      for (size_t d = 0; d < D; ++d) grads.U[h * D + d] = input_side.token_grads[d * H + h];
+  }
+  if (grads.h0 != nullptr) {
+    gemm_packed(ks, pool, B, Plain(first_pre, H), ws.recurrent_bwd, grads.h0, H, false);
   }
   return {loss, counted};
 }
@@ -264,8 +332,7 @@ TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
                                                    ws, RnnGrads{g[0], g[1], g[2], g[3], g[4], nullptr}, hT, capture);
 
   double squares = 0;
-  for (int i = 0; i < 5; ++i)
-    for (size_t j = 0; j < sizes[i]; ++j) squares += static_cast<double>(g[i][j]) * g[i][j];
+  for (int i = 0; i < 5; ++i) squares += ks.sum_squares(g[i], sizes[i]);
   const double norm = std::sqrt(squares);
   if (!std::isfinite(norm) || !std::isfinite(result.loss)) {
     throw NonFiniteGradient("the loss or gradient is not finite (loss " + std::to_string(result.loss) +

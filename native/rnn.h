@@ -91,7 +91,7 @@ class AlignedBuffer {
 // Everything one call needs besides its inputs and outputs, kept between calls so steady-state
 // training allocates nothing. One workspace serves one call at a time.
 struct RnnWorkspace {
-  AlignedBuffer states, logits, state_grads, lag_grads, pre_grads, gathered, row_loss, col_sums;
+  AlignedBuffer states, logits, state_grads, lag_grads, pre_grads, gathered, row_loss, col_sums, bias_sums, first_pre;
   AlignedBuffer grads[5];
   PackedB recurrent_fwd;  // W^T, for s_{t-1} W^T
   PackedB recurrent_bwd;  // W, for dpre_{t+1} W

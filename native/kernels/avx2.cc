@@ -1,6 +1,9 @@
 // AVX2 + FMA kernels (compiled with -mavx2 -mfma; chosen at run time only where supported).
 #include <immintrin.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "kernels.h"
 
 namespace bptt {
@@ -64,57 +67,19 @@ struct V256 {
 using V = V256;
 #include "vector_math.inl"
 
+// 6 x 16 register tile: 12 ymm accumulators + 2 B vectors + 1 broadcast fill 15 of the 16 ymm
+// registers; 12 independent FMA chains cover two FMA pipes at 4-cycle latency.
 constexpr int kMr = 6;
 constexpr int kNr = 16;
 
-// 6 x 16 register tile: 12 ymm accumulators + 2 B vectors + 1 broadcast fill 15 of the 16 ymm
-// registers; 12 independent FMA chains cover two FMA pipes at 4-cycle latency.
-void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
-              int accumulate) {
-  __m256 lo[kMr], hi[kMr];
-  for (int i = 0; i < kMr; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
-  for (size_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(bp);
-    const __m256 b1 = _mm256_load_ps(bp + 8);
-    for (int i = 0; i < kMr; ++i) {
-      const __m256 a = _mm256_broadcast_ss(ap + i);
-      lo[i] = _mm256_fmadd_ps(a, b0, lo[i]);
-      hi[i] = _mm256_fmadd_ps(a, b1, hi[i]);
-    }
-    ap += kMr;
-    bp += kNr;
-  }
-  if (n == kNr) {
-    for (size_t i = 0; i < m; ++i) {
-      float* row = c + i * ldc;
-      __m256 r0 = lo[i], r1 = hi[i];
-      if (accumulate) {
-        r0 = _mm256_add_ps(r0, _mm256_loadu_ps(row));
-        r1 = _mm256_add_ps(r1, _mm256_loadu_ps(row + 8));
-      }
-      _mm256_storeu_ps(row, r0);
-      _mm256_storeu_ps(row + 8, r1);
-    }
-    return;
-  }
-  const size_t n_lo = n >= 8 ? 8 : n, n_hi = n > 8 ? n - 8 : 0;
-  for (size_t i = 0; i < m; ++i) {
-    float* row = c + i * ldc;
-    __m256 r0 = lo[i], r1 = hi[i];
-    if (accumulate) {
-      r0 = _mm256_add_ps(r0, V::LoadPartial(row, n_lo, 0.0f));
-      r1 = _mm256_add_ps(r1, V::LoadPartial(row + 8, n_hi, 0.0f));
-    }
-    V::StorePartial(row, n_lo, r0);
-    V::StorePartial(row + 8, n_hi, r1);
-  }
-}
+#include "microkernel.inl"
 
 void Tanh(float* x, size_t n) { TanhInplace<V>(x, n); }
 double Xent(float* z, size_t k, int32_t target, float scale) { return SoftmaxXentRow<V>(z, k, target, scale); }
 void Softmax(float* z, size_t k, float inv_t) { SoftmaxRow<V>(z, k, inv_t); }
+double SquaredNorm(const float* x, size_t n) { return SumSquares<V>(x, n); }
 
-const KernelSet kSet{"avx2", kMr, kNr, GemmTile, Tanh, Xent, Softmax};
+const KernelSet kSet{"avx2", kMr, kNr, GemmTile, Tanh, Xent, Softmax, SquaredNorm};
 
 }  // namespace
 

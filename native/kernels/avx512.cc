@@ -1,6 +1,9 @@
 // AVX-512F kernels (compiled with -mavx512f; chosen at run time only where supported).
 #include <immintrin.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "kernels.h"
 
 namespace bptt {
@@ -41,46 +44,20 @@ struct V512 {
 using V = V512;
 #include "vector_math.inl"
 
+// 8 x 32 register tile: 16 zmm accumulators. Zen 4 retires one 512-bit FMA per cycle with a
+// 4-cycle latency, so 16 independent chains keep it busy; per k step a full tile needs two B
+// loads and eight broadcasts, well under the load ports' budget.
 constexpr int kMr = 8;
 constexpr int kNr = 32;
 
-// 8 x 32 register tile: 16 zmm accumulators. Zen 4 retires one 512-bit FMA per cycle with a
-// 4-cycle latency, so 16 independent chains keep it busy with room to spare; per k step the tile
-// needs two B loads and eight broadcasts, well under the load ports' budget.
-void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
-              int accumulate) {
-  __m512 lo[kMr], hi[kMr];
-  for (int i = 0; i < kMr; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
-  for (size_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(bp);
-    const __m512 b1 = _mm512_load_ps(bp + 16);
-    for (int i = 0; i < kMr; ++i) {
-      const __m512 a = _mm512_set1_ps(ap[i]);
-      lo[i] = _mm512_fmadd_ps(a, b0, lo[i]);
-      hi[i] = _mm512_fmadd_ps(a, b1, hi[i]);
-    }
-    ap += kMr;
-    bp += kNr;
-  }
-  const __mmask16 mask_lo = V::Mask(n >= 16 ? 16 : n);
-  const __mmask16 mask_hi = V::Mask(n > 16 ? n - 16 : 0);
-  for (size_t i = 0; i < m; ++i) {
-    float* row = c + i * ldc;
-    __m512 r0 = lo[i], r1 = hi[i];
-    if (accumulate) {
-      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(mask_lo, row));
-      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(mask_hi, row + 16));
-    }
-    _mm512_mask_storeu_ps(row, mask_lo, r0);
-    _mm512_mask_storeu_ps(row + 16, mask_hi, r1);
-  }
-}
+#include "microkernel.inl"
 
 void Tanh(float* x, size_t n) { TanhInplace<V>(x, n); }
 double Xent(float* z, size_t k, int32_t target, float scale) { return SoftmaxXentRow<V>(z, k, target, scale); }
 void Softmax(float* z, size_t k, float inv_t) { SoftmaxRow<V>(z, k, inv_t); }
+double SquaredNorm(const float* x, size_t n) { return SumSquares<V>(x, n); }
 
-const KernelSet kSet{"avx512", kMr, kNr, GemmTile, Tanh, Xent, Softmax};
+const KernelSet kSet{"avx512", kMr, kNr, GemmTile, Tanh, Xent, Softmax, SquaredNorm};
 
 }  // namespace
 

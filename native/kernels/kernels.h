@@ -15,7 +15,8 @@ namespace bptt {
 namespace kernels {
 
 // C[m x n] (row stride ldc) = or += Ap * Bp for one register tile, m <= mr, n <= nr.
-// Ap: packed A panel, kc groups of mr floats (column k of the tile's rows, zero padded to mr).
+// Ap: packed A panel, kc groups of mr floats (column k of the tile's rows; entries past m are
+// unspecified and must not be read).
 // Bp: packed B panel, kc groups of nr floats (row k of the tile's columns, zero padded to nr).
 // accumulate != 0 adds into C; otherwise C is overwritten (C's previous contents are ignored,
 // even NaN). Edge tiles (m < mr or n < nr) are handled here, never by padding C.
@@ -41,6 +42,10 @@ struct KernelSet {
 
   // z = softmax(z / temperature) in place (used for sampling; temperature > 0).
   void (*softmax_row)(float* z, size_t k, float inv_temperature);
+
+  // sum of x[i]^2 for the gradient's global norm; NaN or infinite exactly when the float64 sum
+  // is (a finite x never overflows it).
+  double (*sum_squares)(const float* x, size_t n);
 };
 
 const KernelSet& scalar_kernels();

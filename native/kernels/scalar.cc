@@ -11,17 +11,29 @@ namespace {
 constexpr int kMr = 4;
 constexpr int kNr = 8;
 
-void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
-              int accumulate) {
-  float acc[kMr][kNr] = {};
+// Computes only the m rows asked for (the recurrent product of a batch of 1 is one row).
+template <int kRows>
+void GemmTileRows(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t n, int accumulate) {
+  float acc[kRows][kNr] = {};
   for (size_t k = 0; k < kc; ++k) {
-    for (int i = 0; i < kMr; ++i)
+    for (int i = 0; i < kRows; ++i)
       for (int j = 0; j < kNr; ++j) acc[i][j] += ap[i] * bp[j];
     ap += kMr;
     bp += kNr;
   }
-  for (size_t i = 0; i < m; ++i)
+  for (int i = 0; i < kRows; ++i)
     for (size_t j = 0; j < n; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
+              int accumulate) {
+  static_assert(kMr == 4, "one case per row count");
+  switch (m) {
+    case 1: return GemmTileRows<1>(kc, ap, bp, c, ldc, n, accumulate);
+    case 2: return GemmTileRows<2>(kc, ap, bp, c, ldc, n, accumulate);
+    case 3: return GemmTileRows<3>(kc, ap, bp, c, ldc, n, accumulate);
+    default: return GemmTileRows<4>(kc, ap, bp, c, ldc, n, accumulate);
+  }
 }
 
 void Tanh(float* x, size_t n) {
@@ -58,7 +70,13 @@ void Softmax(float* z, size_t k, float inv_t) {
   for (size_t i = 0; i < k; ++i) z[i] /= sum;
 }
 
-const KernelSet kSet{"scalar", kMr, kNr, GemmTile, Tanh, Xent, Softmax};
+double SquaredNorm(const float* x, size_t n) {
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  return sum;
+}
+
+const KernelSet kSet{"scalar", kMr, kNr, GemmTile, Tanh, Xent, Softmax, SquaredNorm};
 
 }  // namespace
 

@@ -114,3 +114,38 @@ void SoftmaxRow(float* z, size_t k, float inv_temperature) {
   const float sum = ExpShiftInplace<V>(z, k, max, inv_temperature);
   ScaleInplace<V>(z, k, 1.0f / sum);
 }
+
+// sum of x[i]^2: vector lanes of float partial sums over blocks short enough to stay accurate, the
+// blocks added in double in a fixed order. A block whose float sum overflows is summed again in
+// double: an exploding but finite gradient (|g| > 1e19) must be clipped, not refused.
+template <class V>
+double SumSquares(const float* x, size_t n) {
+  using R = typename V::R;
+  constexpr size_t W = V::kWidth, kBlock = 1024;
+  double total = 0;
+  for (size_t begin = 0; begin < n; begin += kBlock) {
+    const size_t end = begin + kBlock < n ? begin + kBlock : n;
+    R a0 = V::Set1(0.0f), a1 = V::Set1(0.0f);
+    size_t i = begin;
+    for (; i + 2 * W <= end; i += 2 * W) {
+      const R x0 = V::Load(x + i), x1 = V::Load(x + i + W);
+      a0 = V::Fma(x0, x0, a0);
+      a1 = V::Fma(x1, x1, a1);
+    }
+    for (; i + W <= end; i += W) {
+      const R x0 = V::Load(x + i);
+      a0 = V::Fma(x0, x0, a0);
+    }
+    if (i < end) {
+      const R x0 = V::LoadPartial(x + i, end - i, 0.0f);
+      a0 = V::Fma(x0, x0, a0);
+    }
+    double block = V::HorizontalSum(V::Add(a0, a1));
+    if (!__builtin_isfinite(block)) {
+      block = 0;
+      for (i = begin; i < end; ++i) block += static_cast<double>(x[i]) * x[i];
+    }
+    total += block;
+  }
+  return total;
+}
