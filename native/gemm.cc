@@ -47,49 +47,42 @@ class Scratch {
 thread_local Scratch t_pack_a;
 thread_local Scratch t_pack_b;
 
-// op(A) rows [r0, r0+mc), columns [k0, k0+kc) into mr-row panels: for each k, mr values. The
-// rows of a short last panel past mc are left as they are: microkernels never read them.
-void PackA(const MatrixRef& A, size_t r0, size_t mc, size_t k0, size_t kc, int mr, float* out) {
+// op(A) rows [r0, r0+mc), columns [k0, k0+kc) into mr-row panels: for each k, mr values.
+void PackA(const kernels::KernelSet& ks, const MatrixRef& A, size_t r0, size_t mc, size_t k0, size_t kc,
+           float* out) {
+  const size_t mr = ks.mr;
   for (size_t p = 0; p < mc; p += mr) {
-    const size_t rows = std::min<size_t>(mr, mc - p);
+    const size_t rows = std::min(mr, mc - p);
     float* panel = out + p * kc;
+    // Rows of a short last panel are never read by a microkernel: left unwritten.
     if (A.trans == Trans::kYes) {
-      // Loops rather than memcpy: the runs are a handful of floats, shorter than a call.
       for (size_t k = 0; k < kc; ++k) {
         const float* src = A.data + (k0 + k) * A.ld + r0 + p;
         float* dst = panel + k * mr;
         for (size_t i = 0; i < rows; ++i) dst[i] = src[i];
       }
     } else {
-      const float* src = A.data + (r0 + p) * A.ld + k0;
-      for (size_t k = 0; k < kc; ++k) {
-        float* dst = panel + k * mr;
-        for (size_t i = 0; i < rows; ++i) dst[i] = src[i * A.ld + k];
-      }
+      ks.pack_transposed(A.data + (r0 + p) * A.ld + k0, A.ld, rows, kc, mr, panel);
     }
   }
 }
 
-// op(B) rows [k0, k0+kc), columns [c0, c0+nc) into nr-column panels: for each k, nr values.
-void PackB(const MatrixRef& B, size_t k0, size_t kc, size_t c0, size_t nc, int nr, float* out) {
+// op(B) rows [k0, k0+kc), columns [c0, c0+nc) into nr-column panels: for each k, nr values,
+// zero padded (microkernels load whole vectors of B).
+void PackB(const kernels::KernelSet& ks, const MatrixRef& B, size_t k0, size_t kc, size_t c0, size_t nc, float* out) {
+  const size_t nr = ks.nr;
   for (size_t p = 0; p < nc; p += nr) {
-    const size_t cols = std::min<size_t>(nr, nc - p);
+    const size_t cols = std::min(nr, nc - p);
     float* panel = out + p * kc;
+    if (cols < nr) std::memset(panel, 0, kc * nr * sizeof(float));  // once, not a short fill per k
     if (B.trans == Trans::kNo) {
       for (size_t k = 0; k < kc; ++k) {
         const float* src = B.data + (k0 + k) * B.ld + c0 + p;
         float* dst = panel + k * nr;
         for (size_t j = 0; j < cols; ++j) dst[j] = src[j];
-        for (size_t j = cols; j < static_cast<size_t>(nr); ++j) dst[j] = 0.0f;
       }
     } else {
-      // Reads nr rows of the stored matrix side by side, so every store is contiguous.
-      const float* src = B.data + (c0 + p) * B.ld + k0;
-      for (size_t k = 0; k < kc; ++k) {
-        float* dst = panel + k * nr;
-        for (size_t j = 0; j < cols; ++j) dst[j] = src[j * B.ld + k];
-        for (size_t j = cols; j < static_cast<size_t>(nr); ++j) dst[j] = 0.0f;
-      }
+      ks.pack_transposed(B.data + (c0 + p) * B.ld + k0, B.ld, cols, kc, nr, panel);
     }
   }
 }
@@ -140,7 +133,7 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
       const size_t kc = std::min(kKc, K - pc);
       const float* bp;
       if (B.matrix) {
-        PackB(*B.matrix, pc, kc, jc, nc, nr, pack_b);
+        PackB(ks, *B.matrix, pc, kc, jc, nc, pack_b);
         bp = pack_b;
       } else {
         bp = B.packed + pc * B.packed_cols + jc * kc;
@@ -149,7 +142,7 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
       const bool last = pc + kc == K;
       for (size_t ic = m0; ic < m1; ic += mc_max) {
         const size_t mc = std::min(mc_max, m1 - ic);
-        PackA(A, ic, mc, pc, kc, mr, pack_a);
+        PackA(ks, A, ic, mc, pc, kc, pack_a);
         float* c = C + ic * ldc + jc;
         MacroKernel(ks, mc, nc, kc, pack_a, bp, c, ldc, acc);
         if (last) ApplyEpilogue(ks, epilogue, c, ldc, mc, nc);
@@ -171,7 +164,16 @@ void GemmParallel(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size
   }
   const size_t col_tiles = (N + ks.nr - 1) / ks.nr;
   const size_t row_tiles = (M + ks.mr - 1) / ks.mr;
-  const bool by_columns = col_tiles >= threads * 2 || col_tiles >= row_tiles;
+  // Every thread packs all of the operand that is not split: splitting columns repeats A's
+  // packing (M x K) in each thread, splitting rows repeats B's (K x N). Split the side whose
+  // repetition costs less, if it has a tile per thread. A prepacked B costs nothing to repeat,
+  // and split by columns each core keeps its share of it in cache across all the time steps.
+  bool by_columns;
+  if (B.matrix == nullptr) {
+    by_columns = col_tiles >= threads || col_tiles >= row_tiles;
+  } else {
+    by_columns = M <= N ? col_tiles >= threads || col_tiles >= row_tiles : row_tiles < threads && col_tiles >= row_tiles;
+  }
   const size_t tiles = by_columns ? col_tiles : row_tiles;
   const size_t tasks = std::min(threads, tiles);
   auto body = [&](size_t task, size_t count) {
@@ -207,7 +209,7 @@ void PackedB::pack(const kernels::KernelSet& ks, size_t K, size_t N, MatrixRef B
   // Same layout GemmRange packs per call: k blocks of kKc, each a run of nr-column panels.
   for (size_t pc = 0; pc < K; pc += kKc) {
     const size_t kc = std::min(kKc, K - pc);
-    PackB(B, pc, kc, 0, N, nr_, base + pc * cols);
+    PackB(ks, B, pc, kc, 0, N, base + pc * cols);
   }
 }
 

@@ -24,11 +24,16 @@ namespace kernels {
 using GemmMicrokernelFn = void (*)(size_t kc, const float* ap, const float* bp, float* c,
                                    size_t ldc, size_t m, size_t n, int accumulate);
 
+// The transposing pack: dst[k * width + i] = src[i * ld + k] for i < rows, k < len; entries
+// rows <= i < width are not written. Packs row-major A panels and panels of a transposed B.
+using PackTransposedFn = void (*)(const float* src, size_t ld, size_t rows, size_t len, size_t width, float* dst);
+
 struct KernelSet {
   const char* isa;  // "scalar", "avx2", "avx512"
   int mr;           // register tile rows
   int nr;           // register tile columns
   GemmMicrokernelFn gemm_tile;
+  PackTransposedFn pack_transposed;
 
   // x[i] = tanh(x[i]), for any finite or infinite x; max relative error <= 4e-7 against the
   // float64 tanh over the whole float range (no cancellation near 0).

@@ -36,6 +36,13 @@ void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc,
   }
 }
 
+void PackTransposed(const float* src, size_t ld, size_t rows, size_t len, size_t width, float* dst) {
+  for (size_t k = 0; k < len; ++k) {
+    float* d = dst + k * width;
+    for (size_t i = 0; i < rows; ++i) d[i] = src[i * ld + k];
+  }
+}
+
 void Tanh(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
 }
@@ -76,7 +83,7 @@ double SquaredNorm(const float* x, size_t n) {
   return sum;
 }
 
-const KernelSet kSet{"scalar", kMr, kNr, GemmTile, Tanh, Xent, Softmax, SquaredNorm};
+const KernelSet kSet{"scalar", kMr, kNr, GemmTile, PackTransposed, Tanh, Xent, Softmax, SquaredNorm};
 
 }  // namespace
 
