@@ -1,4 +1,4 @@
-import { DTypeError, DisposedError, NonFiniteError, Optimizer, RNN, ShapeError, Tensor, TensorInUseError } from '../lib';
+import { DTypeError, DisposedError, NonFiniteError, Optimizer, RNN, ShapeError, Tensor, TensorInUseError, isa, setIsa, supportedIsas } from '../lib';
 
 const dims = { inputSize: 5, hiddenSize: 7, outputSize: 4 };
 
@@ -116,6 +116,33 @@ describe('RNN calls reject bad input with typed errors and change nothing', () =
     expect(snapshot(m)).toEqual(before);
     expect(opt.state()).toEqual(stateBefore);
     expect(opt.step).toBe(1);
+  });
+
+  test.each(supportedIsas())('an exploding but finite gradient is measured and clipped, not refused (%s)', (name) => {
+    // Rows of V of (k + 1) * 1e19 make dL/ds = V[argmax] - V[target] ~ 1e19..3e19: every gradient
+    // element is finite in float32, its square is not.
+    const V = Float32Array.from({ length: 28 }, (_, i) => (Math.floor(i / 7) + 1) * 1e19);
+    const values = { U: new Float32Array(35), W: new Float32Array(49), b: new Float32Array(7).fill(0.5), V, c: new Float32Array(4) };
+    const reference = new RNN({ ...dims, backend: 'reference' });
+    reference.setParams(values);
+    const expected = reference.trainStep(x, y, { lr: 0.01, clipNorm: 1 });
+    const previous = isa();
+    setIsa(name as 'scalar');
+    try {
+      const m = new RNN({ ...dims });
+      m.setParams(values);
+      const r = m.trainStep(x, y, { lr: 0.01, clipNorm: 1 });
+      expect(r.gradNorm).toBeGreaterThan(1e19);
+      expect(Math.abs(r.gradNorm / expected.gradNorm - 1)).toBeLessThan(1e-4);
+      expect(r.clipped).toBe(true);
+      // One SGD step of a gradient rescaled to norm 1 moves the parameters by at most lr.
+      let moved = 0;
+      const after = snapshot(m);
+      ['U', 'W', 'b', 'V', 'c'].forEach((k, i) => after[i].forEach((v, j) => (moved += (v - values[k as keyof typeof values][j]) ** 2)));
+      expect(Math.sqrt(moved)).toBeLessThanOrEqual(0.01 * 1.0001);
+    } finally {
+      setIsa(previous as 'scalar');
+    }
   });
 });
 
