@@ -19,9 +19,13 @@ namespace {
 constexpr size_t kMaxThreads = 1024;
 // The claim counter keeps the task index in its low 32 bits.
 constexpr uint64_t kIndexMask = 0xffffffffu;
-// An RNN step dispatches every few microseconds; spinning this long after a run keeps workers
+// An RNN step dispatches every few microseconds; waiting this long after a run keeps workers
 // hot between steps without burning a core for long when the addon sits idle.
 constexpr std::chrono::microseconds kSpinTime(200);
+// While waiting, a worker yields its core every this many pauses (about a microsecond): on a
+// machine with no spare core, Node's own helper threads (parallel scavenges, JIT) may need it,
+// and the JS thread stalls until they finish.
+constexpr unsigned kSpinsPerYield = 64;
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -89,11 +93,15 @@ struct ThreadPool::Impl {
       const auto spin_start = std::chrono::steady_clock::now();
       for (unsigned spins = 1; gen == seen && !stop.load(std::memory_order_acquire); ++spins) {
         CpuRelax();
-        if (spins % 64 == 0 && std::chrono::steady_clock::now() - spin_start > kSpinTime) {
-          std::unique_lock<std::mutex> lock(sleep_mutex);
-          sleepers.fetch_add(1);
-          wake.wait(lock, [&] { return generation.load() != seen || stop.load(); });
-          sleepers.fetch_sub(1);
+        if (spins % kSpinsPerYield == 0) {
+          if (std::chrono::steady_clock::now() - spin_start > kSpinTime) {
+            std::unique_lock<std::mutex> lock(sleep_mutex);
+            sleepers.fetch_add(1);
+            wake.wait(lock, [&] { return generation.load() != seen || stop.load(); });
+            sleepers.fetch_sub(1);
+          } else {
+            std::this_thread::yield();
+          }
         }
         gen = generation.load(std::memory_order_acquire);
       }
