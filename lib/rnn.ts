@@ -23,7 +23,7 @@ import {
   paramShapes,
 } from './backend';
 import { reference } from './backends/reference';
-import { NativeEngine, NativeRequest, createEngine, nativeRequest, translateNativeError } from './backends/native';
+import { NativeEngine, NativeRequest, createEngine, nativeArgs, nativeRequest, translateNativeError } from './backends/native';
 import { DTypeError, NonFiniteError, ShapeError } from './errors';
 import { Optimizer } from './optim';
 import { Rng } from './rng';
@@ -195,7 +195,7 @@ export class RNN {
       out.logits.data().set(r.logits);
       out.hT.data().set(r.hT);
     } else {
-      this.engine().forward(this.forwardRequest(call, out));
+      this.engine().forward(...nativeArgs(this.forwardRequest(call, out)));
     }
     return out;
   }
@@ -204,7 +204,7 @@ export class RNN {
     if (this.backend === 'reference') return this.forward(inputs, options);
     const call = this.prepare(inputs, null, options.h0);
     const out = this.forwardOutputs(call.seq);
-    await this.runPinned(call, [out.states, out.logits, out.hT], () => this.engine().forwardAsync(this.forwardRequest(call, out)));
+    await this.runPinned(call, [out.states, out.logits, out.hT], () => this.engine().forwardAsync(...nativeArgs(this.forwardRequest(call, out))));
     return out;
   }
 
@@ -223,7 +223,7 @@ export class RNN {
     }
     let loss: number;
     try {
-      loss = this.engine().gradients(this.gradientRequest(call, out, truncate, reduction));
+      loss = this.engine().gradients(...nativeArgs(this.gradientRequest(call, out, truncate, reduction)));
     } catch (err) {
       throw translateNativeError(err);
     }
@@ -237,7 +237,7 @@ export class RNN {
     const reduction = checkReduction(options.reduction);
     const out = this.gradientOutputs(call.seq, this.checkStateAt(options.stateAt, call.seq));
     const outputs = [...Object.values(out.grads), out.hT, ...(out.hAt ? [out.hAt] : [])];
-    const loss = await this.runPinned(call, outputs, () => this.engine().gradientsAsync(this.gradientRequest(call, out, truncate, reduction)));
+    const loss = await this.runPinned(call, outputs, () => this.engine().gradientsAsync(...nativeArgs(this.gradientRequest(call, out, truncate, reduction))));
     return { loss, grads: out.grads, hT: out.hT, hAt: out.hAt };
   }
 
@@ -250,7 +250,7 @@ export class RNN {
     if (this.backend === 'reference') return this.referenceTrainStep(call, truncate, reduction, options, optimizer, hT, capture);
     const out = this.#stepResults;
     try {
-      this.engine().trainStep(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer, out));
+      this.engine().trainStep(...nativeArgs(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer, out)));
     } catch (err) {
       throw translateNativeError(err);
     }
@@ -266,7 +266,7 @@ export class RNN {
     const outputs = [hT, ...state, ...(capture.hAt ? [capture.hAt] : [])];
     const out = new Float64Array(3);
     await this.runPinned(call, outputs, () =>
-      this.engine().trainStepAsync(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer, out)),
+      this.engine().trainStepAsync(...nativeArgs(this.trainRequest(call, hT, capture, truncate, reduction, options, optimizer, out))),
     );
     optimizer?.advance();
     return { loss: out[0], gradNorm: out[1], clipped: out[2] !== 0, hT, hAt: capture.hAt };

@@ -3,10 +3,11 @@
 // async entry points. The math lives in rnn.cc.
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
-#include <unordered_map>
+#include <type_traits>
 #include <vector>
 
 #include "bindings.h"
@@ -43,92 +44,87 @@ struct Job {
   double* step_out = nullptr;  // trainStep: loss, gradNorm, clipped (1 or 0)
 };
 
-// Property names as JS strings, made once per engine: a lookup by C string would create and
-// internalize the name again on every call, which costs more than a small model's arithmetic.
-// The strings live in a referenced JS array (Node-API before version 10 cannot reference a
-// string itself).
-class PropertyNames {
- public:
-  Napi::Value Get(Napi::Env env, const char* name) {
-    if (store_.IsEmpty()) store_ = Napi::Persistent(Napi::Array::New(env));
-    Napi::Array store = store_.Value();
-    auto it = index_.find(name);
-    if (it == index_.end()) {
-      it = index_.emplace(name, static_cast<uint32_t>(index_.size())).first;
-      store.Set(it->second, Napi::String::New(env, name));
-    }
-    return store.Get(it->second);
-  }
-
- private:
-  Napi::Reference<Napi::Array> store_;
-  std::unordered_map<const char*, uint32_t> index_;  // keyed by the literal's address
+// The call layout, shared with lib/backends/native.ts (nativeArgs): a native call takes its
+// arguments by position, because for a small model the cost of a call is comparable to its
+// arithmetic and positional arguments come in one Node-API call, where every property read of a
+// request object is another. Argument 0 is a Float64Array of the scalars, indexed by Scalar; the
+// others are typed arrays (or undefined/null where optional), in Arg order.
+enum Scalar : size_t {
+  kD, kH, kK, kT, kB, kTruncate, kReduction, kHAtStep, kClipNorm, kClipValue,
+  kLr, kMomentum, kBeta1, kBeta2, kRho, kEps, kStep, kScalarCount
+};
+enum Arg : size_t {
+  kScalars, kU, kW, kBias, kV, kC, kTokens, kDense, kH0, kHT, kStates, kLogits, kTargets, kHAt,
+  kGradU, kGradW, kGradBias, kGradV, kGradC, kGradH0, kOut, kOptimizerKind, kState,
+  kArgCount = kState + 10  // U0, U1, W0, W1, b0, b1, V0, V1, c0, c1
 };
 
-class Parser {
+class ArgReader {
  public:
   // keep: where arrays used off the main thread are referenced until the job ends; null for
   // synchronous calls, whose arguments outlive the call anyway.
-  Parser(Napi::Env env, Napi::Object opts, PropertyNames* names, std::vector<Napi::Reference<Napi::Value>>* keep)
-      : env_(env), opts_(opts), names_(names), keep_(keep) {}
+  ArgReader(const Napi::CallbackInfo& info, std::vector<Napi::Reference<Napi::Value>>* keep)
+      : env_(info.Env()), info_(info), keep_(keep) {
+    if (info.Length() < kArgCount) {
+      throw Napi::TypeError::New(env_, "expected " + std::to_string(static_cast<size_t>(kArgCount)) +
+                                           " arguments (see nativeArgs in lib/backends/native.ts), got " +
+                                           std::to_string(info.Length()));
+    }
+    scalars_ = Array<double>(kScalars, "scalars", kScalarCount, false);
+  }
 
-  Napi::Value Get(const char* key) { return Get(opts_, key); }
-  Napi::Value Get(Napi::Object from, const char* key) { return from.Get(names_->Get(env_, key)); }
-
-  size_t Size(const char* key) {
-    Napi::Value v = Get(key);
-    if (!v.IsNumber()) throw Napi::TypeError::New(env_, std::string(key) + " must be a number, got " + TypeName(v));
-    const double d = v.As<Napi::Number>().DoubleValue();
+  size_t Size(Scalar index, const char* name) const {
+    const double d = scalars_[index];
     if (!(d >= 1 && d <= kMaxElements && d == std::floor(d))) {
-      throw Napi::RangeError::New(env_, std::string(key) + " must be an integer in [1, 2147483647], got " + v.ToString().Utf8Value());
+      throw Napi::RangeError::New(env_, std::string(name) + " must be an integer in [1, 2147483647], got " + Format(d));
     }
     return static_cast<size_t>(d);
   }
 
-  double Number(const char* key, double fallback, double lo, double hi) {
-    Napi::Value v = Get(key);
-    if (v.IsUndefined() || v.IsNull()) return fallback;
-    if (!v.IsNumber()) throw Napi::TypeError::New(env_, std::string(key) + " must be a number, got " + TypeName(v));
-    const double d = v.As<Napi::Number>().DoubleValue();
+  // NaN means "not given" and yields the fallback.
+  double Number(Scalar index, const char* name, double fallback, double lo, double hi) const {
+    const double d = scalars_[index];
+    if (std::isnan(d)) return fallback;
     if (!(d >= lo && d <= hi)) {
-      throw Napi::RangeError::New(env_, std::string(key) + " must be in [" + std::to_string(lo) + ", " +
-                                            std::to_string(hi) + "], got " + v.ToString().Utf8Value());
+      throw Napi::RangeError::New(env_, std::string(name) + " must be in [" + Format(lo) + ", " + Format(hi) + "], got " + Format(d));
     }
     return d;
   }
 
   template <class T>
-  T* Array(Napi::Object from, const char* key, size_t expected, bool optional) {
-    Napi::Value v = Get(from, key);
+  T* Array(size_t index, const char* name, size_t expected, bool optional) {
+    Napi::Value v = info_[index];
     if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
     constexpr napi_typedarray_type kType = std::is_same<T, float>::value    ? napi_float32_array
                                            : std::is_same<T, double>::value ? napi_float64_array
                                                                             : napi_int32_array;
-    const char* type_name = kType == napi_float32_array   ? "Float32Array"
-                            : kType == napi_float64_array ? "Float64Array"
-                                                          : "Int32Array";
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType) {
-      throw Napi::TypeError::New(env_, std::string(key) + " must be a " + type_name + ", got " + TypeName(v));
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    bool is_typed_array = false;
+    if (napi_is_typedarray(env_, v, &is_typed_array) != napi_ok || !is_typed_array ||
+        napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, nullptr) != napi_ok || type != kType) {
+      throw Napi::TypeError::New(env_, std::string(name) + " must be a " + TypeName(kType) + ", got " + Describe(v));
     }
-    auto arr = v.As<Napi::TypedArrayOf<T>>();
-    if (arr.ElementLength() != expected) {
-      throw Napi::RangeError::New(env_, std::string(key) + " must have " + std::to_string(expected) +
-                                            " elements, got " + std::to_string(arr.ElementLength()));
+    if (length != expected) {
+      throw Napi::RangeError::New(env_, std::string(name) + " must have " + std::to_string(expected) +
+                                            " elements, got " + std::to_string(length));
     }
-    if (arr.ArrayBuffer().IsDetached()) {
-      throw Napi::TypeError::New(env_, std::string(key) + " refers to freed (disposed) memory");
+    bool detached = false;
+    if (napi_is_detached_arraybuffer(env_, buffer, &detached) != napi_ok || detached) {
+      throw Napi::TypeError::New(env_, std::string(name) + " refers to freed (disposed) memory");
     }
     if (keep_ != nullptr) keep_->push_back(Napi::Persistent(v));
-    arrays_.push_back(arr);
-    return arr.Data();
+    return static_cast<T*>(data);
   }
 
-  template <class T>
-  T* Array(const char* key, size_t expected, bool optional = false) {
-    return Array<T>(opts_, key, expected, optional);
+  std::string String(size_t index) const {
+    Napi::Value v = info_[index];
+    return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
   }
 
-  void CheckFinite(const float* data, size_t n, const char* what) {
+  void CheckFinite(const float* data, size_t n, const char* what) const {
     // A float is NaN or infinite exactly when its exponent bits are all set; an integer OR over
     // the flags vectorizes, where a float test would not.
     uint32_t non_finite = 0;
@@ -142,7 +138,7 @@ class Parser {
     }
   }
 
-  void CheckRange(const int32_t* data, size_t n, int32_t hi, bool allow_ignore, const char* what) {
+  void CheckRange(const int32_t* data, size_t n, int32_t hi, bool allow_ignore, const char* what) const {
     for (size_t i = 0; i < n; ++i) {
       const int32_t v = data[i];
       if ((v < 0 || v >= hi) && !(allow_ignore && v == -1)) {
@@ -152,36 +148,38 @@ class Parser {
     }
   }
 
-  // Property reads can run JS (getters on a hand-made request) that frees an array read before;
-  // checked once all arrays are in hand, so no pointer taken here can dangle.
-  void CheckStillAttached() {
-    for (Napi::TypedArray& arr : arrays_) {
-      if (arr.ArrayBuffer().IsDetached()) throw Napi::TypeError::New(env_, "an array of the request was freed while it was read");
+  Napi::Env env() const { return env_; }
+
+ private:
+  static const char* TypeName(napi_typedarray_type type) {
+    switch (type) {
+      case napi_float32_array: return "Float32Array";
+      case napi_float64_array: return "Float64Array";
+      case napi_int32_array: return "Int32Array";
+      default: return "another typed array";
     }
   }
 
-  static std::string TypeName(Napi::Value v) {
+  static std::string Describe(Napi::Value v) {
     if (v.IsUndefined()) return "undefined";
     if (v.IsNull()) return "null";
-    if (v.IsTypedArray()) {
-      switch (v.As<Napi::TypedArray>().TypedArrayType()) {
-        case napi_float32_array: return "Float32Array";
-        case napi_int32_array: return "Int32Array";
-        case napi_float64_array: return "Float64Array";
-        default: return "another typed array";
-      }
-    }
+    if (v.IsTypedArray()) return TypeName(v.As<Napi::TypedArray>().TypedArrayType());
     if (v.IsNumber()) return "number";
     if (v.IsString()) return "string";
     if (v.IsArray()) return "Array";
     return "object";
   }
 
+  static std::string Format(double d) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", d);
+    return text;
+  }
+
   Napi::Env env_;
-  Napi::Object opts_;
-  PropertyNames* names_;
+  const Napi::CallbackInfo& info_;
   std::vector<Napi::Reference<Napi::Value>>* keep_;
-  std::vector<Napi::TypedArray> arrays_;
+  const double* scalars_ = nullptr;
 };
 
 size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* what) {
@@ -191,29 +189,30 @@ size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* w
   return static_cast<size_t>(n);
 }
 
-Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, PropertyNames* names,
-             std::vector<Napi::Reference<Napi::Value>>* keep) {
-  if (!arg.IsObject()) throw Napi::TypeError::New(env, "expected an options object");
-  Parser p(env, arg.As<Napi::Object>(), names, keep);
+// Reads and validates a call. No JS runs while it does (positional arguments have no getters), so
+// a pointer taken from an array stays valid for the whole parse.
+Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Reference<Napi::Value>>* keep) {
+  ArgReader p(info, keep);
+  Napi::Env env = p.env();
   Job job;
   job.kind = kind;
   RnnShape& s = job.shape;
-  s.input = p.Size("D");
-  s.hidden = p.Size("H");
-  s.output = p.Size("K");
-  s.steps = p.Size("T");
-  s.batch = p.Size("B");
+  s.input = p.Size(kD, "D");
+  s.hidden = p.Size(kH, "H");
+  s.output = p.Size(kK, "K");
+  s.steps = p.Size(kT, "T");
+  s.batch = p.Size(kB, "B");
   const size_t D = s.input, H = s.hidden, K = s.output, T = s.steps, B = s.batch;
   const size_t nU = Product(env, {H, D}, "U"), nW = Product(env, {H, H}, "W"), nV = Product(env, {K, H}, "V");
   const size_t rows = Product(env, {T, B}, "T*B");
   Product(env, {T, B, H}, "states");
   Product(env, {T, B, K}, "logits");
 
-  float* U = p.Array<float>("U", nU);
-  float* W = p.Array<float>("W", nW);
-  float* b = p.Array<float>("b", H);
-  float* V = p.Array<float>("V", nV);
-  float* c = p.Array<float>("c", K);
+  float* U = p.Array<float>(kU, "U", nU, false);
+  float* W = p.Array<float>(kW, "W", nW, false);
+  float* b = p.Array<float>(kBias, "b", H, false);
+  float* V = p.Array<float>(kV, "V", nV, false);
+  float* c = p.Array<float>(kC, "c", K, false);
   p.CheckFinite(U, nU, "U");
   p.CheckFinite(W, nW, "W");
   p.CheckFinite(b, H, "b");
@@ -222,72 +221,58 @@ Job ParseJob(Napi::Env env, JobKind kind, Napi::Value arg, PropertyNames* names,
   job.params = {U, W, b, V, c};
   job.mutable_params = {U, W, b, V, c};
 
-  job.batch.tokens = p.Array<int32_t>("tokens", rows, true);
+  job.batch.tokens = p.Array<int32_t>(kTokens, "tokens", rows, true);
   if (job.batch.tokens == nullptr) {
     const size_t n = Product(env, {T, B, D}, "dense inputs");
-    job.batch.dense = p.Array<float>("dense", n);
+    job.batch.dense = p.Array<float>(kDense, "dense", n, false);
     p.CheckFinite(job.batch.dense, n, "dense inputs");
   } else {
     p.CheckRange(job.batch.tokens, rows, static_cast<int32_t>(D), false, "tokens");
   }
-  job.batch.h0 = p.Array<float>("h0", B * H, true);
+  job.batch.h0 = p.Array<float>(kH0, "h0", B * H, true);
   if (job.batch.h0 != nullptr) p.CheckFinite(job.batch.h0, B * H, "h0");
-  job.hT = p.Array<float>("hT", B * H);
+  job.hT = p.Array<float>(kHT, "hT", B * H, false);
 
   if (kind == JobKind::kForward) {
-    job.states = p.Array<float>("states", rows * H);
-    job.logits = p.Array<float>("logits", rows * K);
-    p.CheckStillAttached();
+    job.states = p.Array<float>(kStates, "states", rows * H, false);
+    job.logits = p.Array<float>(kLogits, "logits", rows * K, false);
     return job;
   }
-  const int32_t* targets = p.Array<int32_t>("targets", rows);
+  const int32_t* targets = p.Array<int32_t>(kTargets, "targets", rows, false);
   p.CheckRange(targets, rows, static_cast<int32_t>(K), true, "targets");
   job.batch.targets = targets;
-  job.capture.dst = p.Array<float>("hAt", B * H, true);
-  if (job.capture.dst != nullptr) job.capture.step = static_cast<size_t>(p.Number("hAtStep", 0, 0, static_cast<double>(T - 1)));
-  job.truncate = static_cast<size_t>(p.Number("truncate", 0, 0, kMaxElements));
-  Napi::Value reduction = p.Get("reduction");
-  if (reduction.IsString() && reduction.As<Napi::String>().Utf8Value() == "sum") {
-    job.reduction = Reduction::kSum;
-  } else if (!(reduction.IsUndefined() || (reduction.IsString() && reduction.As<Napi::String>().Utf8Value() == "mean"))) {
-    throw Napi::TypeError::New(env, "reduction must be 'mean' or 'sum'");
-  }
+  job.capture.dst = p.Array<float>(kHAt, "hAt", B * H, true);
+  if (job.capture.dst != nullptr) job.capture.step = static_cast<size_t>(p.Number(kHAtStep, "hAtStep", 0, 0, static_cast<double>(T - 1)));
+  job.truncate = static_cast<size_t>(p.Number(kTruncate, "truncate", 0, 0, kMaxElements));
+  job.reduction = p.Number(kReduction, "reduction (0 mean, 1 sum)", 0, 0, 1) == 1 ? Reduction::kSum : Reduction::kMean;
 
   if (kind == JobKind::kGradients) {
-    job.grads = {p.Array<float>("gU", nU), p.Array<float>("gW", nW), p.Array<float>("gb", H),
-                 p.Array<float>("gV", nV), p.Array<float>("gc", K), p.Array<float>("gh0", B * H, true)};
-    p.CheckStillAttached();
+    job.grads = {p.Array<float>(kGradU, "gU", nU, false), p.Array<float>(kGradW, "gW", nW, false),
+                 p.Array<float>(kGradBias, "gb", H, false), p.Array<float>(kGradV, "gV", nV, false),
+                 p.Array<float>(kGradC, "gc", K, false), p.Array<float>(kGradH0, "gh0", B * H, true)};
     return job;
   }
 
-  job.clip.max_norm = static_cast<float>(p.Number("clipNorm", 0, 0, 3.4e38));
-  job.clip.max_value = static_cast<float>(p.Number("clipValue", 0, 0, 3.4e38));
-  Napi::Value opt_value = p.Get("optimizer");
-  if (!opt_value.IsObject()) throw Napi::TypeError::New(env, "optimizer must be an object");
-  Napi::Object opt = opt_value.As<Napi::Object>();
-  Parser po(env, opt, names, keep);
-  Napi::Value kind_name = po.Get("kind");
-  if (!kind_name.IsString() || !parse_optimizer_kind(kind_name.As<Napi::String>().Utf8Value().c_str(), &job.optimizer.kind)) {
-    throw Napi::TypeError::New(env, "optimizer.kind must be one of sgd, momentum, nesterov, adagrad, rmsprop, adam");
+  job.clip.max_norm = static_cast<float>(p.Number(kClipNorm, "clipNorm", 0, 0, 3.4e38));
+  job.clip.max_value = static_cast<float>(p.Number(kClipValue, "clipValue", 0, 0, 3.4e38));
+  if (!parse_optimizer_kind(p.String(kOptimizerKind).c_str(), &job.optimizer.kind)) {
+    throw Napi::TypeError::New(env, "optimizer kind must be one of sgd, momentum, nesterov, adagrad, rmsprop, adam");
   }
   OptimizerConfig& o = job.optimizer;
-  o.lr = static_cast<float>(po.Number("lr", o.lr, 0, 3.4e38));
-  o.momentum = static_cast<float>(po.Number("momentum", o.momentum, 0, 1));
-  o.beta1 = static_cast<float>(po.Number("beta1", o.beta1, 0, 0.999999999));
-  o.beta2 = static_cast<float>(po.Number("beta2", o.beta2, 0, 0.999999999));
-  o.rho = static_cast<float>(po.Number("rho", o.rho, 0, 1));
-  o.eps = static_cast<float>(po.Number("eps", o.eps, 0, 1));
-  o.step = static_cast<int64_t>(po.Number("step", 1, 1, 9007199254740991.0));
+  o.lr = static_cast<float>(p.Number(kLr, "lr", o.lr, 0, 3.4e38));
+  o.momentum = static_cast<float>(p.Number(kMomentum, "momentum", o.momentum, 0, 1));
+  o.beta1 = static_cast<float>(p.Number(kBeta1, "beta1", o.beta1, 0, 0.999999999));
+  o.beta2 = static_cast<float>(p.Number(kBeta2, "beta2", o.beta2, 0, 0.999999999));
+  o.rho = static_cast<float>(p.Number(kRho, "rho", o.rho, 0, 1));
+  o.eps = static_cast<float>(p.Number(kEps, "eps", o.eps, 0, 1));
+  o.step = static_cast<int64_t>(p.Number(kStep, "step", 1, 1, 9007199254740991.0));
   const int slots = optimizer_state_slots(o.kind);
   const size_t sizes[5] = {nU, nW, H, nV, K};
   static const char* kSlotNames[5][2] = {{"U0", "U1"}, {"W0", "W1"}, {"b0", "b1"}, {"V0", "V1"}, {"c0", "c1"}};
-  Napi::Value state_value = p.Get("state");
-  if (slots > 0 && !state_value.IsObject()) throw Napi::TypeError::New(env, "optimizer state must be an object");
   for (int i = 0; i < 5; ++i)
     for (int j = 0; j < slots; ++j)
-      job.optimizer_state[i][j] = p.Array<float>(state_value.As<Napi::Object>(), kSlotNames[i][j], sizes[i], false);
-  job.step_out = p.Array<double>("out", 3);
-  p.CheckStillAttached();
+      job.optimizer_state[i][j] = p.Array<float>(kState + 2 * i + j, kSlotNames[i][j], sizes[i], false);
+  job.step_out = p.Array<double>(kOut, "out", 3, false);
   return job;
 }
 
@@ -393,7 +378,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Env env = info.Env();
     CheckIdle(env);
     std::vector<Napi::Reference<Napi::Value>> keep;
-    Job job = ParseJob(env, kKind, info[0], &names_, nullptr);
+    Job job = ParseJob(info, kKind, nullptr);
     try {
       RunJob(job, workspace_);
     } catch (const NonFiniteGradient& e) {
@@ -409,7 +394,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Env env = info.Env();
     CheckIdle(env);
     std::vector<Napi::Reference<Napi::Value>> keep;
-    Job job = ParseJob(env, kKind, info[0], &names_, &keep);
+    Job job = ParseJob(info, kKind, &keep);
     auto* worker = new Worker(env, this, job, std::move(keep));
     Napi::Promise promise = worker->Promise();
     busy_ = true;
@@ -420,7 +405,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
 
   RnnWorkspace workspace_;
-  PropertyNames names_;
   bool busy_ = false;
 };
 

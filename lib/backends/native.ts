@@ -19,10 +19,8 @@ import { NonFiniteError, TensorInUseError } from '../errors';
 import { NativeAddon, addon } from '../native';
 
 /**
- * One native call's arguments. Every request has every field, in this order (undefined where a
- * call does not use it): requests then share one hidden class, which keeps building them and
- * the addon's property reads on V8's fast paths. For a small model the call overhead is
- * comparable to its arithmetic.
+ * One native call's arguments, by name. nativeArgs() turns a request into the positional form
+ * the addon reads.
  */
 export interface NativeRequest {
   D: number;
@@ -59,6 +57,7 @@ export interface NativeRequest {
   clipNorm: number | undefined;
   clipValue: number | undefined;
   optimizer: NativeOptimizerConfig | undefined;
+  /** optimizer state slots, keyed U0, U1, W0, ... */
   state: Record<string, Float32Array> | undefined;
   /** trainStep results: loss, gradNorm, clipped (1 or 0) */
   out: Float64Array | undefined;
@@ -122,16 +121,53 @@ export function nativeRequest(
   };
 }
 
-/** The addon's Engine: one workspace, reused across calls. */
+// The scalars of every call go in one Float64Array, reused: the addon reads it before the call
+// returns (async calls too), and JS runs one call at a time per thread.
+const scalars = new Float64Array(17);
+const given = (x: number | undefined): number => (x === undefined ? NaN : x);
+
+/**
+ * The positional arguments the addon reads (native/binding_rnn.cc: enums Scalar and Arg, same
+ * order): for a small model one Node-API call for all arguments, instead of one per property,
+ * is a measurable part of a training step. NaN marks a scalar that was not given.
+ */
+export function nativeArgs(r: NativeRequest): unknown[] {
+  const o = r.optimizer;
+  scalars[0] = r.D;
+  scalars[1] = r.H;
+  scalars[2] = r.K;
+  scalars[3] = r.T;
+  scalars[4] = r.B;
+  scalars[5] = given(r.truncate);
+  scalars[6] = r.reduction === 'sum' ? 1 : r.reduction === undefined || r.reduction === 'mean' ? 0 : -1;
+  scalars[7] = given(r.hAtStep);
+  scalars[8] = given(r.clipNorm);
+  scalars[9] = given(r.clipValue);
+  scalars[10] = given(o?.lr);
+  scalars[11] = given(o?.momentum);
+  scalars[12] = given(o?.beta1);
+  scalars[13] = given(o?.beta2);
+  scalars[14] = given(o?.rho);
+  scalars[15] = given(o?.eps);
+  scalars[16] = given(o?.step);
+  const st = r.state;
+  return [
+    scalars, r.U, r.W, r.b, r.V, r.c, r.tokens, r.dense, r.h0, r.hT, r.states, r.logits, r.targets, r.hAt,
+    r.gU, r.gW, r.gb, r.gV, r.gc, r.gh0, r.out, o?.kind,
+    st?.U0, st?.U1, st?.W0, st?.W1, st?.b0, st?.b1, st?.V0, st?.V1, st?.c0, st?.c1,
+  ];
+}
+
+/** The addon's Engine: one workspace, reused across calls. Arguments: nativeArgs(request). */
 export interface NativeEngine {
   readonly busy: boolean;
-  forward(request: NativeRequest): void;
-  gradients(request: NativeRequest): number;
+  forward(...args: unknown[]): void;
+  gradients(...args: unknown[]): number;
   /** Writes loss, gradNorm and clipped into request.out. */
-  trainStep(request: NativeRequest): void;
-  forwardAsync(request: NativeRequest): Promise<void>;
-  gradientsAsync(request: NativeRequest): Promise<number>;
-  trainStepAsync(request: NativeRequest): Promise<void>;
+  trainStep(...args: unknown[]): void;
+  forwardAsync(...args: unknown[]): Promise<void>;
+  gradientsAsync(...args: unknown[]): Promise<number>;
+  trainStepAsync(...args: unknown[]): Promise<void>;
 }
 
 export function createEngine(): NativeEngine {
@@ -175,7 +211,7 @@ export class NativeBackend implements Backend<Float32Array> {
       logits: new Float32Array(rows * dims.outputSize),
       hT: new Float32Array(seq.batch * dims.hiddenSize),
     };
-    this.engine().forward(nativeRequest(dims, float32Params(params), seq, h0 && asFloat32(h0), out.hT, out));
+    this.engine().forward(...nativeArgs(nativeRequest(dims, float32Params(params), seq, h0 && asFloat32(h0), out.hT, out)));
     return out;
   }
 
@@ -194,7 +230,7 @@ export class NativeBackend implements Backend<Float32Array> {
     let loss: number;
     try {
       loss = this.engine().gradients(
-        nativeRequest(dims, float32Params(params), seq, o.h0 && asFloat32(o.h0), hT, {
+        ...nativeArgs(nativeRequest(dims, float32Params(params), seq, o.h0 && asFloat32(o.h0), hT, {
           targets,
           truncate: o.truncate ?? 0,
           reduction: o.reduction,
@@ -204,7 +240,7 @@ export class NativeBackend implements Backend<Float32Array> {
           gV: grads.V,
           gc: grads.c,
           gh0: grads.h0,
-        }),
+        })),
       );
     } catch (err) {
       throw translateNativeError(err);
