@@ -125,15 +125,7 @@ class ArgReader {
   }
 
   void CheckFinite(const float* data, size_t n, const char* what) const {
-    // A float is NaN or infinite exactly when its exponent bits are all set; an integer OR over
-    // the flags vectorizes, where a float test would not.
-    uint32_t non_finite = 0;
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t bits;
-      std::memcpy(&bits, data + i, sizeof bits);
-      non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
-    }
-    if (non_finite != 0) {
+    if (!active_kernels().all_finite(data, n)) {
       throw Napi::RangeError::New(env_, std::string(what) + " contains NaN or infinite values");
     }
   }

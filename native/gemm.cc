@@ -87,13 +87,14 @@ void PackB(const kernels::KernelSet& ks, const MatrixRef& B, size_t k0, size_t k
   }
 }
 
-// C block [mc x nc] (+)= packed A block * packed B block, tile by tile.
-void MacroKernel(const kernels::KernelSet& ks, size_t mc, size_t nc, size_t kc, const float* ap,
+// C block [mc x nc] (+)= A block * packed B block, tile by tile. A is packed (a_step = mr), or
+// a single row read in place (mc = 1, a_step = the row's element stride).
+void MacroKernel(const kernels::KernelSet& ks, size_t mc, size_t nc, size_t kc, const float* ap, size_t a_step,
                  const float* bp, float* c, size_t ldc, bool accumulate) {
   const size_t mr = ks.mr, nr = ks.nr;
   for (size_t j = 0; j < nc; j += nr) {
     for (size_t i = 0; i < mc; i += mr) {
-      ks.gemm_tile(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, std::min(mr, mc - i),
+      ks.gemm_tile(kc, ap + i * kc, a_step, bp + j * kc, c + i * ldc + j, ldc, std::min(mr, mc - i),
                    std::min(nr, nc - j), accumulate ? 1 : 0);
     }
   }
@@ -142,9 +143,16 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
       const bool last = pc + kc == K;
       for (size_t ic = m0; ic < m1; ic += mc_max) {
         const size_t mc = std::min(mc_max, m1 - ic);
-        PackA(ks, A, ic, mc, pc, kc, pack_a);
         float* c = C + ic * ldc + jc;
-        MacroKernel(ks, mc, nc, kc, pack_a, bp, c, ldc, acc);
+        if (mc == 1) {
+          // One row (the recurrent product of a batch of 1): read in place, packing would only copy.
+          const bool rows_stored = A.trans == Trans::kNo;
+          const float* row = rows_stored ? A.data + ic * A.ld + pc : A.data + pc * A.ld + ic;
+          MacroKernel(ks, 1, nc, kc, row, rows_stored ? 1 : A.ld, bp, c, ldc, acc);
+        } else {
+          PackA(ks, A, ic, mc, pc, kc, pack_a);
+          MacroKernel(ks, mc, nc, kc, pack_a, mr, bp, c, ldc, acc);
+        }
         if (last) ApplyEpilogue(ks, epilogue, c, ldc, mc, nc);
       }
     }

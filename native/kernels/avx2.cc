@@ -79,8 +79,9 @@ void Tanh(float* x, size_t n) { TanhInplace<V>(x, n); }
 double Xent(float* z, size_t k, int32_t target, float scale) { return SoftmaxXentRow<V>(z, k, target, scale); }
 void Softmax(float* z, size_t k, float inv_t) { SoftmaxRow<V>(z, k, inv_t); }
 double SquaredNorm(const float* x, size_t n) { return SumSquares<V>(x, n); }
+bool Finite(const float* x, size_t n) { return AllFinite<V>(x, n); }
 
-const KernelSet kSet{"avx2", kMr, kNr, GemmTile, PackTransposed, Tanh, Xent, Softmax, SquaredNorm};
+const KernelSet kSet{"avx2", kMr, kNr, GemmTile, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite};
 
 }  // namespace
 

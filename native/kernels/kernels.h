@@ -15,13 +15,14 @@ namespace bptt {
 namespace kernels {
 
 // C[m x n] (row stride ldc) = or += Ap * Bp for one register tile, m <= mr, n <= nr.
-// Ap: packed A panel, kc groups of mr floats (column k of the tile's rows; entries past m are
-// unspecified and must not be read).
-// Bp: packed B panel, kc groups of nr floats (row k of the tile's columns, zero padded to nr).
+// Ap: the A panel; column k of the tile's rows starts at ap + k * a_step: a_step = mr for a packed
+// panel (entries past m unspecified and never read); a single row (m = 1) is read in place with
+// a_step = the stride between its elements.
+// Bp: packed B panel, kc groups of nr floats (row k of the tile's columns, zero padded to nr),
+// 64-byte aligned.
 // accumulate != 0 adds into C; otherwise C is overwritten (C's previous contents are ignored,
 // even NaN). Edge tiles (m < mr or n < nr) are handled here, never by padding C.
-// Panels are 64-byte aligned.
-using GemmMicrokernelFn = void (*)(size_t kc, const float* ap, const float* bp, float* c,
+using GemmMicrokernelFn = void (*)(size_t kc, const float* ap, size_t a_step, const float* bp, float* c,
                                    size_t ldc, size_t m, size_t n, int accumulate);
 
 // The transposing pack: dst[k * width + i] = src[i * ld + k] for i < rows, k < len; entries
@@ -51,6 +52,9 @@ struct KernelSet {
   // sum of x[i]^2 for the gradient's global norm; NaN or infinite exactly when the float64 sum
   // is (a finite x never overflows it).
   double (*sum_squares)(const float* x, size_t n);
+
+  // True when no element is NaN or infinite (input validation of every call).
+  bool (*all_finite)(const float* x, size_t n);
 };
 
 const KernelSet& scalar_kernels();

@@ -13,7 +13,7 @@
 constexpr int kMinChains = 8;
 
 template <int kRows, int kVecs>
-void GemmTileRows(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t n,
+void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t n,
                   int accumulate) {
   using R = typename V::R;
   constexpr size_t W = V::kWidth;
@@ -30,11 +30,11 @@ void GemmTileRows(size_t kc, const float* ap, const float* bp, float* c, size_t 
       R b[kVecs];
       for (int v = 0; v < kVecs; ++v) b[v] = V::Load(bp + s * kNr + v * W);
       for (int i = 0; i < kRows; ++i) {
-        const R a = V::Set1(ap[s * kMr + i]);
+        const R a = V::Set1(ap[s * a_step + i]);
         for (int v = 0; v < kVecs; ++v) acc[s][i][v] = V::Fma(a, b[v], acc[s][i][v]);
       }
     }
-    ap += kSplit * kMr;
+    ap += kSplit * a_step;
     bp += kSplit * kNr;
   }
   for (; k < kc; ++k) {
@@ -42,7 +42,7 @@ void GemmTileRows(size_t kc, const float* ap, const float* bp, float* c, size_t 
       const R a = V::Set1(ap[i]);
       for (int v = 0; v < kVecs; ++v) acc[0][i][v] = V::Fma(a, V::Load(bp + v * W), acc[0][i][v]);
     }
-    ap += kMr;
+    ap += a_step;
     bp += kNr;
   }
   // Pairwise, in a fixed order.
@@ -68,26 +68,26 @@ void GemmTileRows(size_t kc, const float* ap, const float* bp, float* c, size_t 
 }
 
 template <int kRows>
-void GemmTileColumns(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t n,
+void GemmTileColumns(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t n,
                      int accumulate) {
   if (n > V::kWidth) {
-    GemmTileRows<kRows, 2>(kc, ap, bp, c, ldc, n, accumulate);
+    GemmTileRows<kRows, 2>(kc, ap, a_step, bp, c, ldc, n, accumulate);
   } else {
-    GemmTileRows<kRows, 1>(kc, ap, bp, c, ldc, n, accumulate);
+    GemmTileRows<kRows, 1>(kc, ap, a_step, bp, c, ldc, n, accumulate);
   }
 }
 
 // The KernelSet entry point: picks the instantiation for the tile's m rows and n columns.
 template <size_t... kRows>
-void GemmTileDispatch(std::index_sequence<kRows...>, size_t kc, const float* ap, const float* bp,
+void GemmTileDispatch(std::index_sequence<kRows...>, size_t kc, const float* ap, size_t a_step, const float* bp,
                       float* c, size_t ldc, size_t m, size_t n, int accumulate) {
-  using Fn = void (*)(size_t, const float*, const float*, float*, size_t, size_t, int);
+  using Fn = void (*)(size_t, const float*, size_t, const float*, float*, size_t, size_t, int);
   static constexpr Fn kByRows[] = {&GemmTileColumns<static_cast<int>(kRows) + 1>...};
-  kByRows[m - 1](kc, ap, bp, c, ldc, n, accumulate);
+  kByRows[m - 1](kc, ap, a_step, bp, c, ldc, n, accumulate);
 }
 
-void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
-              int accumulate) {
+void GemmTile(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t m,
+              size_t n, int accumulate) {
   static_assert(kNr == 2 * V::kWidth, "the microkernel covers two vectors of columns");
-  GemmTileDispatch(std::make_index_sequence<kMr>{}, kc, ap, bp, c, ldc, m, n, accumulate);
+  GemmTileDispatch(std::make_index_sequence<kMr>{}, kc, ap, a_step, bp, c, ldc, m, n, accumulate);
 }

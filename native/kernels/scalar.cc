@@ -13,26 +13,27 @@ constexpr int kNr = 8;
 
 // Computes only the m rows asked for (the recurrent product of a batch of 1 is one row).
 template <int kRows>
-void GemmTileRows(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t n, int accumulate) {
+void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t n,
+                  int accumulate) {
   float acc[kRows][kNr] = {};
   for (size_t k = 0; k < kc; ++k) {
     for (int i = 0; i < kRows; ++i)
       for (int j = 0; j < kNr; ++j) acc[i][j] += ap[i] * bp[j];
-    ap += kMr;
+    ap += a_step;
     bp += kNr;
   }
   for (int i = 0; i < kRows; ++i)
     for (size_t j = 0; j < n; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
-void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
-              int accumulate) {
+void GemmTile(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t m,
+              size_t n, int accumulate) {
   static_assert(kMr == 4, "one case per row count");
   switch (m) {
-    case 1: return GemmTileRows<1>(kc, ap, bp, c, ldc, n, accumulate);
-    case 2: return GemmTileRows<2>(kc, ap, bp, c, ldc, n, accumulate);
-    case 3: return GemmTileRows<3>(kc, ap, bp, c, ldc, n, accumulate);
-    default: return GemmTileRows<4>(kc, ap, bp, c, ldc, n, accumulate);
+    case 1: return GemmTileRows<1>(kc, ap, a_step, bp, c, ldc, n, accumulate);
+    case 2: return GemmTileRows<2>(kc, ap, a_step, bp, c, ldc, n, accumulate);
+    case 3: return GemmTileRows<3>(kc, ap, a_step, bp, c, ldc, n, accumulate);
+    default: return GemmTileRows<4>(kc, ap, a_step, bp, c, ldc, n, accumulate);
   }
 }
 
@@ -83,7 +84,13 @@ double SquaredNorm(const float* x, size_t n) {
   return sum;
 }
 
-const KernelSet kSet{"scalar", kMr, kNr, GemmTile, PackTransposed, Tanh, Xent, Softmax, SquaredNorm};
+bool Finite(const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+const KernelSet kSet{"scalar", kMr, kNr, GemmTile, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite};
 
 }  // namespace
 

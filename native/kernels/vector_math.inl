@@ -149,3 +149,27 @@ double SumSquares(const float* x, size_t n) {
   }
   return total;
 }
+
+// True when no x[i] is NaN or infinite: x - x is 0 for every finite x and NaN otherwise, and a
+// sum of zeros stays exactly 0 while a NaN term makes it NaN.
+template <class V>
+bool AllFinite(const float* x, size_t n) {
+  using R = typename V::R;
+  constexpr size_t W = V::kWidth;
+  R a0 = V::Set1(0.0f), a1 = V::Set1(0.0f);
+  size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const R x0 = V::Load(x + i), x1 = V::Load(x + i + W);
+    a0 = V::Add(a0, V::Sub(x0, x0));
+    a1 = V::Add(a1, V::Sub(x1, x1));
+  }
+  for (; i + W <= n; i += W) {
+    const R x0 = V::Load(x + i);
+    a0 = V::Add(a0, V::Sub(x0, x0));
+  }
+  if (i < n) {
+    const R x0 = V::LoadPartial(x + i, n - i, 0.0f);
+    a0 = V::Add(a0, V::Sub(x0, x0));
+  }
+  return V::HorizontalSum(V::Add(a0, a1)) == 0.0f;
+}
