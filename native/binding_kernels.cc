@@ -89,7 +89,7 @@ Napi::Value GemmHook(const Napi::CallbackInfo& info, const char* name, bool prep
   const kernels::KernelSet& ks = active_kernels();
   const MatrixRef A{a.Data(), lda, ta ? Trans::kYes : Trans::kNo};
   const MatrixRef B{b.Data(), ldb, tb ? Trans::kYes : Trans::kNo};
-  const Epilogue epilogue = tanh ? Epilogue::kTanh : Epilogue::kNone;
+  const Epilogue epilogue = tanh ? Epilogue::Tanh() : Epilogue::None();
   if (prepack) {
     PackedB packed;
     packed.pack(ks, K, N, B);

@@ -100,9 +100,23 @@ void MacroKernel(const kernels::KernelSet& ks, size_t mc, size_t nc, size_t kc, 
   }
 }
 
-void ApplyEpilogue(const kernels::KernelSet& ks, Epilogue epilogue, float* c, size_t ldc, size_t m, size_t n) {
-  if (epilogue != Epilogue::kTanh) return;
-  for (size_t i = 0; i < m; ++i) ks.tanh_inplace(c + i * ldc, n);
+// The epilogue on the block of C at offset `at` (= row * ldc + column), m x n.
+void ApplyEpilogue(const kernels::KernelSet& ks, const Epilogue& epilogue, float* C, size_t at, size_t ldc,
+                   size_t m, size_t n) {
+  switch (epilogue.kind) {
+    case Epilogue::Kind::kNone:
+      return;
+    case Epilogue::Kind::kTanh:
+      for (size_t i = 0; i < m; ++i) ks.tanh_inplace(C + at + i * ldc, n);
+      return;
+    case Epilogue::Kind::kTanhGradient:
+      for (size_t i = 0; i < m; ++i) {
+        float* row = C + at + i * ldc;
+        const float* s = epilogue.tanh_out + at + i * ldc;
+        for (size_t j = 0; j < n; ++j) row[j] *= 1.0f - s[j] * s[j];
+      }
+      return;
+  }
 }
 
 // Where the B panels of one (k block, column block) live: packed per call, or pre-packed.
@@ -123,7 +137,7 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
     for (size_t i = m0; i < m1; ++i) {
       if (!accumulate) std::fill(C + i * ldc + n0, C + i * ldc + n1, 0.0f);
     }
-    ApplyEpilogue(ks, epilogue, C + m0 * ldc + n0, ldc, m1 - m0, n1 - n0);
+    ApplyEpilogue(ks, epilogue, C, m0 * ldc + n0, ldc, m1 - m0, n1 - n0);
     return;
   }
   float* pack_a = t_pack_a.Get(mc_max * std::min(K, kKc));
@@ -153,7 +167,7 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
           PackA(ks, A, ic, mc, pc, kc, pack_a);
           MacroKernel(ks, mc, nc, kc, pack_a, mr, bp, c, ldc, acc);
         }
-        if (last) ApplyEpilogue(ks, epilogue, c, ldc, mc, nc);
+        if (last) ApplyEpilogue(ks, epilogue, C, ic * ldc + jc, ldc, mc, nc);
       }
     }
   }

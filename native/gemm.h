@@ -13,8 +13,18 @@ class ThreadPool;
 
 enum class Trans { kNo, kYes };
 
-// What happens to each finished C tile after its last K block, while it is still in cache.
-enum class Epilogue { kNone, kTanh };
+// What happens to each finished C block after its last K block, while it is still in cache.
+struct Epilogue {
+  enum class Kind { kNone, kTanh, kTanhGradient };
+  Kind kind = Kind::kNone;
+  // kTanhGradient: C *= 1 - s^2, with s = tanh_out laid out like C (same row stride): the BPTT
+  // step dpre = (e + dpre_next W) * tanh'(pre), applied by the thread that computed the block.
+  const float* tanh_out = nullptr;
+
+  static Epilogue None() { return {}; }
+  static Epilogue Tanh() { return {Kind::kTanh, nullptr}; }
+  static Epilogue TanhGradient(const float* tanh_out) { return {Kind::kTanhGradient, tanh_out}; }
+};
 
 struct MatrixRef {
   const float* data;
@@ -27,7 +37,7 @@ struct MatrixRef {
 // pool may be null (single-threaded). Results are bitwise identical for any thread count.
 void gemm(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
           MatrixRef A, MatrixRef B, float* C, size_t ldc, bool accumulate,
-          Epilogue epilogue = Epilogue::kNone);
+          Epilogue epilogue = Epilogue::None());
 
 // op(B) [K x N] packed once into the microkernel's panel layout, for products repeated with the
 // same right-hand operand (the recurrent weight in every time step).
@@ -51,6 +61,6 @@ class PackedB {
 // As gemm(), with op(B) already packed.
 void gemm_packed(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, MatrixRef A,
                  const PackedB& B, float* C, size_t ldc, bool accumulate,
-                 Epilogue epilogue = Epilogue::kNone);
+                 Epilogue epilogue = Epilogue::None());
 
 }  // namespace bptt

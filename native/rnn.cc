@@ -48,22 +48,30 @@ void ForRows(ThreadPool* pool, size_t n, size_t min_rows_per_task, RowFn&& fn) {
   pool->parallel_for(tasks, body);
 }
 
-void FillRows(float* rows, size_t nrows, const float* row, size_t ncols) {
-  for (size_t r = 0; r < nrows; ++r) std::memcpy(rows + r * ncols, row, ncols * sizeof(float));
+// Every row of rows[nrows x ncols] = row (the bias under an accumulating product).
+void FillRows(ThreadPool* pool, float* rows, size_t nrows, const float* row, size_t ncols) {
+  ForRows(pool, nrows, std::max<size_t>(1, 16384 / std::max<size_t>(ncols, 1)), [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) std::memcpy(rows + r * ncols, row, ncols * sizeof(float));
+  });
 }
 
 // acc[j] += sum of the rows' column j, in double and in row order, so the result depends on
-// neither the thread count nor how the rows arrive in chunks of the same order.
-void AddColumnSums(const float* rows, size_t nrows, size_t ncols, double* acc) {
-  for (size_t r = 0; r < nrows; ++r) {
-    const float* row = rows + r * ncols;
-    for (size_t j = 0; j < ncols; ++j) acc[j] += row[j];
-  }
+// neither the thread count (threads split the columns) nor how the rows arrive in chunks.
+void AddColumnSums(ThreadPool* pool, const float* rows, size_t nrows, size_t ncols, double* acc) {
+  const size_t col_blocks = (ncols + 15) / 16;
+  const size_t min_blocks = std::max<size_t>(1, 65536 / std::max<size_t>(nrows * 16, 1));
+  ForRows(pool, col_blocks, min_blocks, [&](size_t begin, size_t end) {
+    const size_t j0 = begin * 16, j1 = std::min(ncols, end * 16);
+    for (size_t r = 0; r < nrows; ++r) {
+      const float* row = rows + r * ncols;
+      for (size_t j = j0; j < j1; ++j) acc[j] += row[j];
+    }
+  });
 }
 
-void ColumnSums(const float* rows, size_t nrows, size_t ncols, double* scratch, float* out) {
+void ColumnSums(ThreadPool* pool, const float* rows, size_t nrows, size_t ncols, double* scratch, float* out) {
   std::fill(scratch, scratch + ncols, 0.0);
-  AddColumnSums(rows, nrows, ncols, scratch);
+  AddColumnSums(pool, rows, nrows, ncols, scratch);
   for (size_t j = 0; j < ncols; ++j) out[j] = static_cast<float>(scratch[j]);
 }
 
@@ -96,7 +104,7 @@ void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShap
       }
     });
   } else {
-    FillRows(states, rows, params.b, H);
+    FillRows(pool, states, rows, params.b, H);
     gemm(ks, pool, rows, H, D, Plain(batch.dense, D), Transposed(params.U, D), states, H, true);
   }
 }
@@ -113,7 +121,7 @@ void Recur(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape
     if (prev == nullptr) {
       ks.tanh_inplace(st, block);
     } else {
-      gemm_packed(ks, pool, B, Plain(prev, H), ws.recurrent_fwd, st, H, true, Epilogue::kTanh);
+      gemm_packed(ks, pool, B, Plain(prev, H), ws.recurrent_fwd, st, H, true, Epilogue::Tanh());
     }
   }
 }
@@ -121,7 +129,7 @@ void Recur(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape
 void ComputeLogits(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
                    const RnnParams& params, const float* states, float* logits) {
   const size_t H = shape.hidden, K = shape.output, rows = shape.steps * shape.batch;
-  FillRows(logits, rows, params.c, K);
+  FillRows(pool, logits, rows, params.c, K);
   gemm(ks, pool, rows, K, H, Plain(states, H), Transposed(params.V, H), logits, K, true);
 }
 
@@ -157,7 +165,7 @@ void AccumulateInputSide(const kernels::KernelSet& ks, ThreadPool* pool, const I
   if (t0 == 0 && g.batch.h0 != nullptr) {
     gemm(ks, pool, H, H, B, Transposed(pre, H), Plain(g.batch.h0, H), g.grads.W, H, true);
   }
-  AddColumnSums(pre, rows, H, g.bias_sums);
+  AddColumnSums(pool, pre, rows, H, g.bias_sums);
   if (g.batch.dense != nullptr) {
     gemm(ks, pool, H, D, rows, Transposed(pre, H), Plain(g.batch.dense + t0 * B * D, D), g.grads.U, D, !first);
     return;
@@ -205,8 +213,12 @@ void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape
     gemm(ks, pool, steps * B, H, K, Plain(dz + t0 * B * K, K), Plain(params.V, H), chunk, H, false);
     for (size_t t = t1; t-- > t0;) {
       float* dt = chunk + (t - t0) * block;
-      if (t + 1 < T) gemm_packed(ks, pool, B, Plain(dt + block, H), ws.recurrent_bwd, dt, H, true);
-      TanhBackward(dt, states + t * block, block);
+      if (t + 1 < T) {
+        gemm_packed(ks, pool, B, Plain(dt + block, H), ws.recurrent_bwd, dt, H, true,
+                    Epilogue::TanhGradient(states + t * block));
+      } else {
+        TanhBackward(dt, states + t * block, block);
+      }
     }
     AccumulateInputSide(ks, pool, input_side, t0, t1, chunk, first);
     first = false;
@@ -287,7 +299,7 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
 
   double* col_sums = ws.col_sums.doubles(std::max({D, H, K}));
   gemm(ks, pool, K, H, rows, Transposed(dz, K), Plain(states, H), grads.V, H, false);
-  ColumnSums(dz, rows, K, col_sums, grads.c);
+  ColumnSums(pool, dz, rows, K, col_sums, grads.c);
 
   ws.recurrent_bwd.pack(ks, H, H, Plain(params.W, H));
   double* bias_sums = ws.bias_sums.doubles(H);
