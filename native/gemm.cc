@@ -48,6 +48,7 @@ class Scratch {
 
 thread_local Scratch t_pack_a;
 thread_local Scratch t_pack_b;
+thread_local Scratch t_shared_b;  // the caller's: a block of op(B) packed once for all threads
 
 // op(A) rows [r0, r0+mc), columns [k0, k0+kc) into mr-row panels: for each k, mr values.
 void PackA(const kernels::KernelSet& ks, const MatrixRef& A, size_t r0, size_t mc, size_t k0, size_t kc,
@@ -128,13 +129,34 @@ struct BSource {
   size_t packed_cols;       // PackedB's padded column count
 };
 
+// Rows [m0, m1) of C's columns [jc, jc + nc) (+)= op(A)'s rows by its columns [pc, pc + kc) times
+// the packed B block bp, mc rows of A at a time; the epilogue follows the last K block.
+void MultiplyBlock(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t jc, size_t nc, size_t pc, size_t kc,
+                   const MatrixRef& A, const float* bp, float* C, size_t ldc, bool accumulate, bool last,
+                   const Epilogue& epilogue) {
+  const size_t mr = ks.mr, mc_max = kMcTiles * mr;
+  float* pack_a = t_pack_a.Get(mc_max * kc);
+  for (size_t ic = m0; ic < m1; ic += mc_max) {
+    const size_t mc = std::min(mc_max, m1 - ic);
+    float* c = C + ic * ldc + jc;
+    if (mc == 1) {
+      // One row (the recurrent product of a batch of 1): read in place, packing would only copy.
+      const bool rows_stored = A.trans == Trans::kNo;
+      const float* row = rows_stored ? A.data + ic * A.ld + pc : A.data + pc * A.ld + ic;
+      MacroKernel(ks, 1, nc, kc, row, rows_stored ? 1 : A.ld, bp, c, ldc, accumulate);
+    } else {
+      PackA(ks, A, ic, mc, pc, kc, pack_a);
+      MacroKernel(ks, mc, nc, kc, pack_a, mr, bp, c, ldc, accumulate);
+    }
+    if (last) ApplyEpilogue(ks, epilogue, C, ic * ldc + jc, ldc, mc, nc);
+  }
+}
+
 // The blocked algorithm on rows [m0, m1) and columns [n0, n1) of C, one thread.
 void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, size_t n1, size_t K,
                const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
-               Epilogue epilogue) {
+               const Epilogue& epilogue) {
   if (m0 >= m1 || n0 >= n1) return;
-  const size_t mr = ks.mr, nr = ks.nr;
-  const size_t mc_max = kMcTiles * mr;
   if (K == 0) {
     for (size_t i = m0; i < m1; ++i) {
       if (!accumulate) std::fill(C + i * ldc + n0, C + i * ldc + n1, 0.0f);
@@ -142,8 +164,7 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
     ApplyEpilogue(ks, epilogue, C, m0 * ldc + n0, ldc, m1 - m0, n1 - n0);
     return;
   }
-  float* pack_a = t_pack_a.Get(mc_max * std::min(K, kKc));
-  float* pack_b = B.matrix ? t_pack_b.Get(RoundUp(std::min(n1 - n0, kNc), nr) * std::min(K, kKc)) : nullptr;
+  float* pack_b = B.matrix ? t_pack_b.Get(RoundUp(std::min(n1 - n0, kNc), ks.nr) * std::min(K, kKc)) : nullptr;
   for (size_t jc = n0; jc < n1; jc += kNc) {
     const size_t nc = std::min(kNc, n1 - jc);
     for (size_t pc = 0; pc < K; pc += kKc) {
@@ -155,22 +176,7 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
       } else {
         bp = B.packed + pc * B.packed_cols + jc * kc;
       }
-      const bool acc = accumulate || pc > 0;
-      const bool last = pc + kc == K;
-      for (size_t ic = m0; ic < m1; ic += mc_max) {
-        const size_t mc = std::min(mc_max, m1 - ic);
-        float* c = C + ic * ldc + jc;
-        if (mc == 1) {
-          // One row (the recurrent product of a batch of 1): read in place, packing would only copy.
-          const bool rows_stored = A.trans == Trans::kNo;
-          const float* row = rows_stored ? A.data + ic * A.ld + pc : A.data + pc * A.ld + ic;
-          MacroKernel(ks, 1, nc, kc, row, rows_stored ? 1 : A.ld, bp, c, ldc, acc);
-        } else {
-          PackA(ks, A, ic, mc, pc, kc, pack_a);
-          MacroKernel(ks, mc, nc, kc, pack_a, mr, bp, c, ldc, acc);
-        }
-        if (last) ApplyEpilogue(ks, epilogue, C, ic * ldc + jc, ldc, mc, nc);
-      }
+      MultiplyBlock(ks, m0, m1, jc, nc, pc, kc, A, bp, C, ldc, accumulate || pc > 0, pc + kc == K, epilogue);
     }
   }
 }
@@ -180,7 +186,7 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
 // thread, so results do not depend on the thread count.
 void GemmParallel(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
                   const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
-                  Epilogue epilogue) {
+                  const Epilogue& epilogue) {
   const size_t threads = pool ? pool->num_threads() : 1;
   if (threads <= 1 || M * N * std::max<size_t>(K, 1) < kParallelThreshold) {
     GemmRange(ks, 0, M, 0, N, K, A, B, C, ldc, accumulate, epilogue);
@@ -188,18 +194,36 @@ void GemmParallel(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size
   }
   const size_t col_tiles = (N + ks.nr - 1) / ks.nr;
   const size_t row_tiles = (M + ks.mr - 1) / ks.mr;
-  // Every thread packs all of the operand that is not split: splitting columns repeats A's
-  // packing (M x K) in each thread, splitting rows repeats B's (K x N). Split the side whose
-  // repetition costs less, if it has a tile per thread. A prepacked B costs nothing to repeat,
-  // and split by columns each core keeps its share of it in cache across all the time steps.
-  bool by_columns;
-  if (B.matrix == nullptr) {
-    by_columns = col_tiles >= threads || col_tiles >= row_tiles;
-  } else {
-    by_columns = M <= N ? col_tiles >= threads || col_tiles >= row_tiles : row_tiles < threads && col_tiles >= row_tiles;
-  }
+  // A prepacked B (the recurrent weight) is split by columns: each core then keeps its share of
+  // it in cache across all the time steps. A B packed per call is split by rows: the threads
+  // pack it once together below, where a column split would have every thread pack all of A.
+  const bool by_columns = B.matrix == nullptr ? col_tiles >= threads || col_tiles >= row_tiles
+                                              : row_tiles < threads && col_tiles > row_tiles;
   const size_t tiles = by_columns ? col_tiles : row_tiles;
   const size_t tasks = std::min(threads, tiles);
+  if (!by_columns && B.matrix != nullptr && K > 0) {
+    // Split by rows, every thread would pack all of op(B). Instead, block by block, the threads
+    // pack it together (each a range of column panels) and then all multiply from that copy.
+    const size_t nr = ks.nr;
+    float* shared = t_shared_b.Get(RoundUp(std::min(N, kNc), nr) * std::min(K, kKc));
+    for (size_t jc = 0; jc < N; jc += kNc) {
+      const size_t nc = std::min(kNc, N - jc), panels = (nc + nr - 1) / nr;
+      for (size_t pc = 0; pc < K; pc += kKc) {
+        const size_t kc = std::min(kKc, K - pc);
+        auto pack = [&](size_t task, size_t count) {
+          const size_t c0 = panels * task / count * nr, c1 = std::min(nc, panels * (task + 1) / count * nr);
+          if (c0 < c1) PackB(ks, *B.matrix, pc, kc, jc + c0, c1 - c0, shared + c0 * kc);
+        };
+        pool->parallel_for(tasks, pack);
+        auto multiply = [&](size_t task, size_t count) {
+          const size_t m0 = std::min(M, tiles * task / count * ks.mr), m1 = std::min(M, tiles * (task + 1) / count * ks.mr);
+          if (m0 < m1) MultiplyBlock(ks, m0, m1, jc, nc, pc, kc, A, shared, C, ldc, accumulate || pc > 0, pc + kc == K, epilogue);
+        };
+        pool->parallel_for(tasks, multiply);
+      }
+    }
+    return;
+  }
   auto body = [&](size_t task, size_t count) {
     const size_t t0 = tiles * task / count, t1 = tiles * (task + 1) / count;
     if (by_columns) {
