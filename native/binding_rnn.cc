@@ -91,6 +91,18 @@ class ArgReader {
     return d;
   }
 
+  double Integer(Scalar index, const char* name, double fallback, double lo, double hi) const {
+    const double d = Number(index, name, fallback, lo, hi);
+    if (d != std::floor(d)) throw Napi::RangeError::New(env_, std::string(name) + " must be an integer, got " + Format(d));
+    return d;
+  }
+
+  // A scalar without a default: NaN (not given) is an error.
+  double Required(Scalar index, const char* name, double lo, double hi) const {
+    if (std::isnan(scalars_[index])) throw Napi::RangeError::New(env_, std::string(name) + " must be given, got NaN");
+    return Number(index, name, 0, lo, hi);
+  }
+
   template <class T>
   T* Array(size_t index, const char* name, size_t expected, bool optional) {
     Napi::Value v = info_[index];
@@ -234,9 +246,9 @@ Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Ref
   p.CheckRange(targets, rows, static_cast<int32_t>(K), true, "targets");
   job.batch.targets = targets;
   job.capture.dst = p.Array<float>(kHAt, "hAt", B * H, true);
-  if (job.capture.dst != nullptr) job.capture.step = static_cast<size_t>(p.Number(kHAtStep, "hAtStep", 0, 0, static_cast<double>(T - 1)));
-  job.truncate = static_cast<size_t>(p.Number(kTruncate, "truncate", 0, 0, kMaxElements));
-  job.reduction = p.Number(kReduction, "reduction (0 mean, 1 sum)", 0, 0, 1) == 1 ? Reduction::kSum : Reduction::kMean;
+  if (job.capture.dst != nullptr) job.capture.step = static_cast<size_t>(p.Integer(kHAtStep, "hAtStep", 0, 0, static_cast<double>(T - 1)));
+  job.truncate = static_cast<size_t>(p.Integer(kTruncate, "truncate", 0, 0, kMaxElements));
+  job.reduction = p.Integer(kReduction, "reduction (0 mean, 1 sum)", 0, 0, 1) == 1 ? Reduction::kSum : Reduction::kMean;
 
   if (kind == JobKind::kGradients) {
     job.grads = {p.Array<float>(kGradU, "gU", nU, false), p.Array<float>(kGradW, "gW", nW, false),
@@ -251,13 +263,13 @@ Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Ref
     throw Napi::TypeError::New(env, "optimizer kind must be one of sgd, momentum, nesterov, adagrad, rmsprop, adam");
   }
   OptimizerConfig& o = job.optimizer;
-  o.lr = static_cast<float>(p.Number(kLr, "lr", o.lr, 0, 3.4e38));
+  o.lr = static_cast<float>(p.Required(kLr, "lr", 0, 3.4e38));
   o.momentum = static_cast<float>(p.Number(kMomentum, "momentum", o.momentum, 0, 1));
   o.beta1 = static_cast<float>(p.Number(kBeta1, "beta1", o.beta1, 0, 0.999999999));
   o.beta2 = static_cast<float>(p.Number(kBeta2, "beta2", o.beta2, 0, 0.999999999));
   o.rho = static_cast<float>(p.Number(kRho, "rho", o.rho, 0, 1));
   o.eps = static_cast<float>(p.Number(kEps, "eps", o.eps, 0, 1));
-  o.step = static_cast<int64_t>(p.Number(kStep, "step", 1, 1, 9007199254740991.0));
+  o.step = static_cast<int64_t>(p.Integer(kStep, "step", 1, 1, 9007199254740991.0));
   const int slots = optimizer_state_slots(o.kind);
   const size_t sizes[5] = {nU, nW, H, nV, K};
   static const char* kSlotNames[5][2] = {{"U0", "U1"}, {"W0", "W1"}, {"b0", "b1"}, {"V0", "V1"}, {"c0", "c1"}};

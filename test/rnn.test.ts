@@ -1,4 +1,5 @@
 import { DTypeError, DisposedError, NonFiniteError, Optimizer, RNN, ShapeError, Tensor, TensorInUseError, isa, setIsa, supportedIsas } from '../lib';
+import { NativeRequest, createEngine, nativeArgs, nativeRequest } from '../lib/backends/native';
 
 const dims = { inputSize: 5, hiddenSize: 7, outputSize: 4 };
 
@@ -143,6 +144,42 @@ describe('RNN calls reject bad input with typed errors and change nothing', () =
     } finally {
       setIsa(previous as 'scalar');
     }
+  });
+});
+
+describe('the addon, called directly', () => {
+  // The TS layer validates first; the addon validates again, so a malformed direct call ends in a
+  // JS exception, never in a crash.
+  const f = (n: number) => new Float32Array(n).fill(0.1);
+  const request = (): NativeRequest =>
+    nativeRequest({ inputSize: 2, hiddenSize: 1, outputSize: 2 }, { U: f(2), W: f(1), b: f(1), V: f(2), c: f(2) }, { steps: 1, batch: 1, input: { kind: 'tokens', data: new Int32Array([1]) } }, null, f(1), {
+      targets: new Int32Array([1]),
+      truncate: 0,
+      reduction: 'mean',
+      optimizer: { kind: 'sgd', lr: 0.1 },
+      out: new Float64Array(3),
+    });
+
+  test('runs a well-formed request and refuses malformed ones with messages', () => {
+    const engine = createEngine();
+    const ok = request();
+    engine.trainStep(...nativeArgs(ok));
+    expect(ok.out![0]).toBeCloseTo(Math.log(2), 6);
+    const cases: [string, (r: NativeRequest) => void, RegExp][] = [
+      ['lr not given', (r) => (r.optimizer = { kind: 'sgd', lr: NaN }), /lr must be given/],
+      ['fractional truncate', (r) => (r.truncate = 2.5), /truncate must be an integer/],
+      ['float targets', (r) => (r.targets = new Float32Array(1) as unknown as Int32Array), /targets must be a Int32Array/],
+      ['short U', (r) => (r.U = f(1)), /U must have 2 elements/],
+      ['token out of range', (r) => (r.tokens = new Int32Array([2])), /tokens\[0\] = 2 is outside/],
+      ['unknown optimizer', (r) => (r.optimizer = { kind: 'lion', lr: 0.1 }), /optimizer kind/],
+      ['NaN parameter', (r) => (r.W = new Float32Array([NaN])), /W contains NaN/],
+    ];
+    for (const [, change, message] of cases) {
+      const r = request();
+      change(r);
+      expect(() => engine.trainStep(...nativeArgs(r))).toThrow(message);
+    }
+    expect(() => engine.trainStep(1, 2, 3)).toThrow(/expected 32 arguments/);
   });
 });
 

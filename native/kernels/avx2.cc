@@ -1,7 +1,6 @@
 // AVX2 + FMA kernels (compiled with -mavx2 -mfma; chosen at run time only where supported).
 #include <immintrin.h>
 
-#include <algorithm>
 #include <utility>
 
 #include "kernels.h"

@@ -1,7 +1,6 @@
 // AVX-512F kernels (compiled with -mavx512f; chosen at run time only where supported).
 #include <immintrin.h>
 
-#include <algorithm>
 #include <utility>
 
 #include "kernels.h"

@@ -54,7 +54,8 @@ void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, fl
   for (int i = 0; i < kRows; ++i) {
     float* row = c + i * ldc;
     for (int v = 0; v < kVecs; ++v) {
-      const size_t lanes = n > v * W ? std::min(n - v * W, W) : 0;
+      const size_t rest = n > v * W ? n - v * W : 0;  // no std::min: see the linkage note in kernels.h
+      const size_t lanes = rest < W ? rest : W;
       R r = acc[0][i][v];
       if (lanes == W) {
         if (accumulate) r = V::Add(r, V::Load(row + v * W));
