@@ -57,13 +57,10 @@ void PackA(const kernels::KernelSet& ks, const MatrixRef& A, size_t r0, size_t m
   for (size_t p = 0; p < mc; p += mr) {
     const size_t rows = std::min(mr, mc - p);
     float* panel = out + p * kc;
-    // Rows of a short last panel are never read by a microkernel: left unwritten.
+    // Rows of a short last panel are never read by a microkernel: the transposing pack leaves
+    // them unwritten.
     if (A.trans == Trans::kYes) {
-      for (size_t k = 0; k < kc; ++k) {
-        const float* src = A.data + (k0 + k) * A.ld + r0 + p;
-        float* dst = panel + k * mr;
-        for (size_t i = 0; i < rows; ++i) dst[i] = src[i];
-      }
+      ks.pack_rows(A.data + k0 * A.ld + r0 + p, A.ld, kc, rows, mr, panel);
     } else {
       ks.pack_transposed(A.data + (r0 + p) * A.ld + k0, A.ld, rows, kc, mr, panel);
     }
@@ -77,27 +74,22 @@ void PackB(const kernels::KernelSet& ks, const MatrixRef& B, size_t k0, size_t k
   for (size_t p = 0; p < nc; p += nr) {
     const size_t cols = std::min(nr, nc - p);
     float* panel = out + p * kc;
-    if (cols < nr) std::memset(panel, 0, kc * nr * sizeof(float));  // once, not a short fill per k
     if (B.trans == Trans::kNo) {
-      for (size_t k = 0; k < kc; ++k) {
-        const float* src = B.data + (k0 + k) * B.ld + c0 + p;
-        float* dst = panel + k * nr;
-        for (size_t j = 0; j < cols; ++j) dst[j] = src[j];
-      }
+      ks.pack_rows(B.data + k0 * B.ld + c0 + p, B.ld, kc, cols, nr, panel);
     } else {
+      if (cols < nr) std::memset(panel, 0, kc * nr * sizeof(float));  // once, not a short fill per k
       ks.pack_transposed(B.data + (c0 + p) * B.ld + k0, B.ld, cols, kc, nr, panel);
     }
   }
 }
 
-// C block [mc x nc] (+)= A block * packed B block, tile by tile. A is packed (a_step = mr), or
-// a single row read in place (mc = 1, a_step = the row's element stride).
-void MacroKernel(const kernels::KernelSet& ks, size_t mc, size_t nc, size_t kc, const float* ap, size_t a_step,
+// C block [mc x nc] (+)= packed A block * packed B block, tile by tile.
+void MacroKernel(const kernels::KernelSet& ks, size_t mc, size_t nc, size_t kc, const float* ap,
                  const float* bp, float* c, size_t ldc, bool accumulate) {
   const size_t mr = ks.mr, nr = ks.nr;
   for (size_t j = 0; j < nc; j += nr) {
     for (size_t i = 0; i < mc; i += mr) {
-      ks.gemm_tile(kc, ap + i * kc, a_step, bp + j * kc, c + i * ldc + j, ldc, std::min(mr, mc - i),
+      ks.gemm_tile(kc, ap + i * kc, mr, bp + j * kc, c + i * ldc + j, ldc, std::min(mr, mc - i),
                    std::min(nr, nc - j), accumulate ? 1 : 0);
     }
   }
@@ -143,10 +135,10 @@ void MultiplyBlock(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t jc
       // One row (the recurrent product of a batch of 1): read in place, packing would only copy.
       const bool rows_stored = A.trans == Trans::kNo;
       const float* row = rows_stored ? A.data + ic * A.ld + pc : A.data + pc * A.ld + ic;
-      MacroKernel(ks, 1, nc, kc, row, rows_stored ? 1 : A.ld, bp, c, ldc, accumulate);
+      ks.gemm_row(kc, row, rows_stored ? 1 : A.ld, bp, c, nc, accumulate ? 1 : 0);
     } else {
       PackA(ks, A, ic, mc, pc, kc, pack_a);
-      MacroKernel(ks, mc, nc, kc, pack_a, mr, bp, c, ldc, accumulate);
+      MacroKernel(ks, mc, nc, kc, pack_a, bp, c, ldc, accumulate);
     }
     if (last) ApplyEpilogue(ks, epilogue, C, ic * ldc + jc, ldc, mc, nc);
   }

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/kernels.h"
+
 namespace bptt {
 
 enum class OptimizerKind { kSgd, kMomentum, kNesterov, kAdagrad, kRmsprop, kAdam };
@@ -25,8 +27,10 @@ int optimizer_state_slots(OptimizerKind kind);
 // Parses "sgd", "momentum", ...; returns false for an unknown name.
 bool parse_optimizer_kind(const char* name, OptimizerKind* out);
 
-// p -= update(g); s1 / s2 are the state slots (null when the optimizer keeps fewer).
-void optimizer_update(const OptimizerConfig& cfg, float* p, const float* g, float* s1, float* s2,
-                      size_t n);
+// p -= update(grad_scale * g); s1 / s2 are the state slots (null when the optimizer keeps
+// fewer). grad_scale carries global-norm clipping, so the gradient is not rescaled in a pass of
+// its own.
+void optimizer_update(const kernels::KernelSet& ks, const OptimizerConfig& cfg, float* p, const float* g,
+                      float grad_scale, float* s1, float* s2, size_t n);
 
 }  // namespace bptt

@@ -9,6 +9,8 @@ namespace bptt {
 namespace kernels {
 namespace {
 
+#include "vec256.inl"
+
 struct V512 {
   using R = __m512;
   using M = __mmask16;
@@ -48,6 +50,10 @@ using V = V512;
 // loads and eight broadcasts, well under the load ports' budget.
 constexpr int kMr = 8;
 constexpr int kNr = 32;
+// A single-row pass: 4 vectors (64 columns) x 4 partial sums over k = 16 accumulators.
+constexpr int kRowVecs = 4;
+// Zen 4 issues two 256-bit FMAs per cycle but one 512-bit FMA.
+using VTail = V256;
 
 #include "microkernel.inl"
 #include "pack_avx.inl"
@@ -57,8 +63,9 @@ double Xent(float* z, size_t k, int32_t target, float scale) { return SoftmaxXen
 void Softmax(float* z, size_t k, float inv_t) { SoftmaxRow<V>(z, k, inv_t); }
 double SquaredNorm(const float* x, size_t n) { return SumSquares<V>(x, n); }
 bool Finite(const float* x, size_t n) { return AllFinite<V>(x, n); }
+void Axpy(float* y, const float* x, float alpha, size_t n) { ScaledAdd<V>(y, x, alpha, n); }
 
-const KernelSet kSet{"avx512", kMr, kNr, GemmTile, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite};
+const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, Axpy};
 
 }  // namespace
 

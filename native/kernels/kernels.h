@@ -25,6 +25,16 @@ namespace kernels {
 using GemmMicrokernelFn = void (*)(size_t kc, const float* ap, size_t a_step, const float* bp, float* c,
                                    size_t ldc, size_t m, size_t n, int accumulate);
 
+// One row of C (+)= one row of A times a whole packed B block: c[0, n) (+)= sum over k < kc of
+// a[k * a_step] * B[k][0, n), B in nr-column panels of kc rows each (panel p at bp + p * kc * nr).
+// Gives the same bits as gemm_tile with m = 1 over each panel.
+using GemmRowFn = void (*)(size_t kc, const float* a, size_t a_step, const float* bp, float* c, size_t n,
+                           int accumulate);
+
+// The copying pack: dst[k * width + j] = src[k * ld + j] for k < rows, j < cols, and 0 for
+// cols <= j < width. Packs transposed A panels and panels of B as stored.
+using PackRowsFn = void (*)(const float* src, size_t ld, size_t rows, size_t cols, size_t width, float* dst);
+
 // The transposing pack: dst[k * width + i] = src[i * ld + k] for i < rows, k < len; entries
 // rows <= i < width are not written. Packs row-major A panels and panels of a transposed B.
 using PackTransposedFn = void (*)(const float* src, size_t ld, size_t rows, size_t len, size_t width, float* dst);
@@ -34,6 +44,8 @@ struct KernelSet {
   int mr;           // register tile rows
   int nr;           // register tile columns
   GemmMicrokernelFn gemm_tile;
+  GemmRowFn gemm_row;
+  PackRowsFn pack_rows;
   PackTransposedFn pack_transposed;
 
   // x[i] = tanh(x[i]), for any finite or infinite x; max relative error <= 4e-7 against the
@@ -55,6 +67,9 @@ struct KernelSet {
 
   // True when no element is NaN or infinite (input validation of every call).
   bool (*all_finite)(const float* x, size_t n);
+
+  // y[i] += alpha * x[i] (the SGD update).
+  void (*scaled_add)(float* y, const float* x, float alpha, size_t n);
 };
 
 const KernelSet& scalar_kernels();

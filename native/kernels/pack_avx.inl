@@ -1,6 +1,29 @@
-// The transposing pack (BLIS's packm for a row-major A, or a transposed B) through 8 x 8 blocks
-// in AVX registers; included by the AVX2 and AVX-512 translation units, inside their anonymous
-// namespaces (internal linkage, see kernels.h).
+// The packs of op(A) and op(B) into the microkernels' panels: included by the AVX2 and AVX-512
+// translation units after V, inside their anonymous namespaces (internal linkage, see kernels.h).
+
+// The copying pack (a transposed A, or B as stored): rows of `cols` floats into rows of `width`,
+// zero padded, a vector at a time.
+void PackRows(const float* src, size_t ld, size_t rows, size_t cols, size_t width, float* dst) {
+  constexpr size_t W = V::kWidth;
+  if (cols == kNr && width == kNr) {  // a whole B panel
+    for (size_t k = 0; k < rows; ++k, src += ld, dst += kNr) {
+      V::Store(dst, V::Load(src));
+      V::Store(dst + W, V::Load(src + W));
+    }
+    return;
+  }
+  for (size_t k = 0; k < rows; ++k, src += ld, dst += width) {
+    for (size_t j = 0; j < width; j += W) {
+      const size_t lanes = cols > j ? (cols - j < W ? cols - j : W) : 0;
+      const typename V::R r = lanes == W ? V::Load(src + j) : V::LoadPartial(src + j, lanes, 0.0f);
+      if (width - j >= W) {
+        V::Store(dst + j, r);
+      } else {
+        V::StorePartial(dst + j, width - j, r);
+      }
+    }
+  }
+}
 
 // Rows r[0..7] become columns: r[j][i] = old r[i][j].
 inline void Transpose8x8(__m256 (&r)[8]) {

@@ -37,6 +37,17 @@ void GemmTile(size_t kc, const float* ap, size_t a_step, const float* bp, float*
   }
 }
 
+void GemmRow(size_t kc, const float* a, size_t a_step, const float* bp, float* c, size_t n, int accumulate) {
+  for (size_t j = 0; j < n; j += kNr) {
+    GemmTileRows<1>(kc, a, a_step, bp + j * kc, c + j, 0, n - j < kNr ? n - j : kNr, accumulate);
+  }
+}
+
+void PackRows(const float* src, size_t ld, size_t rows, size_t cols, size_t width, float* dst) {
+  for (size_t k = 0; k < rows; ++k)
+    for (size_t j = 0; j < width; ++j) dst[k * width + j] = j < cols ? src[k * ld + j] : 0.0f;
+}
+
 void PackTransposed(const float* src, size_t ld, size_t rows, size_t len, size_t width, float* dst) {
   for (size_t k = 0; k < len; ++k) {
     float* d = dst + k * width;
@@ -90,7 +101,11 @@ bool Finite(const float* x, size_t n) {
   return true;
 }
 
-const KernelSet kSet{"scalar", kMr, kNr, GemmTile, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite};
+void Axpy(float* y, const float* x, float alpha, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+const KernelSet kSet{"scalar", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, Axpy};
 
 }  // namespace
 

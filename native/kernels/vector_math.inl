@@ -115,6 +115,15 @@ void SoftmaxRow(float* z, size_t k, float inv_temperature) {
   ScaleInplace<V>(z, k, 1.0f / sum);
 }
 
+// y[i] += alpha * x[i]: the SGD update, with the clipping factor folded into alpha.
+template <class V>
+void ScaledAdd(float* y, const float* x, float alpha, size_t n) {
+  const typename V::R a = V::Set1(alpha);
+  size_t i = 0;
+  for (; i + V::kWidth <= n; i += V::kWidth) V::Store(y + i, V::Fma(a, V::Load(x + i), V::Load(y + i)));
+  if (i < n) V::StorePartial(y + i, n - i, V::Fma(a, V::LoadPartial(x + i, n - i, 0.0f), V::LoadPartial(y + i, n - i, 0.0f)));
+}
+
 // sum of x[i]^2: vector lanes of float partial sums over blocks short enough to stay accurate, the
 // blocks added in double in a fixed order. A block whose float sum overflows is summed again in
 // double: an exploding but finite gradient (|g| > 1e19) must be clipped, not refused.
