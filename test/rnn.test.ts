@@ -1,4 +1,4 @@
-import { DTypeError, DisposedError, NonFiniteError, Optimizer, RNN, ShapeError, Tensor, TensorInUseError, isa, setIsa, supportedIsas } from '../lib';
+import { DTypeError, DisposedError, NonFiniteError, Optimizer, RNN, ShapeError, Tensor, TensorInUseError, isa, numThreads, setIsa, setNumThreads, supportedIsas } from '../lib';
 import { NativeRequest, createEngine, nativeArgs, nativeRequest } from '../lib/backends/native';
 
 const dims = { inputSize: 5, hiddenSize: 7, outputSize: 4 };
@@ -143,6 +143,39 @@ describe('RNN calls reject bad input with typed errors and change nothing', () =
       expect(Math.sqrt(moved)).toBeLessThanOrEqual(0.01 * 1.0001);
     } finally {
       setIsa(previous as 'scalar');
+    }
+  });
+});
+
+describe('thread counts', () => {
+  // B = 17 splits the recurrences into batch slices of whole register tiles on every ISA (mr = 4,
+  // 6, 8), one of them ending in a single row; T*B*H*H is above the native parallel thresholds.
+  const big = { inputSize: 11, hiddenSize: 64, outputSize: 13 };
+  const T = 24, B = 17;
+
+  function run(name: string, threads: number, truncate?: number): string[] {
+    const previousIsa = isa();
+    const previousThreads = numThreads();
+    setIsa(name as 'scalar');
+    setNumThreads(threads);
+    try {
+      const m = new RNN({ ...big, seed: 5 });
+      const h0 = Tensor.randn([B, big.hiddenSize], { seed: 2 });
+      const r = m.lossAndGradients(tokens(T, B, big.inputSize, 3), tokens(T, B, big.outputSize, 4), { h0, truncate });
+      const step = m.trainStep(tokens(T, B, big.inputSize, 5), tokens(T, B, big.outputSize, 6), { lr: 0.1, clipNorm: 1, h0 });
+      const hex = (t: Tensor) => Buffer.from((t.toArray() as Float32Array).buffer).toString('hex');
+      return [String(r.loss), ...Object.values(r.grads).map(hex), hex(r.hT), String(step.loss), String(step.gradNorm), hex(step.hT), ...Object.values(m.params).map(hex)];
+    } finally {
+      setNumThreads(previousThreads);
+      setIsa(previousIsa as 'scalar');
+    }
+  }
+
+  test.each(supportedIsas())('give bitwise identical losses, gradients, states and updates on 1, 2 and 3 threads (%s)', (name) => {
+    for (const truncate of [undefined, 5]) {
+      const one = run(name, 1, truncate);
+      expect(run(name, 2, truncate)).toEqual(one);
+      expect(run(name, 3, truncate)).toEqual(one);
     }
   });
 });
