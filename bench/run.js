@@ -40,7 +40,7 @@ try {
   process.exit(1);
 }
 const { RNN, Tensor, setIsa, setNumThreads, supportedIsas } = lib;
-const fmaPeak = require('../dist/native').addon()._fmaPeak;
+const { _fmaPeak: fmaPeak, _coreRoundTrip: coreRoundTrip } = require('../dist/native').addon();
 
 const workloadNames = list(opts.workloads);
 for (const n of workloadNames) if (!WORKLOADS[n]) program.error(`unknown workload ${n} (have ${Object.keys(WORKLOADS).join(', ')})`);
@@ -73,6 +73,13 @@ function measurePeak(threads) {
   for (let i = 0; i < runs; i++) best = Math.max(best, fmaPeak(ms, threads));
   return best;
 }
+
+/**
+ * Nanoseconds for a cache line to travel to another core and back. On a VM the host may place the
+ * two vCPUs on one die (~50-150 ns here) or on two (~300-500 ns), and every 2-thread step hands
+ * data between them, so its time moves with this; each workload states it before and after.
+ */
+const roundTripNs = () => Math.round(coreRoundTrip(QUICK ? 5000 : 20000));
 
 /**
  * The entries of one workload. Each has a label, the thread count its arithmetic runs on (for
@@ -251,6 +258,7 @@ async function main() {
   }
 
   const results = [];
+  const roundTrips = {};
   for (const name of workloadNames) {
     const w = WORKLOADS[name];
     const data = makeData(w);
@@ -267,8 +275,11 @@ async function main() {
       if (slow) Object.assign(e, slow);
       else fast.push(e);
     }
+    const roundTrip = { before: roundTripNs() };
     runSuite(name, fast);
-    console.log('done');
+    roundTrip.after = roundTripNs();
+    roundTrips[name] = roundTrip;
+    console.log(`done (core-to-core round trip ${roundTrip.before} ns before, ${roundTrip.after} ns after)`);
 
     for (const e of entries) {
       const ms = median(e.samplesMs);
@@ -370,6 +381,7 @@ async function main() {
     options: { workloads: workloadNames, isas, threads: threadCounts, quick: QUICK, peers: Boolean(opts.peers), benchmark: BENCH_OPTIONS, stepOptions: STEP_OPTIONS },
     tfjs: tfjs ? { version: tfjs.version, wasm: tfjs.wasm } : undefined,
     fmaPeakGflops: peak,
+    coreRoundTripNs: roundTrips,
     workloads: Object.fromEntries(workloadNames.map((n) => [n, { ...WORKLOADS[n], flops: flops(WORKLOADS[n]), memory: stepMemory(WORKLOADS[n]) }])),
     results,
     memory,

@@ -1,6 +1,7 @@
 // Benchmark probes. _fmaPeak measures the machine's fused multiply-add peak, the ceiling that
 // bench/run.js states its GFLOP/s against ("% of peak"), measured in the same run rather than
 // taken from a datasheet: clocks under load, SMT and VM throttling all move it.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -162,10 +163,50 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, flops / seconds / 1e9);
 }
 
+// _coreRoundTrip(roundTrips) -> nanoseconds for one cache line to go from this thread to another
+// running thread and back (the median of 9 runs of `roundTrips` exchanges through one atomic).
+// Every multi-threaded step hands data between cores; on a VM the host decides whether the two
+// vCPUs share a cache (tens of ns) or sit on different dies (hundreds), and the 2-thread results
+// move with it, so the bench reports this next to them.
+Napi::Value CoreRoundTrip(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const double n_d = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(n_d >= 1 && n_d <= 1e7) || n_d != std::floor(n_d)) {
+    throw Napi::RangeError::New(env, "_coreRoundTrip(roundTrips) expects an integer in [1, 1e7]");
+  }
+  const std::int64_t n = static_cast<std::int64_t>(n_d);
+  constexpr int kRuns = 9;
+  alignas(64) std::atomic<std::int64_t> line{0};
+  std::vector<double> ns;
+  std::thread partner([&] {
+    for (std::int64_t i = 0; i < kRuns * n; ++i) {
+      for (int spins = 1; line.load(std::memory_order_acquire) != 2 * i + 1; ++spins) {
+        if (spins % 4096 == 0) std::this_thread::yield();  // a single CPU: let the other side run
+      }
+      line.store(2 * i + 2, std::memory_order_release);
+    }
+  });
+  for (int run = 0; run < kRuns; ++run) {
+    const Clock::time_point start = Clock::now();
+    for (std::int64_t j = 0; j < n; ++j) {
+      const std::int64_t i = run * n + j;
+      line.store(2 * i + 1, std::memory_order_release);
+      for (int spins = 1; line.load(std::memory_order_acquire) != 2 * i + 2; ++spins) {
+        if (spins % 4096 == 0) std::this_thread::yield();
+      }
+    }
+    ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count() / static_cast<double>(n));
+  }
+  partner.join();
+  std::sort(ns.begin(), ns.end());
+  return Napi::Number::New(env, ns[kRuns / 2]);
+}
+
 }  // namespace
 
 void InitBenchBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
+  exports.Set("_coreRoundTrip", Napi::Function::New(env, CoreRoundTrip, "_coreRoundTrip"));
 }
 
 }  // namespace bptt
