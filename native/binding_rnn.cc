@@ -112,18 +112,19 @@ class ArgReader {
     size_t length = 0;
     void* data = nullptr;
     napi_value buffer;
-    bool is_typed_array = false;
-    if (napi_is_typedarray(env_, v, &is_typed_array) != napi_ok || !is_typed_array ||
-        napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, nullptr) != napi_ok || type != kType) {
+    // One Node-API call per array on the good path (napi_get_typedarray_info fails for anything
+    // else); a small model's step is short enough for more to show.
+    if (napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, nullptr) != napi_ok || type != kType) {
       throw Napi::TypeError::New(env_, std::string(name) + " must be a " + TypeName(kType) + ", got " + Describe(v));
     }
-    if (length != expected) {
+    if (length != expected || data == nullptr) {
+      // A disposed tensor's buffer is detached: its view reads as empty.
+      bool detached = false;
+      if (napi_is_detached_arraybuffer(env_, buffer, &detached) == napi_ok && detached) {
+        throw Napi::TypeError::New(env_, std::string(name) + " refers to freed (disposed) memory");
+      }
       throw Napi::RangeError::New(env_, std::string(name) + " must have " + std::to_string(expected) +
                                             " elements, got " + std::to_string(length));
-    }
-    bool detached = false;
-    if (napi_is_detached_arraybuffer(env_, buffer, &detached) != napi_ok || detached) {
-      throw Napi::TypeError::New(env_, std::string(name) + " refers to freed (disposed) memory");
     }
     if (keep_ != nullptr) keep_->push_back(Napi::Persistent(v));
     return static_cast<T*>(data);

@@ -12,6 +12,10 @@ void PackRows(const float* src, size_t ld, size_t rows, size_t cols, size_t widt
     }
     return;
   }
+  if (cols == width && width == VTail::kWidth) {  // a whole A panel of AVX-512's 8 rows
+    for (size_t k = 0; k < rows; ++k, src += ld, dst += width) VTail::Store(dst, VTail::Load(src));
+    return;
+  }
   for (size_t k = 0; k < rows; ++k, src += ld, dst += width) {
     for (size_t j = 0; j < width; j += W) {
       const size_t lanes = cols > j ? (cols - j < W ? cols - j : W) : 0;
