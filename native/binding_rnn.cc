@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -40,7 +41,16 @@ struct Job {
   // results
   LossResult loss{};
   double* step_out = nullptr;  // trainStep: loss, gradNorm, clipped (1 or 0)
+  // Off the main thread the kernels index with tokens and targets; they read these copies, taken
+  // once the ranges were checked, so a caller writing to its arrays meanwhile can change the
+  // numbers but never an index.
+  std::shared_ptr<const std::vector<int32_t>> token_copy, target_copy;
 };
+
+// A copy of n ids that outlives the call.
+std::shared_ptr<const std::vector<int32_t>> CopyIds(const int32_t* ids, size_t n) {
+  return std::make_shared<const std::vector<int32_t>>(ids, ids + n);
+}
 
 // The call layout, shared with lib/backends/native.ts (nativeArgs): a native call takes its
 // arguments by position, because for a small model the cost of a call is comparable to its
@@ -231,6 +241,10 @@ Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Ref
     p.CheckFinite(job.batch.dense, n, "dense inputs");
   } else {
     p.CheckRange(job.batch.tokens, rows, static_cast<int32_t>(D), false, "tokens");
+    if (keep != nullptr) {
+      job.token_copy = CopyIds(job.batch.tokens, rows);
+      job.batch.tokens = job.token_copy->data();
+    }
   }
   job.batch.h0 = p.Array<float>(kH0, "h0", B * H, true);
   if (job.batch.h0 != nullptr) p.CheckFinite(job.batch.h0, B * H, "h0");
@@ -244,6 +258,10 @@ Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Ref
   const int32_t* targets = p.Array<int32_t>(kTargets, "targets", rows, false);
   p.CheckRange(targets, rows, static_cast<int32_t>(K), true, "targets");
   job.batch.targets = targets;
+  if (keep != nullptr) {
+    job.target_copy = CopyIds(targets, rows);
+    job.batch.targets = job.target_copy->data();
+  }
   job.capture.dst = p.Array<float>(kHAt, "hAt", B * H, true);
   if (job.capture.dst != nullptr) job.capture.step = static_cast<size_t>(p.Integer(kHAtStep, "hAtStep", 0, 0, static_cast<double>(T - 1)));
   job.truncate = static_cast<size_t>(p.Integer(kTruncate, "truncate", 0, 0, kMaxElements));

@@ -214,6 +214,31 @@ describe('the addon, called directly', () => {
     }
     expect(() => engine.trainStep(1, 2, 3)).toThrow(/expected 32 arguments/);
   });
+
+  test('an asynchronous job indexes with the ids it checked, whatever the caller writes meanwhile', async () => {
+    const T = 64, B = 16, V = 65;
+    const ids = (seed: number) => tokens(T, B, V, seed).toArray() as Int32Array;
+    const run = async (spoil: boolean) => {
+      const r = nativeRequest({ inputSize: V, hiddenSize: 64, outputSize: V }, { U: f(64 * V), W: f(64 * 64), b: f(64), V: f(V * 64), c: f(V) }, { steps: T, batch: B, input: { kind: 'tokens', data: ids(1) } }, null, f(B * 64), {
+        targets: ids(2),
+        truncate: 0,
+        reduction: 'mean',
+        gU: f(64 * V), gW: f(64 * 64), gb: f(64), gV: f(V * 64), gc: f(V),
+      });
+      const pending = createEngine().gradientsAsync(...nativeArgs(r));
+      // Out-of-range ids written while the job may be running: read by the kernels, they would
+      // index far outside U and the logits.
+      if (spoil) {
+        r.tokens!.fill(1 << 30);
+        r.targets!.fill(-(1 << 30));
+      }
+      return { loss: (await pending) as number, gU: r.gU! };
+    };
+    const clean = await run(false);
+    const spoiled = await run(true);
+    expect(spoiled.loss).toBe(clean.loss);
+    expect(spoiled.gU).toEqual(clean.gU);
+  });
 });
 
 describe('asynchronous calls', () => {
