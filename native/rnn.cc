@@ -255,35 +255,58 @@ void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape
   std::memcpy(first_pre, chunk, block * sizeof(float));
 }
 
-// Truncated BPTT: L_t reaches back through s_t .. s_{t-k+1}. Lag by lag, the contributions of
-// every L_t travel back together: after m steps, row t of `lag` holds dL_t/ds_{t-m}, so each lag
-// is one product over all remaining rows instead of T*k small ones.
-void BackwardTruncated(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
-                       size_t k, const float* states, RnnWorkspace& ws, float* state_grads,
-                       float* pre_grads) {
-  const size_t H = shape.hidden, B = shape.batch, T = shape.steps, block = B * H;
-  std::memset(pre_grads, 0, T * block * sizeof(float));
-  float* lag = state_grads;
-  float* next = ws.lag_grads.floats(T * block);
-  for (size_t m = 0; m < k && m < T; ++m) {
-    // rows t in [m, T): lag[t] = dL_t/ds_{t-m} -> dL_t/dpre_{t-m}, added into pre_grads[t-m]
-    const size_t rows = T - m;
-    float* lag_rows = lag + m * block;
-    ForRows(pool, rows, 4, [&](size_t begin, size_t end) {
-      for (size_t t = begin; t < end; ++t) {
-        float* g = lag_rows + t * block;
-        TanhBackward(g, states + t * block, block);
-        float* acc = pre_grads + t * block;
-        for (size_t i = 0; i < block; ++i) acc[i] += g[i];
+// Truncated BPTT: L_t reaches back through s_t .. s_{t-k+1}. The loss terms are taken in chunks
+// of time steps [t0, t1), latest first; within a chunk the contributions of every L_t travel back
+// together lag by lag (after m steps, row t of `lag` holds dL_t/ds_{t-m}), so each lag is one
+// product over the chunk's rows. They land on dpre rows [t0 - k + 1, t1): rows from t0 on are then
+// complete (earlier loss terms never reach them) and go to the input-side gradients, and the k - 1
+// rows before t0 carry over to the next chunk. The buffers hold a chunk and k rows of steps, not
+// T. Returns nothing; dpre_0 is left in `first_pre` (B x H).
+void BackwardTruncated(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape, size_t k,
+                       const RnnParams& params, const float* states, const float* dz, RnnWorkspace& ws,
+                       const InputSideGrads& input_side, float* first_pre) {
+  const size_t H = shape.hidden, K = shape.output, B = shape.batch, T = shape.steps, block = B * H;
+  const size_t chunk_steps = std::max<size_t>(1, std::min(T, kChunkRows / B));
+  float* lag = ws.state_grads.floats(chunk_steps * block);
+  float* next = ws.lag_grads.floats(chunk_steps * block);
+  // dpre of steps [w0, t1): window row j is step w0 + j.
+  float* window = ws.pre_grads.floats((chunk_steps + k - 1) * block);
+  size_t carried = 0;  // rows at the window's end that hold partial sums from later chunks
+  bool first = true;
+  for (size_t t1 = T; t1 > 0;) {
+    const size_t t0 = t1 > chunk_steps ? t1 - chunk_steps : 0;
+    const size_t w0 = t0 >= k - 1 ? t0 - (k - 1) : 0;
+    // The carried rows (steps [t1, t1 + carried) of the previous window's start) move to the end
+    // of this window's complete-able part: steps [t1 - ..., t1) are this chunk's own rows.
+    const size_t rows = t1 - w0;
+    if (carried > 0) std::memmove(window + (rows - carried) * block, window, carried * block * sizeof(float));
+    std::memset(window, 0, (rows - carried) * block * sizeof(float));
+    gemm(ks, pool, (t1 - t0) * B, H, K, Plain(dz + t0 * B * K, K), Plain(params.V, H), lag, H, false);
+    for (size_t m = 0; m < k && m < t1; ++m) {
+      // Loss steps t in [max(t0, m), t1): lag row t - t0 = dL_t/ds_{t-m} -> dL_t/dpre_{t-m}.
+      const size_t first_t = std::max(t0, m);
+      ForRows(pool, t1 - first_t, 4, [&](size_t begin, size_t end) {
+        for (size_t t = first_t + begin; t < first_t + end; ++t) {
+          float* g = lag + (t - t0) * block;
+          TanhBackward(g, states + (t - m) * block, block);
+          float* acc = window + (t - m - w0) * block;
+          for (size_t i = 0; i < block; ++i) acc[i] += g[i];
+        }
+      });
+      if (m + 1 < k && m + 1 < t1) {
+        // next row t - t0 = dL_t/ds_{t-m-1} = dL_t/dpre_{t-m} W for t in [max(t0, m + 1), t1)
+        const size_t from = std::max(t0, m + 1);
+        gemm_packed(ks, pool, (t1 - from) * B, Plain(lag + (from - t0) * block, H), ws.recurrent_bwd,
+                    next + (from - t0) * block, H, false);
+        std::swap(lag, next);
       }
-    });
-    if (m + 1 < k && m + 1 < T) {
-      // next[t] = dL_t/ds_{t-m-1} = dL_t/dpre_{t-m} W for t in [m+1, T)
-      gemm_packed(ks, pool, (T - m - 1) * B, Plain(lag + (m + 1) * block, H), ws.recurrent_bwd,
-                  next + (m + 1) * block, H, false);
-      std::swap(lag, next);
     }
+    AccumulateInputSide(ks, pool, input_side, t0, t1, window + (t0 - w0) * block, first);
+    first = false;
+    carried = t0 - w0;
+    t1 = t0;
   }
+  std::memcpy(first_pre, window, block * sizeof(float));
 }
 
 }  // namespace
@@ -337,12 +360,7 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
                                   token_rows_transposed ? ws.gathered.floats(D * H) : nullptr};
   float* first_pre = ws.first_pre.floats(block);
   if (truncate != 0 && truncate < T) {
-    float* state_grads = ws.state_grads.floats(rows * H);
-    gemm(ks, pool, rows, H, K, Plain(dz, K), Plain(params.V, H), state_grads, H, false);
-    float* pre_grads = ws.pre_grads.floats(rows * H);
-    BackwardTruncated(ks, pool, shape, truncate, states, ws, state_grads, pre_grads);
-    AccumulateInputSide(ks, pool, input_side, 0, T, pre_grads, true);
-    std::memcpy(first_pre, pre_grads, block * sizeof(float));
+    BackwardTruncated(ks, pool, shape, truncate, params, states, dz, ws, input_side, first_pre);
   } else {
     BackwardFull(ks, pool, shape, params, states, dz, ws, input_side, first_pre);
   }

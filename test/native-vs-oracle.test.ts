@@ -85,6 +85,11 @@ const EDGE_CASES: Config[] = [
   { D: 100, H: 100, K: 100, T: 200, B: 2, kind: 'dense', ignoreFraction: 0, withH0: true, truncate: 'T', reduction: 'mean', seed: 6 },
   { D: 64, H: 64, K: 64, T: 2, B: 32, kind: 'tokens', ignoreFraction: 1, withH0: true, truncate: null, reduction: 'mean', seed: 7 },
   { D: 31, H: 16, K: 33, T: 25, B: 32, kind: 'dense', ignoreFraction: 0.3, withH0: false, truncate: 5, reduction: 'sum', seed: 8 },
+  // BPTT goes back in chunks of about 1024 rows: T * B above that takes several, and truncation
+  // windows that cross chunk boundaries, shorter and longer than a chunk.
+  { D: 7, H: 20, K: 9, T: 520, B: 4, kind: 'dense', ignoreFraction: 0.1, withH0: true, truncate: null, reduction: 'mean', seed: 9 },
+  { D: 5, H: 16, K: 6, T: 700, B: 3, kind: 'tokens', ignoreFraction: 0, withH0: false, truncate: 7, reduction: 'sum', seed: 10 },
+  { D: 9, H: 24, K: 11, T: 600, B: 4, kind: 'dense', ignoreFraction: 0.2, withH0: true, truncate: 300, reduction: 'mean', seed: 11 },
 ];
 
 describe.each(supportedIsas())('native kernels (%s) vs the float64 oracle', (isa) => {
