@@ -82,6 +82,17 @@ function measurePeak(threads) {
 const roundTripNs = () => Math.round(coreRoundTrip(QUICK ? 5000 : 20000));
 
 /**
+ * What the machine gives each workload: the core-to-core round trip and, with more than one
+ * thread timed, one short FMA probe on the most threads (the host may share our vCPUs with other
+ * tenants for minutes at a time, which the best-of probes at the start and end do not show).
+ */
+function machineState() {
+  const threads = Math.max(...threadCounts);
+  return { roundTripNs: roundTripNs(), fmaGflops: threads > 1 ? +fmaPeak(200, threads).toFixed(1) : undefined };
+}
+const describeState = (s) => `round trip ${s.roundTripNs} ns${s.fmaGflops !== undefined ? `, ${Math.max(...threadCounts)}-thread FMA ${s.fmaGflops} GFLOP/s` : ''}`;
+
+/**
  * The entries of one workload. Each has a label, the thread count its arithmetic runs on (for
  * "% of peak"), and prepare() → { step, dispose }, which sets any global state it needs (ISA,
  * threads, TF.js backend) and builds a fresh model with the same seed.
@@ -258,7 +269,7 @@ async function main() {
   }
 
   const results = [];
-  const roundTrips = {};
+  const machineStates = {};
   for (const name of workloadNames) {
     const w = WORKLOADS[name];
     const data = makeData(w);
@@ -275,11 +286,11 @@ async function main() {
       if (slow) Object.assign(e, slow);
       else fast.push(e);
     }
-    const roundTrip = { before: roundTripNs() };
+    const state = { before: machineState() };
     runSuite(name, fast);
-    roundTrip.after = roundTripNs();
-    roundTrips[name] = roundTrip;
-    console.log(`done (core-to-core round trip ${roundTrip.before} ns before, ${roundTrip.after} ns after)`);
+    state.after = machineState();
+    machineStates[name] = state;
+    console.log(`done\n  machine before: ${describeState(state.before)}; after: ${describeState(state.after)}`);
 
     for (const e of entries) {
       const ms = median(e.samplesMs);
@@ -381,7 +392,7 @@ async function main() {
     options: { workloads: workloadNames, isas, threads: threadCounts, quick: QUICK, peers: Boolean(opts.peers), benchmark: BENCH_OPTIONS, stepOptions: STEP_OPTIONS },
     tfjs: tfjs ? { version: tfjs.version, wasm: tfjs.wasm } : undefined,
     fmaPeakGflops: peak,
-    coreRoundTripNs: roundTrips,
+    machineDuringWorkloads: machineStates,
     workloads: Object.fromEntries(workloadNames.map((n) => [n, { ...WORKLOADS[n], flops: flops(WORKLOADS[n]), memory: stepMemory(WORKLOADS[n]) }])),
     results,
     memory,
