@@ -110,26 +110,29 @@ void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShap
 constexpr size_t kParallelRecurrence = size_t{1} << 20;
 
 // Runs fn(inner_pool, b0, b1) over the batch rows of a recurrence. A batch row's recurrence never
-// reads another row's, so with enough rows each thread takes a contiguous range of whole register
-// tiles and runs every time step of it alone: no barrier per time step, and no state moves
-// between cores (on this project's VM a line written by one core costs the other 50-400 ns to
-// read, depending on where the host placed the two vCPUs). Smaller batches run whole, their
-// products parallel inside (inner_pool = pool). The tiles, and so every result, are the same
-// either way.
+// reads another row's, so when the batch has a register tile of rows for every thread, each
+// thread takes a contiguous range of whole tiles and runs every time step of it alone: no barrier
+// per time step, and no state moves between cores (on this project's VM a line written by one
+// core costs the other 50-650 ns to read, depending on where the host placed the two vCPUs).
+// Smaller batches run whole, their products split by columns inside (inner_pool = pool), so no
+// thread idles. The tiles, and so every result, are the same either way.
 template <class Fn>
 void ForBatchSlices(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape, Fn&& fn) {
   const size_t B = shape.batch, H = shape.hidden, mr = static_cast<size_t>(ks.mr);
   const size_t tiles = (B + mr - 1) / mr;
   const size_t threads = pool ? pool->num_threads() : 1;
-  const size_t tasks = std::min(threads, tiles);
-  if (tasks <= 1 || shape.steps * B * H * H < kParallelRecurrence) {
-    fn(tasks <= 1 ? pool : nullptr, size_t{0}, B);
+  if (shape.steps * B * H * H < kParallelRecurrence) {
+    fn(nullptr, size_t{0}, B);
+    return;
+  }
+  if (threads <= 1 || tiles < threads) {
+    fn(pool, size_t{0}, B);
     return;
   }
   auto body = [&](size_t task, size_t count) {
     fn(nullptr, std::min(B, tiles * task / count * mr), std::min(B, tiles * (task + 1) / count * mr));
   };
-  pool->parallel_for(tasks, body);
+  pool->parallel_for(threads, body);
 }
 
 // The recurrence s_t = tanh(P_t + s_{t-1} W^T), with P_t already in states (bias included);
