@@ -89,7 +89,7 @@ void MacroKernel(const kernels::KernelSet& ks, size_t mc, size_t nc, size_t kc, 
   const size_t mr = ks.mr, nr = ks.nr;
   for (size_t j = 0; j < nc; j += nr) {
     for (size_t i = 0; i < mc; i += mr) {
-      ks.gemm_tile(kc, ap + i * kc, mr, bp + j * kc, c + i * ldc + j, ldc, std::min(mr, mc - i),
+      ks.gemm_tile(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, std::min(mr, mc - i),
                    std::min(nr, nc - j), accumulate ? 1 : 0);
     }
   }

@@ -222,6 +222,10 @@ void AccumulateInputSide(const kernels::KernelSet& ks, ThreadPool* pool, const I
 // enough that the chunk buffer stays a small fraction of the states.
 constexpr size_t kChunkRows = 1024;
 
+size_t ChunkSteps(const RnnShape& shape) {
+  return std::max<size_t>(1, std::min(shape.steps, kChunkRows / shape.batch));
+}
+
 // Full BPTT: ds_t = e_t + dpre_{t+1} W, dpre_t = ds_t * (1 - s_t^2), stepping back through time
 // in chunks of steps. Each chunk computes its e rows, runs the recurrence back through them, and
 // hands its dpre rows to the input-side gradients. Returns nothing; dpre_0 is left in `first_pre`
@@ -230,7 +234,7 @@ void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape
                   const float* states, const float* dz, RnnWorkspace& ws, const InputSideGrads& input_side,
                   float* first_pre) {
   const size_t H = shape.hidden, K = shape.output, B = shape.batch, T = shape.steps, block = B * H;
-  const size_t chunk_steps = std::max<size_t>(1, std::min(T, kChunkRows / B));
+  const size_t chunk_steps = ChunkSteps(shape);
   // One block past the chunk holds dpre of the step after it (from the previous chunk).
   float* chunk = ws.state_grads.floats((chunk_steps + 1) * block);
   bool first = true;
@@ -263,13 +267,13 @@ void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape
 // together lag by lag (after m steps, row t of `lag` holds dL_t/ds_{t-m}), so each lag is one
 // product over the chunk's rows. They land on dpre rows [t0 - k + 1, t1): rows from t0 on are then
 // complete (earlier loss terms never reach them) and go to the input-side gradients, and the k - 1
-// rows before t0 carry over to the next chunk. The buffers hold a chunk and k rows of steps, not
-// T. Returns nothing; dpre_0 is left in `first_pre` (B x H).
+// rows before t0 carry over to the next chunk. The buffers hold two chunks and a chunk plus k - 1
+// steps of rows, not T. Returns nothing; dpre_0 is left in `first_pre` (B x H).
 void BackwardTruncated(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape, size_t k,
                        const RnnParams& params, const float* states, const float* dz, RnnWorkspace& ws,
                        const InputSideGrads& input_side, float* first_pre) {
   const size_t H = shape.hidden, K = shape.output, B = shape.batch, T = shape.steps, block = B * H;
-  const size_t chunk_steps = std::max<size_t>(1, std::min(T, kChunkRows / B));
+  const size_t chunk_steps = ChunkSteps(shape);
   float* lag = ws.state_grads.floats(chunk_steps * block);
   float* next = ws.lag_grads.floats(chunk_steps * block);
   // dpre of steps [w0, t1): window row j is step w0 + j.
@@ -279,8 +283,8 @@ void BackwardTruncated(const kernels::KernelSet& ks, ThreadPool* pool, const Rnn
   for (size_t t1 = T; t1 > 0;) {
     const size_t t0 = t1 > chunk_steps ? t1 - chunk_steps : 0;
     const size_t w0 = t0 >= k - 1 ? t0 - (k - 1) : 0;
-    // The carried rows (steps [t1, t1 + carried) of the previous window's start) move to the end
-    // of this window's complete-able part: steps [t1 - ..., t1) are this chunk's own rows.
+    // The previous chunk's carried rows, steps [t1 - carried, t1) at its window's start, are the
+    // last rows of this window; the rows before them start from zero.
     const size_t rows = t1 - w0;
     if (carried > 0) std::memmove(window + (rows - carried) * block, window, carried * block * sizeof(float));
     std::memset(window, 0, (rows - carried) * block * sizeof(float));

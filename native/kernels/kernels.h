@@ -15,15 +15,14 @@ namespace bptt {
 namespace kernels {
 
 // C[m x n] (row stride ldc) = or += Ap * Bp for one register tile, m <= mr, n <= nr.
-// Ap: the A panel; column k of the tile's rows starts at ap + k * a_step: a_step = mr for a packed
-// panel (entries past m unspecified and never read); a single row (m = 1) is read in place with
-// a_step = the stride between its elements.
+// Ap: packed A panel, kc groups of mr floats (column k of the tile's rows; entries past m are
+// unspecified and never read).
 // Bp: packed B panel, kc groups of nr floats (row k of the tile's columns, zero padded to nr),
 // 64-byte aligned.
 // accumulate != 0 adds into C; otherwise C is overwritten (C's previous contents are ignored,
 // even NaN). Edge tiles (m < mr or n < nr) are handled here, never by padding C.
-using GemmMicrokernelFn = void (*)(size_t kc, const float* ap, size_t a_step, const float* bp, float* c,
-                                   size_t ldc, size_t m, size_t n, int accumulate);
+using GemmMicrokernelFn = void (*)(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m,
+                                   size_t n, int accumulate);
 
 // One row of C (+)= one row of A times a whole packed B block: c[0, n) (+)= sum over k < kc of
 // a[k * a_step] * B[k][0, n), B in nr-column panels of kc rows each (panel p at bp + p * kc * nr).

@@ -1,15 +1,12 @@
-
-
-
 // The register-tile GEMM microkernel, written once over a vector traits type V (see
 // vector_math.inl for the vocabulary) and instantiated by each SIMD translation unit. Include it
 // only inside an anonymous namespace, after defining V, VTail (the vector type of narrow column
 // tails: V itself, or a narrower one), kMr, kNr (= 2 * V::kWidth) and kRowVecs (vectors of columns
 // per pass of a single-row product).
 //
-// A tile computes only the rows and vector columns it was asked for: the recurrent product of a
-// small batch (B = 1 for min-char-rnn) is m = 1 row, and computing all kMr rows would multiply
-// its arithmetic by kMr. When a tile has too few accumulators to hide the FMA latency, the k loop
+// A tile computes only the rows and vector columns it was asked for: a short last tile (one row
+// of a batch of 17, say) would otherwise multiply its arithmetic by up to kMr. A single row on its
+// own (the recurrence of a batch of 1) takes GemmRow below instead. When a tile has too few accumulators to hide the FMA latency, the k loop
 // is split over independent accumulator sets that are summed at the end. The summation order then
 // depends on the tile's shape, which depends only on the problem's M and N (thread partitions are
 // whole tiles), so results stay the same for any thread count.
@@ -22,8 +19,7 @@ constexpr int SplitFor(int chains) { return chains >= kMinChains ? 1 : (2 * chai
 
 // Vec is V, or VTail (narrower) for a tile of at most VTail::kWidth columns.
 template <class Vec, int kRows, int kVecs>
-void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t n,
-                  int accumulate) {
+void GemmTileRows(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t n, int accumulate) {
   using R = typename Vec::R;
   constexpr size_t W = Vec::kWidth;
   constexpr int kSplit = SplitFor(kRows * kVecs);
@@ -44,11 +40,11 @@ void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, fl
       R b[kVecs];
       for (int v = 0; v < kVecs; ++v) b[v] = Vec::Load(bp + s * kNr + v * W);
       for (int i = 0; i < kRows; ++i) {
-        const R a = Vec::Set1(ap[s * a_step + i]);
+        const R a = Vec::Set1(ap[s * kMr + i]);
         for (int v = 0; v < kVecs; ++v) acc[s][i][v] = Vec::Fma(a, b[v], acc[s][i][v]);
       }
     }
-    ap += kSplit * a_step;
+    ap += kSplit * kMr;
     bp += kSplit * kNr;
   }
   for (; k < kc; ++k) {
@@ -56,7 +52,7 @@ void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, fl
       const R a = Vec::Set1(ap[i]);
       for (int v = 0; v < kVecs; ++v) acc[0][i][v] = Vec::Fma(a, Vec::Load(bp + v * W), acc[0][i][v]);
     }
-    ap += a_step;
+    ap += kMr;
     bp += kNr;
   }
   // Pairwise, in a fixed order.
@@ -159,28 +155,27 @@ void GemmRow(size_t kc, const float* a, size_t a_step, const float* bp, float* c
 // narrower vectors: where those issue two FMAs per cycle to the wide ones' one (Zen 4), the tile
 // costs half as much. Each column's sum is the same with either width.
 template <int kRows>
-void GemmTileColumns(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t n,
-                     int accumulate) {
+void GemmTileColumns(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t n, int accumulate) {
   if (n > V::kWidth) {
-    GemmTileRows<V, kRows, 2>(kc, ap, a_step, bp, c, ldc, n, accumulate);
+    GemmTileRows<V, kRows, 2>(kc, ap, bp, c, ldc, n, accumulate);
   } else if (VTail::kWidth < V::kWidth && n <= VTail::kWidth) {
-    GemmTileRows<VTail, kRows, 1>(kc, ap, a_step, bp, c, ldc, n, accumulate);
+    GemmTileRows<VTail, kRows, 1>(kc, ap, bp, c, ldc, n, accumulate);
   } else {
-    GemmTileRows<V, kRows, 1>(kc, ap, a_step, bp, c, ldc, n, accumulate);
+    GemmTileRows<V, kRows, 1>(kc, ap, bp, c, ldc, n, accumulate);
   }
 }
 
 // The KernelSet entry point: picks the instantiation for the tile's m rows and n columns.
 template <size_t... kRows>
-void GemmTileDispatch(std::index_sequence<kRows...>, size_t kc, const float* ap, size_t a_step, const float* bp,
-                      float* c, size_t ldc, size_t m, size_t n, int accumulate) {
-  using Fn = void (*)(size_t, const float*, size_t, const float*, float*, size_t, size_t, int);
+void GemmTileDispatch(std::index_sequence<kRows...>, size_t kc, const float* ap, const float* bp, float* c,
+                      size_t ldc, size_t m, size_t n, int accumulate) {
+  using Fn = void (*)(size_t, const float*, const float*, float*, size_t, size_t, int);
   static constexpr Fn kByRows[] = {&GemmTileColumns<static_cast<int>(kRows) + 1>...};
-  kByRows[m - 1](kc, ap, a_step, bp, c, ldc, n, accumulate);
+  kByRows[m - 1](kc, ap, bp, c, ldc, n, accumulate);
 }
 
-void GemmTile(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t m,
-              size_t n, int accumulate) {
+void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
+              int accumulate) {
   static_assert(kNr == 2 * V::kWidth, "the microkernel covers two vectors of columns");
-  GemmTileDispatch(std::make_index_sequence<kMr>{}, kc, ap, a_step, bp, c, ldc, m, n, accumulate);
+  GemmTileDispatch(std::make_index_sequence<kMr>{}, kc, ap, bp, c, ldc, m, n, accumulate);
 }

@@ -11,7 +11,8 @@ namespace {
 constexpr int kMr = 4;
 constexpr int kNr = 8;
 
-// Computes only the m rows asked for (the recurrent product of a batch of 1 is one row).
+// Computes only the m rows asked for; A's column k starts at ap + k * a_step (kMr for a packed
+// panel, the element stride of a single row read in place by GemmRow).
 template <int kRows>
 void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t n,
                   int accumulate) {
@@ -26,14 +27,14 @@ void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, fl
     for (size_t j = 0; j < n; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
-void GemmTile(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t m,
-              size_t n, int accumulate) {
+void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
+              int accumulate) {
   static_assert(kMr == 4, "one case per row count");
   switch (m) {
-    case 1: return GemmTileRows<1>(kc, ap, a_step, bp, c, ldc, n, accumulate);
-    case 2: return GemmTileRows<2>(kc, ap, a_step, bp, c, ldc, n, accumulate);
-    case 3: return GemmTileRows<3>(kc, ap, a_step, bp, c, ldc, n, accumulate);
-    default: return GemmTileRows<4>(kc, ap, a_step, bp, c, ldc, n, accumulate);
+    case 1: return GemmTileRows<1>(kc, ap, kMr, bp, c, ldc, n, accumulate);
+    case 2: return GemmTileRows<2>(kc, ap, kMr, bp, c, ldc, n, accumulate);
+    case 3: return GemmTileRows<3>(kc, ap, kMr, bp, c, ldc, n, accumulate);
+    default: return GemmTileRows<4>(kc, ap, kMr, bp, c, ldc, n, accumulate);
   }
 }
 
