@@ -6,71 +6,12 @@
 #include <cstring>
 #include <new>
 
+#include "parallel.h"
 #include "thread_pool.h"
 
 namespace bptt {
 
-AlignedBuffer::~AlignedBuffer() { std::free(data_); }
-
-void* AlignedBuffer::reserve(size_t bytes) {
-  if (bytes > capacity_) {
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    void* fresh = std::aligned_alloc(64, rounded);
-    if (fresh == nullptr) throw std::bad_alloc();
-    std::free(data_);
-    data_ = fresh;
-    capacity_ = rounded;
-  }
-  return data_;
-}
-
-float* AlignedBuffer::floats(size_t n) { return static_cast<float*>(reserve(std::max<size_t>(n, 1) * sizeof(float))); }
-double* AlignedBuffer::doubles(size_t n) { return static_cast<double*>(reserve(std::max<size_t>(n, 1) * sizeof(double))); }
-
 namespace {
-
-constexpr MatrixRef Plain(const float* data, size_t ld) { return {data, ld, Trans::kNo}; }
-constexpr MatrixRef Transposed(const float* data, size_t ld) { return {data, ld, Trans::kYes}; }
-
-// Splits rows [0, n) into contiguous chunks, one per task, so that which thread runs a chunk
-// cannot change any result.
-template <class RowFn>
-void ForRows(ThreadPool* pool, size_t n, size_t min_rows_per_task, RowFn&& fn) {
-  const size_t threads = pool ? pool->num_threads() : 1;
-  const size_t tasks = std::max<size_t>(1, std::min(threads, n / std::max<size_t>(min_rows_per_task, 1)));
-  if (tasks == 1) {
-    fn(size_t{0}, n);
-    return;
-  }
-  auto body = [&](size_t task, size_t count) {
-    fn(n * task / count, n * (task + 1) / count);
-  };
-  pool->parallel_for(tasks, body);
-}
-
-// Every row of rows[nrows x ncols] = row (the bias under an accumulating product).
-void FillRows(ThreadPool* pool, float* rows, size_t nrows, const float* row, size_t ncols) {
-  ForRows(pool, nrows, std::max<size_t>(1, 16384 / std::max<size_t>(ncols, 1)), [&](size_t begin, size_t end) {
-    for (size_t r = begin; r < end; ++r) std::memcpy(rows + r * ncols, row, ncols * sizeof(float));
-  });
-}
-
-// acc[j] += sum of the rows' column j, in double and in row order, so the result does not depend
-// on how the rows arrive in chunks. One thread: the rows were written by all of them, and a second
-// one spent more on reading lines from the other core than it saved (C3: 0.33 ms on one thread,
-// 0.5-0.7 on two).
-void AddColumnSums(const float* rows, size_t nrows, size_t ncols, double* acc) {
-  for (size_t r = 0; r < nrows; ++r) {
-    const float* row = rows + r * ncols;
-    for (size_t j = 0; j < ncols; ++j) acc[j] += row[j];
-  }
-}
-
-void ColumnSums(const float* rows, size_t nrows, size_t ncols, double* scratch, float* out) {
-  std::fill(scratch, scratch + ncols, 0.0);
-  AddColumnSums(rows, nrows, ncols, scratch);
-  for (size_t j = 0; j < ncols; ++j) out[j] = static_cast<float>(scratch[j]);
-}
 
 // dpre = ds * (1 - s^2): tanh' taken from the stored states.
 void TanhBackward(float* ds, const float* s, size_t n) {
@@ -106,42 +47,13 @@ void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShap
   }
 }
 
-// Below this many multiply-adds a whole recurrence (all its time steps) runs on one thread.
-constexpr size_t kParallelRecurrence = size_t{1} << 20;
-
-// Runs fn(inner_pool, b0, b1) over the batch rows of a recurrence. A batch row's recurrence never
-// reads another row's, so when the batch has a register tile of rows for every thread, each
-// thread takes a contiguous range of whole tiles and runs every time step of it alone: no barrier
-// per time step, and no state moves between cores (on this project's VM a line written by one
-// core costs the other 50-650 ns to read, depending on where the host placed the two vCPUs).
-// Smaller batches run whole, their products split by columns inside (inner_pool = pool), so no
-// thread idles. The tiles, and so every result, are the same either way.
-template <class Fn>
-void ForBatchSlices(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape, Fn&& fn) {
-  const size_t B = shape.batch, H = shape.hidden, mr = static_cast<size_t>(ks.mr);
-  const size_t tiles = (B + mr - 1) / mr;
-  const size_t threads = pool ? pool->num_threads() : 1;
-  if (shape.steps * B * H * H < kParallelRecurrence) {
-    fn(nullptr, size_t{0}, B);
-    return;
-  }
-  if (threads <= 1 || tiles < threads) {
-    fn(pool, size_t{0}, B);
-    return;
-  }
-  auto body = [&](size_t task, size_t count) {
-    fn(nullptr, std::min(B, tiles * task / count * mr), std::min(B, tiles * (task + 1) / count * mr));
-  };
-  pool->parallel_for(threads, body);
-}
-
 // The recurrence s_t = tanh(P_t + s_{t-1} W^T), with P_t already in states (bias included);
 // W^T is packed once for all time steps and tanh is fused into the product's epilogue.
 void Recur(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
            const RnnParams& params, const float* h0, RnnWorkspace& ws, float* states) {
   const size_t H = shape.hidden, B = shape.batch, block = B * H;
   ws.recurrent_fwd.pack(ks, H, H, Transposed(params.W, H));
-  ForBatchSlices(ks, pool, shape, [&](ThreadPool* inner, size_t b0, size_t b1) {
+  ForBatchSlices(ks, pool, shape.steps, shape.batch, shape.hidden * shape.hidden, [&](ThreadPool* inner, size_t b0, size_t b1) {
     for (size_t t = 0; t < shape.steps; ++t) {
       float* st = states + t * block + b0 * H;
       const float* prev = t > 0 ? st - block : (h0 != nullptr ? h0 + b0 * H : nullptr);
@@ -193,7 +105,7 @@ void AccumulateInputSide(const kernels::KernelSet& ks, ThreadPool* pool, const I
   if (t0 == 0 && g.batch.h0 != nullptr) {
     gemm(ks, pool, H, H, B, Transposed(pre, H), Plain(g.batch.h0, H), g.grads.W, H, true);
   }
-  AddColumnSums(pre, rows, H, g.bias_sums);
+  AddColumnSums(pre, rows, H, H, g.bias_sums);
   if (g.batch.dense != nullptr) {
     gemm(ks, pool, H, D, rows, Transposed(pre, H), Plain(g.batch.dense + t0 * B * D, D), g.grads.U, D, !first);
     return;
@@ -243,7 +155,7 @@ void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape
     const size_t steps = t1 - t0;
     if (!first) std::memcpy(chunk + steps * block, chunk, block * sizeof(float));
     gemm(ks, pool, steps * B, H, K, Plain(dz + t0 * B * K, K), Plain(params.V, H), chunk, H, false);
-    ForBatchSlices(ks, pool, shape, [&](ThreadPool* inner, size_t b0, size_t b1) {
+    ForBatchSlices(ks, pool, shape.steps, shape.batch, shape.hidden * shape.hidden, [&](ThreadPool* inner, size_t b0, size_t b1) {
       for (size_t t = t1; t-- > t0;) {
         float* dt = chunk + (t - t0) * block + b0 * H;
         const float* s = states + t * block + b0 * H;

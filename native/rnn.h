@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "aligned_buffer.h"
 #include "gemm.h"
 #include "kernels/kernels.h"
 #include "optim.h"
@@ -70,22 +71,6 @@ struct LossResult {
 class NonFiniteGradient : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-// 64-byte aligned, grow-only scratch buffer: reallocates only when a call needs more.
-class AlignedBuffer {
- public:
-  AlignedBuffer() = default;
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  ~AlignedBuffer();
-  float* floats(size_t n);
-  double* doubles(size_t n);
-
- private:
-  void* reserve(size_t bytes);
-  void* data_ = nullptr;
-  size_t capacity_ = 0;
 };
 
 // Everything one call needs besides its inputs and outputs, kept between calls so steady-state
