@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   bptt::InitKernelBindings(env, exports);
   bptt::InitTensorBindings(env, exports);
   bptt::InitRnnBindings(env, exports);
+  bptt::InitLayerBindings(env, exports);
   bptt::InitBenchBindings(env, exports);
   return exports;
 }

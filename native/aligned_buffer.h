@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <new>
+#include <utility>
 
 namespace bptt {
 
@@ -14,6 +15,15 @@ class AlignedBuffer {
   AlignedBuffer() = default;
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  AlignedBuffer(AlignedBuffer&& other) noexcept : data_(other.data_), capacity_(other.capacity_) {
+    other.data_ = nullptr;
+    other.capacity_ = 0;
+  }
+  AlignedBuffer& operator=(AlignedBuffer&& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(capacity_, other.capacity_);
+    return *this;
+  }
   ~AlignedBuffer() { std::free(data_); }
 
   float* floats(size_t n) { return static_cast<float*>(reserve(std::max<size_t>(n, 1) * sizeof(float))); }
@@ -21,6 +31,11 @@ class AlignedBuffer {
   template <class T>
   T* as(size_t n) {
     return static_cast<T*>(reserve(std::max<size_t>(n, 1) * sizeof(T)));
+  }
+  // What the last request returned (null before any).
+  template <class T>
+  T* get() const {
+    return static_cast<T*>(data_);
   }
   size_t capacity_bytes() const { return capacity_; }
   // Returns the memory to the system (the next request allocates again).

@@ -1,0 +1,472 @@
+// JS glue for the recurrent layer engine (engine/layer.h): a LayerEngine object per layer spec,
+// validated once in its constructor, with forward / backward (sync and async), and LayerRecord
+// objects holding what a forward pass saved for backward. Every argument is checked again here
+// (after the TS layer): a bad call from any caller ends in a JS exception.
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bindings.h"
+#include "cpu.h"
+#include "engine/layer.h"
+#include "thread_pool.h"
+
+namespace bptt {
+namespace {
+
+using engine::ForwardRecord;
+using engine::LayerSpec;
+
+constexpr double kMaxElements = 2147483647.0;  // keeps every index inside int32
+
+// Marks objects made by LayerRecord's constructor, so a forged `this` or argument is refused.
+constexpr napi_type_tag kRecordTag = {0x6270747472656364ULL, 0x9d1c3a7e52b04f11ULL};
+
+using Keep = std::vector<Napi::Reference<Napi::Value>>;
+
+std::string Describe(Napi::Value v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsTypedArray()) {
+    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
+      case napi_float32_array: return "Float32Array";
+      case napi_float64_array: return "Float64Array";
+      case napi_int32_array: return "Int32Array";
+      default: return "another typed array";
+    }
+  }
+  if (v.IsNumber()) return "number";
+  if (v.IsString()) return "string";
+  if (v.IsArray()) return "Array";
+  return "object";
+}
+
+// The typed array v (of T's element type and `expected` elements), or null when optional and v is
+// undefined/null. keep, when given, references the array until an asynchronous job ends.
+template <class T>
+T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expected, bool optional, Keep* keep) {
+  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+  constexpr napi_typedarray_type kType = std::is_same<T, float>::value ? napi_float32_array : napi_int32_array;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, nullptr) != napi_ok || type != kType) {
+    throw Napi::TypeError::New(env, name + " must be a" + (kType == napi_float32_array ? " Float32Array" : "n Int32Array") +
+                                        ", got " + Describe(v));
+  }
+  if (length != expected || data == nullptr) {
+    bool detached = false;
+    if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached) {
+      throw Napi::TypeError::New(env, name + " refers to freed (disposed) memory");
+    }
+    throw Napi::RangeError::New(env, name + " must have " + std::to_string(expected) + " elements, got " + std::to_string(length));
+  }
+  if (keep != nullptr) keep->push_back(Napi::Persistent(v));
+  return static_cast<T*>(data);
+}
+
+void CheckFinite(Napi::Env env, const float* data, size_t n, const std::string& what) {
+  if (!active_kernels().all_finite(data, n)) throw Napi::RangeError::New(env, what + " contains NaN or infinite values");
+}
+
+size_t CountArg(Napi::Env env, Napi::Value v, const char* name, double lo, double hi) {
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(d >= lo && d <= hi && d == std::floor(d))) {
+    throw Napi::RangeError::New(env, std::string(name) + " must be an integer in [" + std::to_string(static_cast<long long>(lo)) +
+                                         ", " + std::to_string(static_cast<long long>(hi)) + "], got " +
+                                         (v.IsNumber() ? std::to_string(d) : Describe(v)));
+  }
+  return static_cast<size_t>(d);
+}
+
+size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* what) {
+  double n = 1;
+  for (size_t s : sizes) n *= static_cast<double>(s);
+  if (n > kMaxElements) throw Napi::RangeError::New(env, std::string(what) + " would exceed 2^31-1 elements");
+  return static_cast<size_t>(n);
+}
+
+std::string ParamName(const LayerSpec& spec, size_t p) {
+  static const char* kKinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+  const size_t dirs = spec.directions();
+  const size_t l = p / (dirs * 4), d = (p / 4) % dirs;
+  return std::string(kKinds[p % 4]) + "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
+}
+
+// An Array of parameter_count() Float32Arrays in parameter order.
+template <class Ptr>
+std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& spec, const char* what, bool check_finite,
+                                 Keep* keep) {
+  const size_t count = spec.parameter_count();
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != count) {
+    throw Napi::TypeError::New(env, std::string(what) + " must be an Array of " + std::to_string(count) + " Float32Arrays, got " + Describe(v));
+  }
+  Napi::Array list = v.As<Napi::Array>();
+  std::vector<Ptr> out(count);
+  for (size_t p = 0; p < count; ++p) {
+    const std::string name = std::string(what) + " " + ParamName(spec, p);
+    float* data = ArrayArg<float>(env, list.Get(static_cast<uint32_t>(p)), name, spec.parameter_size(p), false, keep);
+    if (check_finite) CheckFinite(env, data, spec.parameter_size(p), name);
+    out[p] = data;
+  }
+  return out;
+}
+
+class LayerRecord : public Napi::ObjectWrap<LayerRecord> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "LayerRecord",
+                       {InstanceMethod<&LayerRecord::Dispose>("dispose"),
+                        InstanceAccessor<&LayerRecord::Disposed>("disposed"),
+                        InstanceAccessor<&LayerRecord::InUse>("inUse"),
+                        InstanceAccessor<&LayerRecord::Bytes>("bytes")});
+  }
+
+  explicit LayerRecord(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LayerRecord>(info) {
+    napi_type_tag_object(info.Env(), info.This(), &kRecordTag);
+  }
+
+  // The record behind a JS value, or a TypeError.
+  static LayerRecord* From(Napi::Env env, Napi::Value v, const char* what) {
+    bool tagged = false;
+    if (!v.IsObject() || napi_check_object_type_tag(env, v, &kRecordTag, &tagged) != napi_ok || !tagged) {
+      throw Napi::TypeError::New(env, std::string(what) + " must be a LayerRecord (the `saved` of a native layerForward), got " + Describe(v));
+    }
+    return Napi::ObjectWrap<LayerRecord>::Unwrap(v.As<Napi::Object>());
+  }
+
+  ForwardRecord* record() { return record_.get(); }
+  bool disposed() const { return record_ == nullptr; }
+  bool in_use = false;
+
+  // Tells V8 how much native memory the record holds now.
+  void Report(Napi::Env env) {
+    const int64_t now = record_ ? static_cast<int64_t>(record_->bytes()) : 0;
+    if (now != reported_) Napi::MemoryManagement::AdjustExternalMemory(env, now - reported_);
+    reported_ = now;
+  }
+
+  void Finalize(Napi::Env env) override {
+    record_.reset();
+    if (reported_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_);
+    reported_ = 0;
+  }
+
+ private:
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (in_use) throw Napi::Error::New(info.Env(), "this saved forward pass is used by a running asynchronous backward");
+    record_.reset();
+    Report(info.Env());
+    return info.Env().Undefined();
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed()); }
+  Napi::Value InUse(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), in_use); }
+  Napi::Value Bytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), record_ ? static_cast<double>(record_->bytes()) : 0.0);
+  }
+
+  std::unique_ptr<ForwardRecord> record_ = std::make_unique<ForwardRecord>();
+  int64_t reported_ = 0;
+};
+
+// A validated forward call. Token ids and lengths are copies taken before their range check, so
+// memory the caller shares with another thread can change numbers but never an index.
+struct ForwardJob {
+  engine::LayerWeights weights;
+  engine::LayerInput input;
+  engine::LayerOutputs out;
+  std::vector<int32_t> tokens, lengths;
+  LayerRecord* target = nullptr;  // null: the engine's own record
+};
+
+struct BackwardJob {
+  engine::LayerWeights weights;
+  engine::LayerUpstream up;
+  engine::LayerInputGrads input_grads;
+  engine::LayerGrads grads;
+  LayerRecord* source = nullptr;
+};
+
+Napi::Error InUseError(Napi::Env env, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", "BPTT_IN_USE");
+  return error;
+}
+
+class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "LayerEngine",
+                       {InstanceMethod<&LayerEngine::Forward<false>>("forward"),
+                        InstanceMethod<&LayerEngine::Forward<true>>("forwardAsync"),
+                        InstanceMethod<&LayerEngine::Backward<false>>("backward"),
+                        InstanceMethod<&LayerEngine::Backward<true>>("backwardAsync"),
+                        InstanceAccessor<&LayerEngine::Busy>("busy")});
+  }
+
+  // new LayerEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout)
+  explicit LayerEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LayerEngine>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 6 || !info[0].IsString() || !info[4].IsBoolean() || !info[5].IsNumber()) {
+      throw Napi::TypeError::New(env, "LayerEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout) expects a string, three integers, a boolean and a number");
+    }
+    const std::string cell = info[0].As<Napi::String>().Utf8Value();
+    if (!engine::parse_cell(cell.c_str(), &spec_.cell)) {
+      throw Napi::TypeError::New(env, "cell must be one of tanh, relu, lstm, gru, got '" + cell + "'");
+    }
+    spec_.input = CountArg(env, info[1], "inputSize", 1, kMaxElements);
+    spec_.hidden = CountArg(env, info[2], "hiddenSize", 1, kMaxElements);
+    spec_.layers = CountArg(env, info[3], "numLayers", 1, 1024);
+    spec_.bidirectional = info[4].As<Napi::Boolean>().Value();
+    const double dropout = info[5].As<Napi::Number>().DoubleValue();
+    if (!(dropout >= 0 && dropout < 1)) throw Napi::RangeError::New(env, "dropout must be in [0, 1), got " + std::to_string(dropout));
+    spec_.dropout = static_cast<float>(dropout);
+    for (size_t p = 0; p < spec_.parameter_count(); ++p) {
+      const size_t l = p / (spec_.directions() * 4);
+      Product(env, {spec_.gates(), spec_.hidden, std::max(spec_.layer_input(l), spec_.hidden)}, "a weight matrix");
+    }
+  }
+
+ private:
+  class Worker : public Napi::AsyncWorker {
+   public:
+    template <class Job>
+    Worker(Napi::Env env, LayerEngine* engine, Job job, Keep keep, LayerRecord* record, Napi::Value record_value)
+        : Napi::AsyncWorker(env, "bptt.layer"), engine_(engine), keep_(std::move(keep)), record_(record),
+          deferred_(Napi::Promise::Deferred::New(env)), self_(Napi::Persistent(engine->Value())) {
+      if (record_ != nullptr) {
+        record_ref_ = Napi::Persistent(record_value);
+        record_->in_use = true;
+      }
+      if constexpr (std::is_same<Job, ForwardJob>::value) {
+        forward_ = std::make_unique<ForwardJob>(std::move(job));
+      } else {
+        backward_ = std::make_unique<BackwardJob>(std::move(job));
+      }
+    }
+    Napi::Promise Promise() { return deferred_.Promise(); }
+
+   protected:
+    void Execute() override {
+      try {
+        if (forward_) {
+          engine_->RunForward(*forward_);
+        } else {
+          engine_->RunBackward(*backward_);
+        }
+      } catch (const std::bad_alloc&) {
+        SetError("out of memory: a native allocation for this layer call failed");
+      } catch (const std::exception& e) {
+        SetError(std::string("native error: ") + e.what());
+      }
+    }
+    void OnOK() override {
+      Finish();
+      deferred_.Resolve(Env().Undefined());
+    }
+    void OnError(const Napi::Error& error) override {
+      Finish();
+      deferred_.Reject(error.Value());
+    }
+
+   private:
+    void Finish() {
+      engine_->busy_ = false;
+      if (record_ != nullptr) {
+        record_->in_use = false;
+        record_->Report(Env());
+      }
+    }
+    LayerEngine* engine_;
+    Keep keep_;
+    LayerRecord* record_;
+    Napi::Reference<Napi::Value> record_ref_;
+    Napi::Promise::Deferred deferred_;
+    Napi::ObjectReference self_;
+    std::unique_ptr<ForwardJob> forward_;
+    std::unique_ptr<BackwardJob> backward_;
+  };
+
+  void CheckIdle(Napi::Env env) const {
+    if (busy_) throw InUseError(env, "this layer engine is running an asynchronous job; await it first");
+  }
+
+  // forward(weights[], T, B, tokens, dense, lengths, h0, c0, training, seed, y, hT, cT, record)
+  ForwardJob ParseForward(const Napi::CallbackInfo& info, Keep* keep) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 14) throw Napi::TypeError::New(env, "forward expects 14 arguments, got " + std::to_string(info.Length()));
+    const LayerSpec& s = spec_;
+    ForwardJob job;
+    job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, keep);
+    engine::LayerInput& in = job.input;
+    in.steps = CountArg(env, info[1], "steps (T)", 1, kMaxElements);
+    in.batch = CountArg(env, info[2], "batch (B)", 1, kMaxElements);
+    const size_t T = in.steps, B = in.batch, H = s.hidden;
+    const size_t rows = Product(env, {T, B}, "T*B");
+    Product(env, {rows, s.gates() * H}, "the gate pre-activations");
+    const size_t out_n = Product(env, {rows, s.output_width()}, "y");
+    const size_t state_n = Product(env, {s.layers * s.directions(), B, H}, "the states");
+    if (!info[3].IsUndefined() && !info[3].IsNull()) {
+      const int32_t* ids = ArrayArg<int32_t>(env, info[3], "tokens", rows, false, nullptr);
+      job.tokens.assign(ids, ids + rows);
+      for (size_t r = 0; r < rows; ++r) {
+        if (job.tokens[r] < 0 || static_cast<size_t>(job.tokens[r]) >= s.input) {
+          throw Napi::RangeError::New(env, "tokens[" + std::to_string(r) + "] = " + std::to_string(job.tokens[r]) +
+                                               " is outside [0, " + std::to_string(s.input) + ")");
+        }
+      }
+      in.tokens = job.tokens.data();
+      if (!info[4].IsUndefined() && !info[4].IsNull()) throw Napi::TypeError::New(env, "give tokens or dense inputs, not both");
+    } else {
+      const size_t n = Product(env, {rows, s.input}, "dense inputs");
+      in.dense = ArrayArg<float>(env, info[4], "dense inputs", n, false, keep);
+      CheckFinite(env, in.dense, n, "dense inputs");
+    }
+    if (!info[5].IsUndefined() && !info[5].IsNull()) {
+      const int32_t* lengths = ArrayArg<int32_t>(env, info[5], "lengths", B, false, nullptr);
+      job.lengths.assign(lengths, lengths + B);
+      for (size_t b = 0; b < B; ++b) {
+        if (job.lengths[b] < 1 || static_cast<size_t>(job.lengths[b]) > T) {
+          throw Napi::RangeError::New(env, "lengths[" + std::to_string(b) + "] = " + std::to_string(job.lengths[b]) +
+                                               " is outside [1, " + std::to_string(T) + "]");
+        }
+      }
+      in.lengths = job.lengths.data();
+    }
+    const bool lstm = engine::cell_info(s.cell).has_cell_state;
+    in.h0 = ArrayArg<float>(env, info[6], "h0", state_n, true, keep);
+    if (in.h0) CheckFinite(env, in.h0, state_n, "h0");
+    if (!lstm && !info[7].IsUndefined() && !info[7].IsNull()) throw Napi::TypeError::New(env, "c0 is only for lstm cells");
+    in.c0 = ArrayArg<float>(env, info[7], "c0", state_n, true, keep);
+    if (in.c0) CheckFinite(env, in.c0, state_n, "c0");
+    if (!info[8].IsBoolean()) throw Napi::TypeError::New(env, "training must be a boolean, got " + Describe(info[8]));
+    in.training = info[8].As<Napi::Boolean>().Value();
+    in.dropout_seed = static_cast<uint32_t>(CountArg(env, info[9], "dropout seed", 0, 4294967295.0));
+    job.out.y = ArrayArg<float>(env, info[10], "y", out_n, false, keep);
+    job.out.hT = ArrayArg<float>(env, info[11], "hT", state_n, false, keep);
+    job.out.cT = lstm ? ArrayArg<float>(env, info[12], "cT", state_n, false, keep) : nullptr;
+    if (!info[13].IsUndefined() && !info[13].IsNull()) {
+      job.target = LayerRecord::From(env, info[13], "record");
+      if (job.target->in_use) throw InUseError(env, "this saved forward pass is used by a running asynchronous job");
+      if (job.target->disposed()) throw Napi::TypeError::New(env, "record was disposed");
+    }
+    return job;
+  }
+
+  // backward(weights[], record, dy, dhT, dcT, truncate, dx, dh0, dc0, grads[])
+  BackwardJob ParseBackward(const Napi::CallbackInfo& info, Keep* keep) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 10) throw Napi::TypeError::New(env, "backward expects 10 arguments, got " + std::to_string(info.Length()));
+    const LayerSpec& s = spec_;
+    BackwardJob job;
+    job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, keep);
+    job.source = LayerRecord::From(env, info[1], "saved");
+    if (job.source->disposed()) throw Napi::TypeError::New(env, "saved was disposed");
+    if (job.source->in_use) throw InUseError(env, "this saved forward pass is used by a running asynchronous job");
+    const ForwardRecord& rec = *job.source->record();
+    if (!rec.valid) throw Napi::TypeError::New(env, "saved holds no completed forward pass");
+    if (!(rec.spec == s)) throw Napi::TypeError::New(env, "saved comes from a forward pass of another layer spec");
+    const size_t T = rec.steps, B = rec.batch, H = s.hidden;
+    const size_t out_n = T * B * s.output_width(), state_n = s.layers * s.directions() * B * H;
+    const bool lstm = engine::cell_info(s.cell).has_cell_state;
+    engine::LayerUpstream& up = job.up;
+    up.dy = ArrayArg<float>(env, info[2], "dy", out_n, false, keep);
+    CheckFinite(env, up.dy, out_n, "dy");
+    up.dhT = ArrayArg<float>(env, info[3], "dhT", state_n, true, keep);
+    if (up.dhT) CheckFinite(env, up.dhT, state_n, "dhT");
+    if (!lstm && !info[4].IsUndefined() && !info[4].IsNull()) throw Napi::TypeError::New(env, "dcT is only for lstm cells");
+    up.dcT = ArrayArg<float>(env, info[4], "dcT", state_n, true, keep);
+    if (up.dcT) CheckFinite(env, up.dcT, state_n, "dcT");
+    up.truncate = CountArg(env, info[5], "truncate", 0, kMaxElements);
+    engine::LayerInputGrads& ig = job.input_grads;
+    if (rec.tokens) {
+      if (!info[6].IsUndefined() && !info[6].IsNull()) throw Napi::TypeError::New(env, "dx must be null for token inputs");
+    } else {
+      ig.dx = ArrayArg<float>(env, info[6], "dx", T * B * s.input, false, keep);
+    }
+    ig.dh0 = ArrayArg<float>(env, info[7], "dh0", state_n, false, keep);
+    ig.dc0 = lstm ? ArrayArg<float>(env, info[8], "dc0", state_n, false, keep) : nullptr;
+    job.grads.arrays = ParameterArrays<float*>(env, info[9], s, "grads", false, keep);
+    return job;
+  }
+
+  void RunForward(ForwardJob& job) {
+    ForwardRecord& rec = job.target ? *job.target->record() : own_record_;
+    engine::layer_forward(active_kernels(), &ThreadPool::global(), spec_, job.weights, job.input, workspace_, rec, job.out);
+  }
+
+  void RunBackward(BackwardJob& job) {
+    engine::layer_backward(active_kernels(), &ThreadPool::global(), job.weights, *job.source->record(), job.up, workspace_,
+                           job.input_grads, job.grads);
+  }
+
+  template <bool kAsync>
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckIdle(env);
+    Keep keep;
+    ForwardJob job = ParseForward(info, kAsync ? &keep : nullptr);
+    if constexpr (kAsync) {
+      LayerRecord* target = job.target;
+      auto* worker = new Worker(env, this, std::move(job), std::move(keep), target, info[13]);
+      busy_ = true;
+      worker->Queue();
+      return worker->Promise();
+    } else {
+      Run(env, [&] { RunForward(job); });
+      if (job.target) job.target->Report(env);
+      return env.Undefined();
+    }
+  }
+
+  template <bool kAsync>
+  Napi::Value Backward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckIdle(env);
+    Keep keep;
+    BackwardJob job = ParseBackward(info, kAsync ? &keep : nullptr);
+    if constexpr (kAsync) {
+      LayerRecord* source = job.source;
+      auto* worker = new Worker(env, this, std::move(job), std::move(keep), source, info[1]);
+      busy_ = true;
+      worker->Queue();
+      return worker->Promise();
+    } else {
+      Run(env, [&] { RunBackward(job); });
+      return env.Undefined();
+    }
+  }
+
+  // Runs a synchronous job, every C++ failure becoming a JS error.
+  template <class Body>
+  static void Run(Napi::Env env, Body&& body) {
+    try {
+      body();
+    } catch (const std::bad_alloc&) {
+      throw Napi::RangeError::New(env, "out of memory: a native allocation for this layer call failed");
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, std::string("native error: ") + e.what());
+    }
+  }
+
+  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+
+  LayerSpec spec_;
+  engine::LayerWorkspace workspace_;
+  ForwardRecord own_record_;
+  bool busy_ = false;
+};
+
+}  // namespace
+
+void InitLayerBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("LayerEngine", LayerEngine::Define(env));
+  exports.Set("LayerRecord", LayerRecord::Define(env));
+}
+
+}  // namespace bptt

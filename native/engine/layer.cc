@@ -1,0 +1,626 @@
+#include "layer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "../parallel.h"
+
+namespace bptt {
+namespace engine {
+
+size_t LayerSpec::parameter_size(size_t p) const {
+  const size_t l = p / (directions() * 4);
+  const size_t gh = gates() * hidden;
+  switch (p % 4) {
+    case 0: return gh * layer_input(l);
+    case 1: return gh * hidden;
+    default: return gh;
+  }
+}
+
+bool LayerSpec::operator==(const LayerSpec& o) const {
+  return cell == o.cell && input == o.input && hidden == o.hidden && layers == o.layers &&
+         bidirectional == o.bidirectional && dropout == o.dropout;
+}
+
+namespace {
+
+uint32_t Fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+// Rows of gate gradients per chunk of BPTT: enough for efficient products, few enough that the
+// chunk buffers stay a small fraction of what the forward pass saved.
+constexpr size_t kChunkRows = 1024;
+
+size_t ChunkSteps(size_t steps, size_t batch) { return std::max<size_t>(1, std::min(steps, kChunkRows / batch)); }
+
+// One direction of one layer: its time order, and where each batch row's sequence starts and
+// ends in it. Index u counts steps in the order the forward recurrence runs them, so the driver
+// is written once for both directions; t(u) is the time step.
+struct Direction {
+  size_t steps, batch;
+  bool reverse;
+  const int32_t* lengths;  // null: every row has `steps` steps
+
+  size_t time(size_t u) const { return reverse ? steps - 1 - u : u; }
+  size_t length(size_t b) const { return lengths ? static_cast<size_t>(lengths[b]) : steps; }
+  // The row's first step (it starts from h0 there) and last (hT is its state there), as u.
+  size_t first_u(size_t b) const { return reverse ? steps - length(b) : 0; }
+  size_t last_u(size_t b) const { return reverse ? steps - 1 : length(b) - 1; }
+};
+
+// The views of one layer-direction's saved forward values and its weights.
+struct LayerDir {
+  const LayerSpec& spec;
+  size_t l, d, index;  // index = l * dirs + d: its state and its parameters
+  Direction dir;
+  size_t H, GH, in, width, B, T;
+  const float* w_ih;
+  const float* w_hh;
+  const float* b_ih;
+  const float* b_hh;
+
+  LayerDir(const LayerSpec& s, const LayerWeights& w, size_t layer, size_t direction, size_t steps, size_t batch,
+           const int32_t* lengths)
+      : spec(s), l(layer), d(direction), index(layer * s.directions() + direction),
+        dir{steps, batch, direction == 1, lengths}, H(s.hidden), GH(s.gates() * s.hidden), in(s.layer_input(layer)),
+        width(s.output_width()), B(batch), T(steps), w_ih(w.w_ih(s, layer, direction)),
+        w_hh(w.w_hh(s, layer, direction)), b_ih(w.b_ih(s, layer, direction)), b_hh(w.b_hh(s, layer, direction)) {}
+};
+
+const uint8_t* ActiveRows(const ForwardRecord& r, size_t t, size_t b0) {
+  return r.lengths.empty() ? nullptr : r.active.data() + t * r.batch + b0;
+}
+
+// pre[r] = x_r W_ih^T + bias for all T*B rows: a row gather of W_ih^T for token inputs, one
+// product otherwise. The bias is b_ih + b_hh, or b_ih alone when the recurrent part keeps b_hh.
+void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, const ForwardRecord& rec,
+                   LayerWorkspace& ws, float* pre) {
+  const size_t GH = ld.GH, in = ld.in, rows = ld.T * ld.B;
+  float* bias = ws.scratch.floats(GH);
+  const bool separate = cell_info(ld.spec.cell).separate_recurrent;
+  for (size_t j = 0; j < GH; ++j) bias[j] = separate ? ld.b_ih[j] : ld.b_ih[j] + ld.b_hh[j];
+  if (ld.l == 0 && rec.tokens) {
+    const int32_t* tokens = rec.token_ids.data();
+    if (rows < in) {
+      // Fewer rows than vocabulary entries: read W_ih's columns in place.
+      for (size_t r = 0; r < rows; ++r) {
+        const float* column = ld.w_ih + tokens[r];
+        float* out = pre + r * GH;
+        for (size_t g = 0; g < GH; ++g) out[g] = column[g * in] + bias[g];
+      }
+      return;
+    }
+    float* table = ws.token_table.floats(in * GH);
+    for (size_t g = 0; g < GH; ++g)
+      for (size_t v = 0; v < in; ++v) table[v * GH + g] = ld.w_ih[g * in + v];
+    ForRows(pool, rows, 256, [&](size_t begin, size_t end) {
+      for (size_t r = begin; r < end; ++r) {
+        const float* row = table + static_cast<size_t>(tokens[r]) * GH;
+        float* out = pre + r * GH;
+        for (size_t g = 0; g < GH; ++g) out[g] = row[g] + bias[g];
+      }
+    });
+    return;
+  }
+  FillRows(pool, pre, rows, bias, GH);
+  gemm(ks, pool, rows, GH, in, Plain(rec.layer_input(ld.l), in), Transposed(ld.w_ih, in), pre, GH, true);
+}
+
+// The recurrence of one layer-direction over the rows' steps, from h0/c0 (or zeros), writing the
+// outputs, the saved values and the final states.
+void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, ForwardRecord& rec,
+                  LayerWorkspace& ws, float* pre, float* hT, float* cT) {
+  const size_t H = ld.H, GH = ld.GH, B = ld.B, width = ld.width;
+  const CellInfo& info = cell_info(ld.spec.cell);
+  const size_t block = B * H;
+  float* h = ws.state_h.floats(block);
+  float* c = info.has_cell_state ? ws.state_c.floats(block) : nullptr;
+  if (rec.has_h0) {
+    std::memcpy(h, rec.h0.get<float>() + ld.index * block, block * sizeof(float));
+  } else {
+    std::fill(h, h + block, 0.0f);
+  }
+  if (c != nullptr) {
+    if (rec.has_c0) {
+      std::memcpy(c, rec.c0.get<float>() + ld.index * block, block * sizeof(float));
+    } else {
+      std::fill(c, c + block, 0.0f);
+    }
+  }
+  float* recurrent = info.separate_recurrent ? ws.recurrent.floats(B * GH) : nullptr;
+  float* scratch = ws.scratch.floats(block);
+  float* y = rec.outputs[ld.l].get<float>();
+  float* saved_c = info.has_cell_state ? rec.cells[ld.index].get<float>() : nullptr;
+  float* saved_hn = info.separate_recurrent ? rec.recurrent_n[ld.index].get<float>() : nullptr;
+  ws.forward_hh.pack(ks, H, GH, Transposed(ld.w_hh, H));
+  ForBatchSlices(ks, pool, ld.T, B, H * GH, [&](ThreadPool* inner, size_t b0, size_t b1) {
+    const size_t rows = b1 - b0;
+    for (size_t u = 0; u < ld.T; ++u) {
+      const size_t t = ld.dir.time(u);
+      float* gates = pre + (t * B + b0) * GH;
+      float* rec_rows = recurrent ? recurrent + b0 * GH : nullptr;
+      if (recurrent) {
+        for (size_t r = 0; r < rows; ++r) std::memcpy(rec_rows + r * GH, ld.b_hh, GH * sizeof(float));
+        gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, rec_rows, GH, true);
+      } else {
+        gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, gates, GH, true);
+      }
+      CellForward step{rows, H, gates, GH, rec_rows,
+                       saved_hn ? saved_hn + (t * B + b0) * H : nullptr,
+                       h + b0 * H, c ? c + b0 * H : nullptr,
+                       saved_c ? saved_c + (t * B + b0) * H : nullptr,
+                       y + (t * B + b0) * width + ld.d * H, width, ActiveRows(rec, t, b0), scratch + b0 * H};
+      cell_forward(ks, ld.spec.cell, step);
+    }
+  });
+  // Every row keeps its state from its last step on, so h and c are hT and cT.
+  std::memcpy(hT + ld.index * block, h, block * sizeof(float));
+  if (cT != nullptr) std::memcpy(cT + ld.index * block, c, block * sizeof(float));
+}
+
+// Multiplies the output of layer `boundary` by its dropout mask (scaled), into dst (may be src).
+void ApplyDropout(ThreadPool* pool, const float* src, float* dst, size_t n, float p, uint32_t seed, size_t boundary) {
+  const uint32_t threshold = static_cast<uint32_t>(static_cast<double>(p) * 4294967296.0);
+  const float scale = static_cast<float>(1.0 / (1.0 - static_cast<double>(p)));
+  ForRows(pool, n, 65536, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const bool keep = DropoutHash(seed, static_cast<uint32_t>(boundary), static_cast<uint32_t>(i)) >= threshold;
+      dst[i] = keep ? src[i] * scale : 0.0f;
+    }
+  });
+}
+
+// Copies the call's inputs into the record and sizes its buffers.
+void PrepareRecord(const LayerSpec& spec, const LayerInput& input, ForwardRecord& rec) {
+  const size_t T = input.steps, B = input.batch, H = spec.hidden, L = spec.layers, dirs = spec.directions();
+  const size_t rows = T * B, GH = spec.gates() * H, states = L * dirs * B * H;
+  const CellInfo& info = cell_info(spec.cell);
+  rec.valid = false;
+  rec.spec = spec;
+  rec.steps = T;
+  rec.batch = B;
+  rec.tokens = input.tokens != nullptr;
+  rec.has_h0 = input.h0 != nullptr;
+  rec.has_c0 = input.c0 != nullptr;
+  rec.dropout_on = input.training && spec.dropout > 0 && L > 1;
+  rec.dropout_seed = input.dropout_seed;
+  if (rec.tokens) {
+    rec.token_ids.assign(input.tokens, input.tokens + rows);
+  } else {
+    std::memcpy(rec.dense.floats(rows * spec.input), input.dense, rows * spec.input * sizeof(float));
+  }
+  if (input.lengths != nullptr) {
+    rec.lengths.assign(input.lengths, input.lengths + B);
+    rec.active.resize(rows);
+    for (size_t t = 0; t < T; ++t)
+      for (size_t b = 0; b < B; ++b) rec.active[t * B + b] = t < static_cast<size_t>(rec.lengths[b]) ? 1 : 0;
+  } else {
+    rec.lengths.clear();
+    rec.active.clear();
+  }
+  if (rec.has_h0) std::memcpy(rec.h0.floats(states), input.h0, states * sizeof(float));
+  if (rec.has_c0) std::memcpy(rec.c0.floats(states), input.c0, states * sizeof(float));
+  rec.outputs.resize(L);
+  rec.dropped.resize(L);
+  rec.gates.resize(L * dirs);
+  rec.cells.resize(L * dirs);
+  rec.recurrent_n.resize(L * dirs);
+  for (size_t l = 0; l < L; ++l) {
+    rec.outputs[l].floats(rows * dirs * H);
+    if (rec.dropout_on && l > 0) rec.dropped[l].floats(rows * dirs * H);
+    for (size_t d = 0; d < dirs; ++d) {
+      const size_t i = l * dirs + d;
+      if (info.saves_gates) rec.gates[i].floats(rows * GH);
+      if (info.has_cell_state) rec.cells[i].floats(rows * H);
+      if (info.separate_recurrent) rec.recurrent_n[i].floats(rows * H);
+    }
+  }
+}
+
+}  // namespace
+
+uint32_t DropoutHash(uint32_t seed, uint32_t layer, uint32_t index) {
+  return Fmix32(Fmix32(seed ^ ((layer + 1u) * 0x9e3779b9u)) ^ index);
+}
+
+const float* ForwardRecord::layer_input(size_t l) const {
+  if (l == 0) return tokens ? nullptr : dense.get<float>();
+  return dropout_on ? dropped[l].get<float>() : outputs[l - 1].get<float>();
+}
+
+size_t ForwardRecord::bytes() const {
+  size_t n = token_ids.capacity() * sizeof(int32_t) + lengths.capacity() * sizeof(int32_t) + active.capacity() +
+             dense.capacity_bytes() + h0.capacity_bytes() + c0.capacity_bytes();
+  for (const auto* list : {&outputs, &dropped, &gates, &cells, &recurrent_n})
+    for (const AlignedBuffer& b : *list) n += b.capacity_bytes();
+  return n;
+}
+
+void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSpec& spec,
+                   const LayerWeights& weights, const LayerInput& input, LayerWorkspace& ws,
+                   ForwardRecord& rec, const LayerOutputs& out) {
+  PrepareRecord(spec, input, rec);
+  const size_t T = input.steps, B = input.batch, rows = T * B, width = spec.output_width();
+  const CellInfo& info = cell_info(spec.cell);
+  for (size_t l = 0; l < spec.layers; ++l) {
+    for (size_t d = 0; d < spec.directions(); ++d) {
+      const LayerDir ld(spec, weights, l, d, T, B, input.lengths);
+      float* pre = info.saves_gates ? rec.gates[ld.index].get<float>() : ws.pre.floats(rows * ld.GH);
+      ProjectInputs(ks, pool, ld, rec, ws, pre);
+      RecurForward(ks, pool, ld, rec, ws, pre, out.hT, out.cT);
+    }
+    if (rec.dropout_on && l + 1 < spec.layers) {
+      ApplyDropout(pool, rec.outputs[l].get<float>(), rec.dropped[l + 1].get<float>(), rows * width, spec.dropout,
+                   rec.dropout_seed, l);
+    }
+  }
+  std::memcpy(out.y, rec.outputs[spec.layers - 1].get<float>(), rows * width * sizeof(float));
+  rec.valid = true;
+}
+
+namespace {
+
+// What the backward pass of one layer-direction writes, and its running sums.
+struct DirGrads {
+  float* w_ih;
+  float* w_hh;
+  float* b_ih;
+  float* b_hh;
+  double* bias_ih_sums;  // G*H, in double, rows in a fixed order
+  double* bias_hh_sums;
+  float* first_dgates;   // [B, G*H]: each row's recurrent gate gradient at its first step (for
+                         //            the h0 part of dW_hh), or null without h0
+  float* token_grads;    // [D, G*H] rows of dW_ih^T for many token rows, else null
+};
+
+class DirectionBackward {
+ public:
+  DirectionBackward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, const ForwardRecord& rec,
+                    const LayerUpstream& up, const float* entry, LayerWorkspace& ws, DirGrads& g, float* dx,
+                    bool accumulate_dx)
+      : ks_(ks), pool_(pool), ld_(ld), rec_(rec), up_(up), entry_(entry), ws_(ws), g_(g), dx_(dx),
+        accumulate_dx_(accumulate_dx), info_(cell_info(ld.spec.cell)),
+        y_(rec.outputs[ld.l].get<float>()),
+        gates_(info_.saves_gates ? rec.gates[ld.index].get<float>() : nullptr),
+        cells_(info_.has_cell_state ? rec.cells[ld.index].get<float>() : nullptr),
+        hn_(info_.separate_recurrent ? rec.recurrent_n[ld.index].get<float>() : nullptr) {}
+
+  // dh0 / dc0 of this layer-direction (B x H each; dc0 null unless LSTM) receive the gradient of
+  // the initial state.
+  void Run(float* dh0, float* dc0) {
+    ws_.backward_hh.pack(ks_, ld_.GH, ld_.H, Plain(ld_.w_hh, ld_.H));
+    if (up_.truncate != 0 && up_.truncate < ld_.T) {
+      Truncated(up_.truncate, dh0, dc0);
+    } else {
+      Full(dh0, dc0);
+    }
+  }
+
+ private:
+  // The gradient entering h_t (and c_t) from outside this layer-direction's recurrence: the
+  // upstream output gradient at active steps, plus dhT / dcT at each row's last step.
+  void AddEntry(size_t u, size_t b0, size_t b1, float* dh, float* dc) const {
+    const size_t t = ld_.dir.time(u), H = ld_.H, B = ld_.B;
+    const size_t block = B * H;
+    for (size_t b = b0; b < b1; ++b) {
+      const bool active = rec_.lengths.empty() || rec_.active[t * B + b];
+      if (!active) continue;
+      float* dh_row = dh + (b - b0) * H;
+      const float* e = entry_ + (t * B + b) * ld_.width + ld_.d * H;
+      for (size_t j = 0; j < H; ++j) dh_row[j] += e[j];
+      if (u != ld_.dir.last_u(b)) continue;
+      if (up_.dhT != nullptr) {
+        const float* s = up_.dhT + ld_.index * block + b * H;
+        for (size_t j = 0; j < H; ++j) dh_row[j] += s[j];
+      }
+      if (dc != nullptr && up_.dcT != nullptr) {
+        float* dc_row = dc + (b - b0) * H;
+        const float* s = up_.dcT + ld_.index * block + b * H;
+        for (size_t j = 0; j < H; ++j) dc_row[j] += s[j];
+      }
+    }
+  }
+
+  // The state before step u of rows [b0, b1) (h for GRU, c for LSTM): h0/c0 (or zeros) at a row's
+  // first step, else the saved value of the previous step.
+  void PreviousState(size_t u, size_t b0, size_t b1, const float* saved, size_t saved_ld, size_t saved_offset,
+                     const float* initial, float* dst) const {
+    const size_t H = ld_.H, B = ld_.B;
+    for (size_t b = b0; b < b1; ++b) {
+      float* out = dst + (b - b0) * H;
+      if (u == ld_.dir.first_u(b)) {
+        if (initial != nullptr) {
+          std::memcpy(out, initial + ld_.index * B * H + b * H, H * sizeof(float));
+        } else {
+          std::fill(out, out + H, 0.0f);
+        }
+      } else if (u > ld_.dir.first_u(b)) {
+        const size_t tp = ld_.dir.time(u - 1);
+        std::memcpy(out, saved + (tp * B + b) * saved_ld + saved_offset, H * sizeof(float));
+      }
+      // Rows before their first step are inactive: their previous state is never read.
+    }
+  }
+
+  // The cell's backward at step u for rows [b0, b1), gradients dh/dc of those rows in, gate
+  // gradients and the direct parts of dh_{t-1}/dc_{t-1} out.
+  void CellStep(size_t u, size_t b0, size_t b1, const float* dh, const float* dc, float* dg_in, float* dg_rec,
+                float* dh_prev, float* dc_prev, float* prev_h, float* prev_c, float* scratch) const {
+    const size_t t = ld_.dir.time(u), H = ld_.H, GH = ld_.GH, B = ld_.B;
+    if (prev_h != nullptr) PreviousState(u, b0, b1, y_, ld_.width, ld_.d * H, rec_.has_h0 ? rec_.h0.get<float>() : nullptr, prev_h);
+    if (prev_c != nullptr) PreviousState(u, b0, b1, cells_, H, 0, rec_.has_c0 ? rec_.c0.get<float>() : nullptr, prev_c);
+    CellBackward step{b1 - b0, H,
+                      gates_ ? gates_ + (t * B + b0) * GH : nullptr, GH,
+                      hn_ ? hn_ + (t * B + b0) * H : nullptr,
+                      y_ + (t * B + b0) * ld_.width + ld_.d * H, ld_.width,
+                      prev_h,
+                      cells_ ? cells_ + (t * B + b0) * H : nullptr,
+                      prev_c, dh, dc, dg_in, dg_rec, dh_prev, dc_prev, ActiveRows(rec_, t, b0), scratch};
+    cell_backward(ks_, ld_.spec.cell, step);
+  }
+
+  // Adds the gate gradients of time steps [tlo, thi) (rows dg_in / dg_rec, (thi - tlo) * B of
+  // them, in time order) to the weight gradients and the input gradient. `first` overwrites.
+  void Flush(size_t tlo, size_t thi, const float* dg_in, const float* dg_rec, bool first) {
+    const size_t H = ld_.H, GH = ld_.GH, B = ld_.B, in = ld_.in, T = ld_.T, rows = (thi - tlo) * B;
+    const float* x = rec_.layer_input(ld_.l);
+    if (x != nullptr) {
+      gemm(ks_, pool_, GH, in, rows, Transposed(dg_in, GH), Plain(x + tlo * B * in, in), g_.w_ih, in, !first);
+    } else {
+      ScatterTokenGrads(tlo, thi, dg_in, first);
+    }
+    AddColumnSums(dg_in, rows, GH, GH, g_.bias_ih_sums);
+    // dW_hh: each step's recurrent gate gradient times the state before it. Where that state is
+    // an output of this direction it is a row of y; at a row's first step it is h0 (added once
+    // at the end from first_dgates), and there the shifted y row is padding (0) or out of range.
+    const size_t plo = ld_.dir.reverse ? tlo : std::max<size_t>(tlo, 1);
+    const size_t phi = ld_.dir.reverse ? std::min(thi, T - 1) : thi;
+    const size_t prev_rows = phi > plo ? (phi - plo) * B : 0;
+    const size_t prev_step = prev_rows == 0 ? 0 : ld_.dir.reverse ? plo + 1 : plo - 1;
+    const float* prev = y_ + prev_step * B * ld_.width + ld_.d * H;
+    gemm(ks_, pool_, GH, H, prev_rows, Transposed(dg_rec + (plo - tlo) * B * GH, GH), Plain(prev, ld_.width), g_.w_hh,
+         H, !first);
+    if (info_.separate_recurrent) AddColumnSums(dg_rec, rows, GH, GH, g_.bias_hh_sums);
+    if (g_.first_dgates != nullptr) {
+      for (size_t b = 0; b < B; ++b) {
+        const size_t tf = ld_.dir.time(ld_.dir.first_u(b));
+        if (tf >= tlo && tf < thi) std::memcpy(g_.first_dgates + b * GH, dg_rec + ((tf - tlo) * B + b) * GH, GH * sizeof(float));
+      }
+    }
+    if (dx_ != nullptr) {
+      gemm(ks_, pool_, rows, in, GH, Plain(dg_in, GH), Plain(ld_.w_ih, in), dx_ + tlo * B * in, in, accumulate_dx_);
+    }
+  }
+
+  // Token inputs: dW_ih[:, token] += the row's input gate gradient. With fewer rows than
+  // vocabulary entries straight into W_ih's columns, else into rows of dW_ih^T (token_grads,
+  // transposed once at the end).
+  void ScatterTokenGrads(size_t tlo, size_t thi, const float* dg_in, bool first) {
+    const size_t GH = ld_.GH, B = ld_.B, D = ld_.in, rows = (thi - tlo) * B;
+    const int32_t* tokens = rec_.token_ids.data() + tlo * B;
+    if (g_.token_grads == nullptr) {
+      if (first) std::memset(g_.w_ih, 0, GH * D * sizeof(float));
+      for (size_t r = 0; r < rows; ++r) {
+        float* column = g_.w_ih + tokens[r];
+        const float* src = dg_in + r * GH;
+        for (size_t g = 0; g < GH; ++g) column[g * D] += src[g];
+      }
+      return;
+    }
+    if (first) std::memset(g_.token_grads, 0, GH * D * sizeof(float));
+    for (size_t r = 0; r < rows; ++r) {
+      float* dst = g_.token_grads + static_cast<size_t>(tokens[r]) * GH;
+      const float* src = dg_in + r * GH;
+      for (size_t g = 0; g < GH; ++g) dst[g] += src[g];
+    }
+  }
+
+  // Full BPTT in chunks of steps, latest (in the recurrence's order) first: within a chunk every
+  // thread carries dh (and dc) of its own batch rows back step by step; then the chunk's gate
+  // gradients go to the weight and input gradients.
+  void Full(float* dh0, float* dc0) {
+    const size_t H = ld_.H, GH = ld_.GH, B = ld_.B, T = ld_.T, block = B * H;
+    const size_t chunk = ChunkSteps(T, B);
+    const bool lstm = info_.has_cell_state, gru = info_.separate_recurrent;
+    float* dg_in = ws_.dgates_in.floats(chunk * B * GH);
+    float* dg_rec = gru ? ws_.dgates_rec.floats(chunk * B * GH) : dg_in;
+    float* dh = ws_.dh.floats(block);
+    float* dh_next = ws_.dh_next.floats(block);
+    float* dc = lstm ? ws_.dc.floats(block) : nullptr;
+    float* dc_next = lstm ? ws_.dc_next.floats(block) : nullptr;
+    float* prev_h = gru ? ws_.prev_h.floats(block) : nullptr;
+    float* prev_c = lstm ? ws_.prev_c.floats(block) : nullptr;
+    float* scratch = ws_.scratch.floats(block);
+    std::fill(dh, dh + block, 0.0f);
+    if (dc) std::fill(dc, dc + block, 0.0f);
+    bool first = true;
+    for (size_t u1 = T; u1 > 0;) {
+      const size_t u0 = u1 > chunk ? u1 - chunk : 0;
+      const size_t tlo = ld_.dir.reverse ? T - u1 : u0;
+      const size_t thi = ld_.dir.reverse ? T - u0 : u1;
+      ForBatchSlices(ks_, pool_, u1 - u0, B, GH * H, [&](ThreadPool* inner, size_t b0, size_t b1) {
+        const size_t at = b0 * H;
+        float* cur_h = dh;
+        float* nxt_h = dh_next;
+        float* cur_c = dc;
+        float* nxt_c = dc_next;
+        for (size_t u = u1; u-- > u0;) {
+          const size_t t = ld_.dir.time(u);
+          AddEntry(u, b0, b1, cur_h + at, cur_c ? cur_c + at : nullptr);
+          float* g_in = dg_in + ((t - tlo) * B + b0) * GH;
+          float* g_rec = dg_rec + ((t - tlo) * B + b0) * GH;
+          CellStep(u, b0, b1, cur_h + at, cur_c ? cur_c + at : nullptr, g_in, g_rec, nxt_h + at,
+                   nxt_c ? nxt_c + at : nullptr, prev_h ? prev_h + at : nullptr, prev_c ? prev_c + at : nullptr,
+                   scratch + at);
+          gemm_packed(ks_, inner, b1 - b0, Plain(g_rec, GH), ws_.backward_hh, nxt_h + at, H, true);
+          std::swap(cur_h, nxt_h);
+          std::swap(cur_c, nxt_c);
+        }
+      });
+      // Every slice ran the same number of steps, so the carried gradients now sit where the
+      // slices' last swap left them.
+      if ((u1 - u0) % 2 == 1) {
+        std::swap(dh, dh_next);
+        std::swap(dc, dc_next);
+      }
+      Flush(tlo, thi, dg_in, dg_rec, first);
+      first = false;
+      u1 = u0;
+    }
+    std::memcpy(dh0, dh, block * sizeof(float));
+    if (dc0 != nullptr) std::memcpy(dc0, dc, block * sizeof(float));
+  }
+
+  // Truncated BPTT: the gradient entering at step u travels back through steps u, u-1, ...,
+  // u-k+1 only. Entry steps go in chunks; within a chunk their gradients travel back together
+  // lag by lag (after m lags, entry e's rows hold the gradient reaching the state before step
+  // u_e - m), so each lag is one product over the chunk's rows. Gate gradients of all steps are
+  // summed over entries in a [T*B, G*H] buffer, then go to the weight and input gradients at once.
+  void Truncated(size_t k, float* dh0, float* dc0) {
+    const size_t H = ld_.H, GH = ld_.GH, B = ld_.B, T = ld_.T, block = B * H;
+    const size_t chunk = ChunkSteps(T, B);
+    const bool lstm = info_.has_cell_state, gru = info_.separate_recurrent;
+    float* all_in = ws_.dgates_in.floats(T * B * GH);
+    float* all_rec = gru ? ws_.dgates_rec.floats(T * B * GH) : all_in;
+    std::fill(all_in, all_in + T * B * GH, 0.0f);
+    if (gru) std::fill(all_rec, all_rec + T * B * GH, 0.0f);
+    float* lag_h = ws_.lag_h.floats(chunk * block);
+    float* lag_h_next = ws_.lag_next.floats(chunk * block);
+    float* lag_c = lstm ? ws_.lag_c.floats(2 * chunk * block) : nullptr;
+    float* lag_c_next = lstm ? lag_c + chunk * block : nullptr;
+    float* lag_in = ws_.lag_dgates_in.floats(chunk * B * GH);
+    float* lag_rec = gru ? ws_.lag_dgates_rec.floats(chunk * B * GH) : lag_in;
+    float* prev_h = gru ? ws_.prev_h.floats(chunk * block) : nullptr;
+    float* prev_c = lstm ? ws_.prev_c.floats(chunk * block) : nullptr;
+    float* scratch = ws_.scratch.floats(chunk * block);
+    std::fill(dh0, dh0 + block, 0.0f);
+    if (dc0 != nullptr) std::fill(dc0, dc0 + block, 0.0f);
+    for (size_t e0 = 0; e0 < T; e0 += chunk) {
+      const size_t e1 = std::min(T, e0 + chunk);
+      std::fill(lag_h, lag_h + (e1 - e0) * block, 0.0f);
+      if (lstm) std::fill(lag_c, lag_c + (e1 - e0) * block, 0.0f);
+      for (size_t u = e0; u < e1; ++u) {
+        AddEntry(u, 0, B, lag_h + (u - e0) * block, lstm ? lag_c + (u - e0) * block : nullptr);
+      }
+      for (size_t m = 0; m < k; ++m) {
+        const size_t ua = std::max(e0, m);  // entries whose step u - m exists
+        if (ua >= e1) break;
+        ForRows(pool_, e1 - ua, 1, [&](size_t begin, size_t end) {
+          for (size_t u = ua + begin; u < ua + end; ++u) {
+            const size_t e = u - e0;
+            CellStep(u - m, 0, B, lag_h + e * block, lstm ? lag_c + e * block : nullptr, lag_in + e * B * GH,
+                     lag_rec + e * B * GH, lag_h_next + e * block, lstm ? lag_c_next + e * block : nullptr,
+                     prev_h ? prev_h + e * block : nullptr, prev_c ? prev_c + e * block : nullptr,
+                     scratch + e * block);
+            // Entries reach distinct steps at one lag, so these sums never collide.
+            const size_t t = ld_.dir.time(u - m);
+            AddRows(all_in + t * B * GH, lag_in + e * B * GH, B * GH);
+            if (gru) AddRows(all_rec + t * B * GH, lag_rec + e * B * GH, B * GH);
+          }
+        });
+        const size_t ea = ua - e0;
+        gemm_packed(ks_, pool_, (e1 - ua) * B, Plain(lag_rec + ea * B * GH, GH), ws_.backward_hh,
+                    lag_h_next + ea * block, H, true);
+        // A gradient that reached a row's first step is the initial state's; it travels no
+        // further.
+        for (size_t u = ua; u < e1; ++u) {
+          const size_t e = u - e0, s = u - m;
+          for (size_t b = 0; b < B; ++b) {
+            if (s != ld_.dir.first_u(b)) continue;
+            MoveRow(lag_h_next + e * block + b * H, dh0 + b * H, H);
+            if (lstm && dc0 != nullptr) MoveRow(lag_c_next + e * block + b * H, dc0 + b * H, H);
+          }
+        }
+        std::swap(lag_h, lag_h_next);
+        std::swap(lag_c, lag_c_next);
+      }
+    }
+    Flush(0, T, all_in, all_rec, true);
+  }
+
+  static void AddRows(float* dst, const float* src, size_t n) {
+    for (size_t i = 0; i < n; ++i) dst[i] += src[i];
+  }
+
+  // dst += src; src = 0.
+  static void MoveRow(float* src, float* dst, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      dst[i] += src[i];
+      src[i] = 0.0f;
+    }
+  }
+
+  const kernels::KernelSet& ks_;
+  ThreadPool* pool_;
+  const LayerDir& ld_;
+  const ForwardRecord& rec_;
+  const LayerUpstream& up_;
+  const float* entry_;
+  LayerWorkspace& ws_;
+  DirGrads& g_;
+  float* dx_;
+  bool accumulate_dx_;
+  const CellInfo& info_;
+  const float* y_;
+  const float* gates_;
+  const float* cells_;
+  const float* hn_;
+};
+
+}  // namespace
+
+void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerWeights& weights,
+                    const ForwardRecord& rec, const LayerUpstream& up, LayerWorkspace& ws,
+                    const LayerInputGrads& input_grads, const LayerGrads& grads) {
+  const LayerSpec& spec = rec.spec;
+  const size_t T = rec.steps, B = rec.batch, H = spec.hidden, GH = spec.gates() * H, dirs = spec.directions();
+  const size_t rows = T * B, width = spec.output_width(), block = B * H;
+  const CellInfo& info = cell_info(spec.cell);
+  const float* entry = up.dy;
+  for (size_t l = spec.layers; l-- > 0;) {
+    const size_t in = spec.layer_input(l);
+    // The input gradient of layer l is the upstream gradient of layer l - 1's output.
+    float* dx = l == 0 ? input_grads.dx : ws.entry[l % 2].floats(rows * width);
+    const bool tokens = l == 0 && rec.tokens;
+    for (size_t d = 0; d < dirs; ++d) {
+      const LayerDir ld(spec, weights, l, d, T, B, rec.lengths.empty() ? nullptr : rec.lengths.data());
+      float* const* p = grads.arrays.data() + ld.index * 4;
+      DirGrads g{p[0], p[1], p[2], p[3], ws.bias_ih_sums.doubles(GH), ws.bias_hh_sums.doubles(GH),
+                 rec.has_h0 ? ws.first_dgates.floats(B * GH) : nullptr,
+                 tokens && rows >= in ? ws.token_grads.floats(in * GH) : nullptr};
+      std::fill(g.bias_ih_sums, g.bias_ih_sums + GH, 0.0);
+      std::fill(g.bias_hh_sums, g.bias_hh_sums + GH, 0.0);
+      if (g.first_dgates != nullptr) std::fill(g.first_dgates, g.first_dgates + B * GH, 0.0f);
+      DirectionBackward run(ks, pool, ld, rec, up, entry, ws, g, dx, d > 0);
+      run.Run(input_grads.dh0 + ld.index * block, input_grads.dc0 ? input_grads.dc0 + ld.index * block : nullptr);
+      if (g.first_dgates != nullptr) {
+        gemm(ks, pool, GH, H, B, Transposed(g.first_dgates, GH), Plain(rec.h0.get<float>() + ld.index * block, H), g.w_hh,
+             H, true);
+      }
+      const double* hh_sums = info.separate_recurrent ? g.bias_hh_sums : g.bias_ih_sums;
+      for (size_t j = 0; j < GH; ++j) {
+        g.b_ih[j] = static_cast<float>(g.bias_ih_sums[j]);
+        g.b_hh[j] = static_cast<float>(hh_sums[j]);
+      }
+      if (g.token_grads != nullptr) {
+        for (size_t r = 0; r < GH; ++r)
+          for (size_t v = 0; v < in; ++v) g.w_ih[r * in + v] = g.token_grads[v * GH + r];
+      }
+    }
+    if (l > 0) {
+      if (rec.dropout_on) ApplyDropout(pool, dx, dx, rows * width, spec.dropout, rec.dropout_seed, l - 1);
+      entry = dx;
+    }
+  }
+}
+
+}  // namespace engine
+}  // namespace bptt

@@ -1,0 +1,152 @@
+// The recurrent layer engine: a stack of layers of one cell kind, uni- or bidirectional, over
+// batches of variable-length sequences; forward saves what backward needs (the cuDNN/oneDNN
+// contract), backward takes the upstream gradients of the outputs and final states and returns
+// the gradients of the inputs, initial states and weights, with optional truncation.
+//
+// Formulation (oneDNN's): per layer and direction one product over all T*B rows projects the
+// inputs onto every gate; only the B x H by H x G*H recurrent product steps through time, each
+// step followed by the cell's pointwise function on the rows a thread owns. Backward goes through
+// time in chunks: gate gradients of a chunk, then the weight gradients and the input gradient of
+// the chunk as all-rows products, so no T*B*G*H gradient buffer is held for full BPTT.
+//
+// Layout: row-major, time-major. Dense input [T, B, D] or token ids [T, B]; the output of layer l
+// [T, B, dirs*H] (direction d in columns [d*H, (d+1)*H)); states [L*dirs, B, H], index l*dirs + d.
+// Weights per (layer, direction) in PyTorch's order: weight_ih [G*H, in_l], weight_hh [G*H, H],
+// bias_ih [G*H], bias_hh [G*H]; in_0 = D, in_l = dirs*H.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "../aligned_buffer.h"
+#include "../gemm.h"
+#include "../kernels/kernels.h"
+#include "cell.h"
+
+namespace bptt {
+
+class ThreadPool;
+
+namespace engine {
+
+struct LayerSpec {
+  CellKind cell = CellKind::kTanh;
+  size_t input = 0;   // D
+  size_t hidden = 0;  // H
+  size_t layers = 1;  // L
+  bool bidirectional = false;
+  float dropout = 0;  // between layers, in training only
+
+  size_t directions() const { return bidirectional ? 2 : 1; }
+  size_t gates() const { return static_cast<size_t>(cell_info(cell).gates); }
+  size_t layer_input(size_t l) const { return l == 0 ? input : directions() * hidden; }
+  size_t output_width() const { return directions() * hidden; }
+  size_t parameter_count() const { return layers * directions() * 4; }
+  // Elements of parameter p (order: per layer, per direction: w_ih, w_hh, b_ih, b_hh).
+  size_t parameter_size(size_t p) const;
+  bool operator==(const LayerSpec& o) const;
+};
+
+// Dropout keep mask, the same function the TS oracle uses: element i of the output of layer l
+// (feeding layer l + 1) is kept iff DropoutHash(seed, l, i) >= threshold, threshold =
+// floor(p * 2^32); kept values are scaled by 1 / (1 - p).
+uint32_t DropoutHash(uint32_t seed, uint32_t layer, uint32_t index);
+
+struct LayerWeights {
+  // [parameter_count()], in parameter order.
+  std::vector<const float*> arrays;
+  const float* w_ih(const LayerSpec& s, size_t l, size_t d) const { return arrays[(l * s.directions() + d) * 4]; }
+  const float* w_hh(const LayerSpec& s, size_t l, size_t d) const { return arrays[(l * s.directions() + d) * 4 + 1]; }
+  const float* b_ih(const LayerSpec& s, size_t l, size_t d) const { return arrays[(l * s.directions() + d) * 4 + 2]; }
+  const float* b_hh(const LayerSpec& s, size_t l, size_t d) const { return arrays[(l * s.directions() + d) * 4 + 3]; }
+};
+
+struct LayerGrads {
+  std::vector<float*> arrays;  // like LayerWeights
+};
+
+// One forward call's inputs. Exactly one of tokens / dense. lengths, h0, c0 may be null.
+struct LayerInput {
+  size_t steps = 0;  // T
+  size_t batch = 0;  // B
+  const int32_t* tokens = nullptr;
+  const float* dense = nullptr;
+  const int32_t* lengths = nullptr;  // [B], each in [1, T]
+  const float* h0 = nullptr;         // [L*dirs, B, H]
+  const float* c0 = nullptr;         // LSTM
+  bool training = false;             // dropout on
+  uint32_t dropout_seed = 0;
+};
+
+// Everything backward needs from a forward pass, in memory of its own (copies of the inputs
+// too: the caller may change its arrays between the two calls).
+class ForwardRecord {
+ public:
+  LayerSpec spec;
+  size_t steps = 0, batch = 0;
+  bool tokens = false;
+  bool has_h0 = false, has_c0 = false;
+  bool dropout_on = false;
+  uint32_t dropout_seed = 0;
+  std::vector<int32_t> token_ids;  // [T, B]
+  std::vector<int32_t> lengths;    // [B], empty when every sequence has T steps
+  std::vector<uint8_t> active;     // [T, B]: step t of row b is inside its sequence
+  AlignedBuffer dense;             // [T, B, D]
+  AlignedBuffer h0, c0;            // [L*dirs, B, H]
+  std::vector<AlignedBuffer> outputs;       // per layer: [T, B, dirs*H]
+  std::vector<AlignedBuffer> dropped;       // per layer l >= 1 with dropout: its masked input
+  std::vector<AlignedBuffer> gates;         // per layer*dirs: activated gates [T, B, G*H]
+  std::vector<AlignedBuffer> cells;         // per layer*dirs, LSTM: c_t [T, B, H]
+  std::vector<AlignedBuffer> recurrent_n;   // per layer*dirs, GRU: h W_hn^T + b_hn [T, B, H]
+  bool valid = false;                       // a forward pass completed into it
+
+  // Input of layer l as the forward pass saw it (dense or the previous output, masked).
+  const float* layer_input(size_t l) const;
+  size_t bytes() const;
+};
+
+// Scratch kept between calls so steady-state training allocates nothing. One call at a time.
+struct LayerWorkspace {
+  AlignedBuffer pre;            // input projections of a layer-direction [T*B, G*H] (cells that
+                                // save no gates)
+  AlignedBuffer state_h, state_c, recurrent, scratch, token_table;
+  AlignedBuffer entry[2];       // upstream gradient of a layer's output [T*B, dirs*H]
+  AlignedBuffer dgates_in, dgates_rec, dh, dh_next, dc, dc_next, prev_h, prev_c, first_dgates;
+  AlignedBuffer lag_h, lag_c, lag_dgates_in, lag_dgates_rec, lag_next;
+  AlignedBuffer bias_ih_sums, bias_hh_sums, token_grads;
+  PackedB forward_hh;   // W_hh^T
+  PackedB backward_hh;  // W_hh
+};
+
+struct LayerOutputs {
+  float* y = nullptr;   // [T, B, dirs*H]
+  float* hT = nullptr;  // [L*dirs, B, H]
+  float* cT = nullptr;  // LSTM
+};
+
+// Runs the stack forward into `record` (which it sizes) and copies the outputs out.
+void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSpec& spec,
+                   const LayerWeights& weights, const LayerInput& input, LayerWorkspace& ws,
+                   ForwardRecord& record, const LayerOutputs& out);
+
+struct LayerUpstream {
+  const float* dy = nullptr;   // [T, B, dirs*H]
+  const float* dhT = nullptr;  // [L*dirs, B, H] or null
+  const float* dcT = nullptr;  // LSTM, or null
+  size_t truncate = 0;         // 0: full BPTT
+};
+
+struct LayerInputGrads {
+  float* dx = nullptr;   // [T, B, D] (dense input), or null
+  float* dh0 = nullptr;  // [L*dirs, B, H]
+  float* dc0 = nullptr;  // LSTM
+};
+
+// Overwrites dx, dh0, dc0 and every weight gradient.
+void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerWeights& weights,
+                    const ForwardRecord& record, const LayerUpstream& up, LayerWorkspace& ws,
+                    const LayerInputGrads& input_grads, const LayerGrads& grads);
+
+}  // namespace engine
+}  // namespace bptt
