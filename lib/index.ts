@@ -44,6 +44,7 @@ export { ReferenceBackend, lagGradientNorms, jacobianProductNorms, truncationBia
 export type { LagGradientNorms, TruncationBias } from './backends/reference';
 export { nativeAvailable } from './native';
 export * from './train';
+export * from './engine';
 
 /** The compute backends over plain typed arrays: the addon, and the pure-TS float64 oracle. */
 export const backends = { native, reference } as const;

@@ -27,6 +27,8 @@ import {
   checkSize,
   describeValue,
 } from '../backend';
+import { layerBackward, layerForward } from '../engine/reference';
+import { LayerBackend, LayerBackwardArgs, LayerBackwardResult, LayerBatch, LayerForwardOptions, LayerForwardResult, LayerSpec, LayerWeights, SavedForward } from '../engine/spec';
 
 /** y += A x for A [rows, cols] row-major. */
 function addMatVec(y: Float64Array, A: FloatArray, x: ArrayLike<number>, rows: number, cols: number): void {
@@ -153,8 +155,18 @@ function backOneStep(W: FloatArray, s: Float64Array, ds: Float64Array): Float64A
   return prev;
 }
 
-export class ReferenceBackend implements Backend<Float64Array> {
+export class ReferenceBackend implements Backend<Float64Array>, LayerBackend<Float64Array> {
   readonly name = 'reference';
+
+  /** The recurrent engine's forward in float64 (lib/engine/reference.ts); the saved handle feeds layerBackward. */
+  layerForward(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, options?: LayerForwardOptions): LayerForwardResult<Float64Array> {
+    return layerForward(spec, weights, batch, options);
+  }
+
+  /** The recurrent engine's backward in float64: dx, dh0, dc0 and every weight's gradient from dy, dhT, dcT. */
+  layerBackward(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): LayerBackwardResult<Float64Array> {
+    return layerBackward(spec, weights, saved, args);
+  }
 
   forward(dims: Dims, params: ParamArrays, seq: Sequence, h0?: FloatArray | null): ForwardResult<Float64Array> {
     checkForwardRequest(dims, params, seq, h0);
