@@ -223,7 +223,7 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     spec_.bidirectional = info[4].As<Napi::Boolean>().Value();
     const double dropout = info[5].As<Napi::Number>().DoubleValue();
     if (!(dropout >= 0 && dropout < 1)) throw Napi::RangeError::New(env, "dropout must be in [0, 1), got " + std::to_string(dropout));
-    spec_.dropout = static_cast<float>(dropout);
+    spec_.dropout = dropout;
     for (size_t p = 0; p < spec_.parameter_count(); ++p) {
       const size_t l = p / (spec_.directions() * 4);
       Product(env, {spec_.gates(), spec_.hidden, std::max(spec_.layer_input(l), spec_.hidden)}, "a weight matrix");

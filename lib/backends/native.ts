@@ -16,6 +16,8 @@ import {
   checkGradientRequest,
 } from '../backend';
 import { NonFiniteError, TensorInUseError } from '../errors';
+import { NativeLayerBackend } from '../engine/native';
+import { LayerBackend, LayerBackwardArgs, LayerBackwardResult, LayerBatch, LayerForwardOptions, LayerForwardResult, LayerSpec, LayerWeights, SavedForward } from '../engine/spec';
 import { NativeAddon, addon } from '../native';
 
 /**
@@ -194,9 +196,30 @@ function float32Params(p: ParamArrays): ParamArrays<Float32Array> {
   return { U: asFloat32(p.U), W: asFloat32(p.W), b: asFloat32(p.b), V: asFloat32(p.V), c: asFloat32(p.c) };
 }
 
-export class NativeBackend implements Backend<Float32Array> {
+export class NativeBackend implements Backend<Float32Array>, LayerBackend<Float32Array> {
   readonly name = 'native';
   #engine: NativeEngine | undefined;
+  readonly #layers = new NativeLayerBackend();
+
+  /** The recurrent engine's forward (lib/engine/native.ts); the saved handle feeds layerBackward. */
+  layerForward(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, options?: LayerForwardOptions): LayerForwardResult<Float32Array> {
+    return this.#layers.layerForward(spec, weights, batch, options);
+  }
+
+  /** layerForward off the main thread. */
+  layerForwardAsync(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, options?: LayerForwardOptions): Promise<LayerForwardResult<Float32Array>> {
+    return this.#layers.layerForwardAsync(spec, weights, batch, options);
+  }
+
+  /** The recurrent engine's backward: dx, dh0, dc0 and every weight's gradient from dy, dhT, dcT. */
+  layerBackward(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): LayerBackwardResult<Float32Array> {
+    return this.#layers.layerBackward(spec, weights, saved, args);
+  }
+
+  /** layerBackward off the main thread. */
+  layerBackwardAsync(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): Promise<LayerBackwardResult<Float32Array>> {
+    return this.#layers.layerBackwardAsync(spec, weights, saved, args);
+  }
 
   private engine(): NativeEngine {
     this.#engine ??= createEngine();

@@ -167,9 +167,9 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
 }
 
 // Multiplies the output of layer `boundary` by its dropout mask (scaled), into dst (may be src).
-void ApplyDropout(ThreadPool* pool, const float* src, float* dst, size_t n, float p, uint32_t seed, size_t boundary) {
-  const uint32_t threshold = static_cast<uint32_t>(static_cast<double>(p) * 4294967296.0);
-  const float scale = static_cast<float>(1.0 / (1.0 - static_cast<double>(p)));
+void ApplyDropout(ThreadPool* pool, const float* src, float* dst, size_t n, double p, uint32_t seed, size_t boundary) {
+  const uint32_t threshold = static_cast<uint32_t>(p * 4294967296.0);
+  const float scale = static_cast<float>(1.0 / (1.0 - p));
   ForRows(pool, n, 65536, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       const bool keep = DropoutHash(seed, static_cast<uint32_t>(boundary), static_cast<uint32_t>(i)) >= threshold;

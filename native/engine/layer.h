@@ -36,7 +36,7 @@ struct LayerSpec {
   size_t hidden = 0;  // H
   size_t layers = 1;  // L
   bool bidirectional = false;
-  float dropout = 0;  // between layers, in training only
+  double dropout = 0;  // between layers, in training only
 
   size_t directions() const { return bidirectional ? 2 : 1; }
   size_t gates() const { return static_cast<size_t>(cell_info(cell).gates); }
