@@ -4,6 +4,8 @@
 // (after the TS layer): a bad call from any caller ends in a JS exception.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +26,60 @@ constexpr double kMaxElements = 2147483647.0;  // keeps every index inside int32
 // Marks objects made by LayerRecord's constructor, so a forged `this` or argument is refused.
 constexpr napi_type_tag kRecordTag = {0x6270747472656364ULL, 0x9d1c3a7e52b04f11ULL};
 
-using Keep = std::vector<Napi::Reference<Napi::Value>>;
+// An asynchronous job never touches the caller's arrays off the JS thread: it reads copies of its
+// inputs taken when it is queued, writes its results into buffers of its own, and copies them out
+// on the JS thread when it ends (after checking the arrays are still there: a caller may have
+// transferred or detached them meanwhile). Synchronous calls (stage == null) use the arrays in
+// place.
+class Staging {
+ public:
+  const float* Input(const float* data, size_t n) {
+    if (data == nullptr) return nullptr;
+    inputs_.emplace_back();
+    float* copy = inputs_.back().floats(n);
+    std::memcpy(copy, data, n * sizeof(float));
+    return copy;
+  }
+
+  float* Output(Napi::Value array, size_t n) {
+    outputs_.emplace_back();
+    StagedOutput& o = outputs_.back();
+    o.array = Napi::Persistent(array);
+    o.n = n;
+    return o.buffer.floats(n);
+  }
+
+  // Copies every result into its array; false (and a message) if one cannot take it any more.
+  bool CopyOut(Napi::Env env, std::string* error) {
+    for (StagedOutput& o : outputs_) {
+      napi_typedarray_type type;
+      size_t length = 0;
+      void* data = nullptr;
+      if (napi_get_typedarray_info(env, o.array.Value(), &type, &length, &data, nullptr, nullptr) != napi_ok ||
+          type != napi_float32_array || length != o.n || data == nullptr) {
+        *error = "an output array was detached or transferred while the asynchronous call ran; its results are lost";
+        return false;
+      }
+      std::memcpy(data, o.buffer.get<float>(), o.n * sizeof(float));
+    }
+    return true;
+  }
+
+ private:
+  struct StagedOutput {
+    Napi::Reference<Napi::Value> array;
+    AlignedBuffer buffer;
+    size_t n = 0;
+  };
+  std::vector<AlignedBuffer> inputs_;
+  std::list<StagedOutput> outputs_;  // a list: references must not move
+};
+
+// An input as the job reads it: a copy when staged.
+const float* In(Staging* stage, const float* data, size_t n) { return stage && data ? stage->Input(data, n) : data; }
+
+// An output as the job writes it: a buffer of the job's when staged.
+float* Out(Staging* stage, Napi::Value array, float* data, size_t n) { return stage && data ? stage->Output(array, n) : data; }
 
 std::string Describe(Napi::Value v) {
   if (v.IsUndefined()) return "undefined";
@@ -44,9 +99,9 @@ std::string Describe(Napi::Value v) {
 }
 
 // The typed array v (of T's element type and `expected` elements), or null when optional and v is
-// undefined/null. keep, when given, references the array until an asynchronous job ends.
+// undefined/null.
 template <class T>
-T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expected, bool optional, Keep* keep) {
+T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expected, bool optional) {
   if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
   constexpr napi_typedarray_type kType = std::is_same<T, float>::value ? napi_float32_array : napi_int32_array;
   napi_typedarray_type type;
@@ -64,7 +119,6 @@ T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expect
     }
     throw Napi::RangeError::New(env, name + " must have " + std::to_string(expected) + " elements, got " + std::to_string(length));
   }
-  if (keep != nullptr) keep->push_back(Napi::Persistent(v));
   return static_cast<T*>(data);
 }
 
@@ -97,9 +151,10 @@ std::string ParamName(const LayerSpec& spec, size_t p) {
 }
 
 // An Array of parameter_count() Float32Arrays in parameter order.
+// Inputs (weights) go through `stage->Input`, outputs (grads) through `stage->Output`, when staged.
 template <class Ptr>
-std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& spec, const char* what, bool check_finite,
-                                 Keep* keep) {
+std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& spec, const char* what, bool is_input,
+                                 Staging* stage) {
   const size_t count = spec.parameter_count();
   if (!v.IsArray() || v.As<Napi::Array>().Length() != count) {
     throw Napi::TypeError::New(env, std::string(what) + " must be an Array of " + std::to_string(count) + " Float32Arrays, got " + Describe(v));
@@ -108,9 +163,14 @@ std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& 
   std::vector<Ptr> out(count);
   for (size_t p = 0; p < count; ++p) {
     const std::string name = std::string(what) + " " + ParamName(spec, p);
-    float* data = ArrayArg<float>(env, list.Get(static_cast<uint32_t>(p)), name, spec.parameter_size(p), false, keep);
-    if (check_finite) CheckFinite(env, data, spec.parameter_size(p), name);
-    out[p] = data;
+    const Napi::Value array = list.Get(static_cast<uint32_t>(p));
+    float* data = ArrayArg<float>(env, array, name, spec.parameter_size(p), false);
+    if (is_input) {
+      CheckFinite(env, data, spec.parameter_size(p), name);
+      out[p] = const_cast<Ptr>(stage ? stage->Input(data, spec.parameter_size(p)) : data);
+    } else {
+      out[p] = stage ? stage->Output(array, spec.parameter_size(p)) : data;
+    }
   }
   return out;
 }
@@ -180,6 +240,7 @@ struct ForwardJob {
   engine::LayerOutputs out;
   std::vector<int32_t> tokens, lengths;
   LayerRecord* target = nullptr;  // null: the engine's own record
+  std::unique_ptr<Staging> stage;  // asynchronous jobs only
 };
 
 struct BackwardJob {
@@ -188,6 +249,7 @@ struct BackwardJob {
   engine::LayerInputGrads input_grads;
   engine::LayerGrads grads;
   LayerRecord* source = nullptr;
+  std::unique_ptr<Staging> stage;  // asynchronous jobs only
 };
 
 Napi::Error InUseError(Napi::Env env, const std::string& message) {
@@ -234,8 +296,8 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
   class Worker : public Napi::AsyncWorker {
    public:
     template <class Job>
-    Worker(Napi::Env env, LayerEngine* engine, Job job, Keep keep, LayerRecord* record, Napi::Value record_value)
-        : Napi::AsyncWorker(env, "bptt.layer"), engine_(engine), keep_(std::move(keep)), record_(record),
+    Worker(Napi::Env env, LayerEngine* engine, Job job, LayerRecord* record, Napi::Value record_value)
+        : Napi::AsyncWorker(env, "bptt.layer"), engine_(engine), record_(record),
           deferred_(Napi::Promise::Deferred::New(env)), self_(Napi::Persistent(engine->Value())) {
       if (record_ != nullptr) {
         record_ref_ = Napi::Persistent(record_value);
@@ -265,6 +327,12 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     }
     void OnOK() override {
       Finish();
+      Staging* stage = forward_ ? forward_->stage.get() : backward_->stage.get();
+      std::string error;
+      if (!stage->CopyOut(Env(), &error)) {
+        deferred_.Reject(Napi::Error::New(Env(), error).Value());
+        return;
+      }
       deferred_.Resolve(Env().Undefined());
     }
     void OnError(const Napi::Error& error) override {
@@ -281,7 +349,6 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
       }
     }
     LayerEngine* engine_;
-    Keep keep_;
     LayerRecord* record_;
     Napi::Reference<Napi::Value> record_ref_;
     Napi::Promise::Deferred deferred_;
@@ -295,12 +362,14 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
   }
 
   // forward(weights[], T, B, tokens, dense, lengths, h0, c0, training, seed, y, hT, cT, record)
-  ForwardJob ParseForward(const Napi::CallbackInfo& info, Keep* keep) {
+  ForwardJob ParseForward(const Napi::CallbackInfo& info, bool staged) {
     Napi::Env env = info.Env();
     if (info.Length() != 14) throw Napi::TypeError::New(env, "forward expects 14 arguments, got " + std::to_string(info.Length()));
     const LayerSpec& s = spec_;
     ForwardJob job;
-    job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, keep);
+    if (staged) job.stage = std::make_unique<Staging>();
+    Staging* stage = job.stage.get();
+    job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, stage);
     engine::LayerInput& in = job.input;
     in.steps = CountArg(env, info[1], "steps (T)", 1, kMaxElements);
     in.batch = CountArg(env, info[2], "batch (B)", 1, kMaxElements);
@@ -310,7 +379,7 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     const size_t out_n = Product(env, {rows, s.output_width()}, "y");
     const size_t state_n = Product(env, {s.layers * s.directions(), B, H}, "the states");
     if (!info[3].IsUndefined() && !info[3].IsNull()) {
-      const int32_t* ids = ArrayArg<int32_t>(env, info[3], "tokens", rows, false, nullptr);
+      const int32_t* ids = ArrayArg<int32_t>(env, info[3], "tokens", rows, false);
       job.tokens.assign(ids, ids + rows);
       for (size_t r = 0; r < rows; ++r) {
         if (job.tokens[r] < 0 || static_cast<size_t>(job.tokens[r]) >= s.input) {
@@ -322,11 +391,12 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
       if (!info[4].IsUndefined() && !info[4].IsNull()) throw Napi::TypeError::New(env, "give tokens or dense inputs, not both");
     } else {
       const size_t n = Product(env, {rows, s.input}, "dense inputs");
-      in.dense = ArrayArg<float>(env, info[4], "dense inputs", n, false, keep);
-      CheckFinite(env, in.dense, n, "dense inputs");
+      const float* dense = ArrayArg<float>(env, info[4], "dense inputs", n, false);
+      CheckFinite(env, dense, n, "dense inputs");
+      in.dense = In(stage, dense, n);
     }
     if (!info[5].IsUndefined() && !info[5].IsNull()) {
-      const int32_t* lengths = ArrayArg<int32_t>(env, info[5], "lengths", B, false, nullptr);
+      const int32_t* lengths = ArrayArg<int32_t>(env, info[5], "lengths", B, false);
       job.lengths.assign(lengths, lengths + B);
       for (size_t b = 0; b < B; ++b) {
         if (job.lengths[b] < 1 || static_cast<size_t>(job.lengths[b]) > T) {
@@ -337,17 +407,19 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
       in.lengths = job.lengths.data();
     }
     const bool lstm = engine::cell_info(s.cell).has_cell_state;
-    in.h0 = ArrayArg<float>(env, info[6], "h0", state_n, true, keep);
-    if (in.h0) CheckFinite(env, in.h0, state_n, "h0");
+    const float* h0 = ArrayArg<float>(env, info[6], "h0", state_n, true);
+    if (h0) CheckFinite(env, h0, state_n, "h0");
+    in.h0 = In(stage, h0, state_n);
     if (!lstm && !info[7].IsUndefined() && !info[7].IsNull()) throw Napi::TypeError::New(env, "c0 is only for lstm cells");
-    in.c0 = ArrayArg<float>(env, info[7], "c0", state_n, true, keep);
-    if (in.c0) CheckFinite(env, in.c0, state_n, "c0");
+    const float* c0 = ArrayArg<float>(env, info[7], "c0", state_n, true);
+    if (c0) CheckFinite(env, c0, state_n, "c0");
+    in.c0 = In(stage, c0, state_n);
     if (!info[8].IsBoolean()) throw Napi::TypeError::New(env, "training must be a boolean, got " + Describe(info[8]));
     in.training = info[8].As<Napi::Boolean>().Value();
     in.dropout_seed = static_cast<uint32_t>(CountArg(env, info[9], "dropout seed", 0, 4294967295.0));
-    job.out.y = ArrayArg<float>(env, info[10], "y", out_n, false, keep);
-    job.out.hT = ArrayArg<float>(env, info[11], "hT", state_n, false, keep);
-    job.out.cT = lstm ? ArrayArg<float>(env, info[12], "cT", state_n, false, keep) : nullptr;
+    job.out.y = Out(stage, info[10], ArrayArg<float>(env, info[10], "y", out_n, false), out_n);
+    job.out.hT = Out(stage, info[11], ArrayArg<float>(env, info[11], "hT", state_n, false), state_n);
+    job.out.cT = lstm ? Out(stage, info[12], ArrayArg<float>(env, info[12], "cT", state_n, false), state_n) : nullptr;
     if (!info[13].IsUndefined() && !info[13].IsNull()) {
       job.target = LayerRecord::From(env, info[13], "record");
       if (job.target->in_use) throw InUseError(env, "this saved forward pass is used by a running asynchronous job");
@@ -357,12 +429,14 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
   }
 
   // backward(weights[], record, dy, dhT, dcT, truncate, dx, dh0, dc0, grads[])
-  BackwardJob ParseBackward(const Napi::CallbackInfo& info, Keep* keep) {
+  BackwardJob ParseBackward(const Napi::CallbackInfo& info, bool staged) {
     Napi::Env env = info.Env();
     if (info.Length() != 10) throw Napi::TypeError::New(env, "backward expects 10 arguments, got " + std::to_string(info.Length()));
     const LayerSpec& s = spec_;
     BackwardJob job;
-    job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, keep);
+    if (staged) job.stage = std::make_unique<Staging>();
+    Staging* stage = job.stage.get();
+    job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, stage);
     job.source = LayerRecord::From(env, info[1], "saved");
     if (job.source->disposed()) throw Napi::TypeError::New(env, "saved was disposed");
     if (job.source->in_use) throw InUseError(env, "this saved forward pass is used by a running asynchronous job");
@@ -373,23 +447,26 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     const size_t out_n = T * B * s.output_width(), state_n = s.layers * s.directions() * B * H;
     const bool lstm = engine::cell_info(s.cell).has_cell_state;
     engine::LayerUpstream& up = job.up;
-    up.dy = ArrayArg<float>(env, info[2], "dy", out_n, false, keep);
-    CheckFinite(env, up.dy, out_n, "dy");
-    up.dhT = ArrayArg<float>(env, info[3], "dhT", state_n, true, keep);
-    if (up.dhT) CheckFinite(env, up.dhT, state_n, "dhT");
+    const float* dy = ArrayArg<float>(env, info[2], "dy", out_n, false);
+    CheckFinite(env, dy, out_n, "dy");
+    up.dy = In(stage, dy, out_n);
+    const float* dhT = ArrayArg<float>(env, info[3], "dhT", state_n, true);
+    if (dhT) CheckFinite(env, dhT, state_n, "dhT");
+    up.dhT = In(stage, dhT, state_n);
     if (!lstm && !info[4].IsUndefined() && !info[4].IsNull()) throw Napi::TypeError::New(env, "dcT is only for lstm cells");
-    up.dcT = ArrayArg<float>(env, info[4], "dcT", state_n, true, keep);
-    if (up.dcT) CheckFinite(env, up.dcT, state_n, "dcT");
+    const float* dcT = ArrayArg<float>(env, info[4], "dcT", state_n, true);
+    if (dcT) CheckFinite(env, dcT, state_n, "dcT");
+    up.dcT = In(stage, dcT, state_n);
     up.truncate = CountArg(env, info[5], "truncate", 0, kMaxElements);
     engine::LayerInputGrads& ig = job.input_grads;
     if (rec.tokens) {
       if (!info[6].IsUndefined() && !info[6].IsNull()) throw Napi::TypeError::New(env, "dx must be null for token inputs");
     } else {
-      ig.dx = ArrayArg<float>(env, info[6], "dx", T * B * s.input, false, keep);
+      ig.dx = Out(stage, info[6], ArrayArg<float>(env, info[6], "dx", T * B * s.input, false), T * B * s.input);
     }
-    ig.dh0 = ArrayArg<float>(env, info[7], "dh0", state_n, false, keep);
-    ig.dc0 = lstm ? ArrayArg<float>(env, info[8], "dc0", state_n, false, keep) : nullptr;
-    job.grads.arrays = ParameterArrays<float*>(env, info[9], s, "grads", false, keep);
+    ig.dh0 = Out(stage, info[7], ArrayArg<float>(env, info[7], "dh0", state_n, false), state_n);
+    ig.dc0 = lstm ? Out(stage, info[8], ArrayArg<float>(env, info[8], "dc0", state_n, false), state_n) : nullptr;
+    job.grads.arrays = ParameterArrays<float*>(env, info[9], s, "grads", false, stage);
     return job;
   }
 
@@ -407,11 +484,10 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckIdle(env);
-    Keep keep;
-    ForwardJob job = ParseForward(info, kAsync ? &keep : nullptr);
+    ForwardJob job = ParseForward(info, kAsync);
     if constexpr (kAsync) {
       LayerRecord* target = job.target;
-      auto* worker = new Worker(env, this, std::move(job), std::move(keep), target, info[13]);
+      auto* worker = new Worker(env, this, std::move(job), target, info[13]);
       busy_ = true;
       worker->Queue();
       return worker->Promise();
@@ -426,11 +502,10 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
   Napi::Value Backward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckIdle(env);
-    Keep keep;
-    BackwardJob job = ParseBackward(info, kAsync ? &keep : nullptr);
+    BackwardJob job = ParseBackward(info, kAsync);
     if constexpr (kAsync) {
       LayerRecord* source = job.source;
-      auto* worker = new Worker(env, this, std::move(job), std::move(keep), source, info[1]);
+      auto* worker = new Worker(env, this, std::move(job), source, info[1]);
       busy_ = true;
       worker->Queue();
       return worker->Promise();
