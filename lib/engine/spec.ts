@@ -214,12 +214,9 @@ export function checkLayerSpec(spec: LayerSpec): NormalizedLayerSpec {
   const dropout = spec.dropout ?? 0;
   if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw new RangeError(`spec.dropout must be a number in [0, 1), got ${describeValue(dropout)}`);
   const normalized: NormalizedLayerSpec = Object.freeze({ cell: spec.cell, inputSize, hiddenSize, numLayers, bidirectional, dropout });
-  const G = gatesPerCell(spec.cell);
-  const dirs = numDirections(normalized);
-  checkedProduct('weight_ih_l0', [G, hiddenSize, inputSize]);
-  checkedProduct(`weight_ih_l${numLayers - 1}`, [G, hiddenSize, dirs, hiddenSize]);
-  checkedProduct('the states h0/hT', [numLayers, dirs, hiddenSize]);
+  checkedProduct('the states h0/hT of one sequence', [numLayers, numDirections(normalized), hiddenSize]);
   const table = layerParameterTable(normalized);
+  for (const p of table) checkedProduct(p.name, p.shape);
   const total = table[table.length - 1].offset + table[table.length - 1].size;
   if (total > MAX_ELEMENTS) throw new RangeError(`the ${table.length} parameters would have ${total} elements together, more than the ${MAX_ELEMENTS} allowed`);
   return normalized;
