@@ -144,6 +144,7 @@ describe('layerBackward refuses bad input', () => {
     const fromNative = { backend: 'native', spec: out.saved.spec, steps: 4, batch: 3, inputKind: 'dense', isDisposed: false, dispose() {} };
     expectError(backward(args, fromNative), TypeError, /saved comes from the 'native' backend's layerForward; only that backend's layerBackward can use it, not 'reference'/);
     expectError(backward(args, { ...fromNative, backend: 'reference' }), TypeError, /saved says it comes from the 'reference' backend, but its layerForward did not make it/);
+    expectError(backward(args, { backend: 'reference' }), TypeError, /did not make it/);
     expectError(backward(args, undefined, { ...p.spec, hiddenSize: 3 }), RangeError, /saved comes from a forward with spec \{ cell: 'lstm', inputSize: 3, hiddenSize: 2, numLayers: 2, bidirectional: true, dropout: 0 \}, but layerBackward was given \{ cell: 'lstm', inputSize: 3, hiddenSize: 3,/);
     expectError(backward(args, undefined, { ...p.spec, dropout: 0.1 }), RangeError, /dropout: 0 \}, but layerBackward was given .*dropout: 0\.1 \}/);
     expectError(backward(args, undefined, { ...p.spec, cell: 'gru' }), RangeError, /cell: 'gru'/);

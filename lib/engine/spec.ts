@@ -341,17 +341,21 @@ function sameSpec(a: NormalizedLayerSpec, b: NormalizedLayerSpec): boolean {
   return a.cell === b.cell && a.inputSize === b.inputSize && a.hiddenSize === b.hiddenSize && a.numLayers === b.numLayers && a.bidirectional === b.bidirectional && a.dropout === b.dropout;
 }
 
-/**
- * A saved handle must come from this backend's layerForward, be alive and match the spec. The
- * backend then checks that the object really is one of its own (the name alone can be forged).
- */
-export function checkSavedForward(spec: NormalizedLayerSpec, saved: SavedForward, backendName: string): void {
+/** The backend a saved handle must belong to: its name, and whether an object really is one of its handles (a name can be forged). */
+export interface SavedOwner {
+  readonly name: string;
+  owns(saved: SavedForward): boolean;
+}
+
+/** A saved handle must come from this backend's layerForward, be alive and match the spec. */
+export function checkSavedForward(spec: NormalizedLayerSpec, saved: SavedForward, owner: SavedOwner): void {
   if (typeof saved !== 'object' || saved === null || typeof (saved as { backend?: unknown }).backend !== 'string') {
     throw new TypeError(`saved must be the handle a layerForward returned, got ${describeValue(saved)}`);
   }
-  if (saved.backend !== backendName) {
-    throw new TypeError(`saved comes from the '${saved.backend}' backend's layerForward; only that backend's layerBackward can use it, not '${backendName}'`);
+  if (saved.backend !== owner.name) {
+    throw new TypeError(`saved comes from the '${saved.backend}' backend's layerForward; only that backend's layerBackward can use it, not '${owner.name}'`);
   }
+  if (!owner.owns(saved)) throw new TypeError(`saved says it comes from the '${owner.name}' backend, but its layerForward did not make it`);
   if (saved.isDisposed) throw new DisposedError('saved was disposed; run layerForward again to get a new one');
   if (!sameSpec(saved.spec, spec)) throw new RangeError(`saved comes from a forward with spec ${specString(saved.spec)}, but layerBackward was given ${specString(spec)}`);
 }
@@ -382,10 +386,10 @@ export interface LayerBackwardRequest {
   args: NormalizedLayerBackwardArgs;
 }
 
-/** Everything a layerBackward call needs checked, in one call (the backend still checks the handle is its own). */
-export function checkLayerBackwardRequest(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs, backendName: string, allowF64: boolean): LayerBackwardRequest {
+/** Everything a layerBackward call needs checked, in one call. */
+export function checkLayerBackwardRequest(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs, owner: SavedOwner, allowF64: boolean): LayerBackwardRequest {
   const s = checkLayerSpec(spec);
-  checkSavedForward(s, saved, backendName);
+  checkSavedForward(s, saved, owner);
   checkLayerWeights(s, weights, allowF64);
   return { spec: s, args: checkLayerBackwardArgs(s, saved, args, allowF64) };
 }
