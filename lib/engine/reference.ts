@@ -33,6 +33,7 @@ import {
   NormalizedLayerBatch,
   NormalizedLayerSpec,
   SavedForward,
+  SavedOwner,
   checkLayerBackwardRequest,
   checkLayerForwardRequest,
   dropoutActive,
@@ -381,8 +382,9 @@ export function layerForward(spec: LayerSpec, weights: LayerWeights, batch: Laye
   return forward(req.spec, weights, req.batch, req.options.training, req.options.dropoutSeed);
 }
 
+const OWNER: SavedOwner = { name: BACKEND_NAME, owns: (saved) => saved instanceof ReferenceSavedForward };
+
 export function layerBackward(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): LayerBackwardResult<Float64Array> {
-  const req = checkLayerBackwardRequest(spec, weights, saved, args, BACKEND_NAME, true);
-  if (!(saved instanceof ReferenceSavedForward)) throw new TypeError(`saved says it comes from the '${BACKEND_NAME}' backend, but its layerForward did not make it`);
-  return backward(req.spec, weights, saved, req.args);
+  const req = checkLayerBackwardRequest(spec, weights, saved, args, OWNER, true);
+  return backward(req.spec, weights, saved as ReferenceSavedForward, req.args);
 }

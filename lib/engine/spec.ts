@@ -214,12 +214,9 @@ export function checkLayerSpec(spec: LayerSpec): NormalizedLayerSpec {
   const dropout = spec.dropout ?? 0;
   if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw new RangeError(`spec.dropout must be a number in [0, 1), got ${describeValue(dropout)}`);
   const normalized: NormalizedLayerSpec = Object.freeze({ cell: spec.cell, inputSize, hiddenSize, numLayers, bidirectional, dropout });
-  const G = gatesPerCell(spec.cell);
-  const dirs = numDirections(normalized);
-  checkedProduct('weight_ih_l0', [G, hiddenSize, inputSize]);
-  checkedProduct(`weight_ih_l${numLayers - 1}`, [G, hiddenSize, dirs, hiddenSize]);
-  checkedProduct('the states h0/hT', [numLayers, dirs, hiddenSize]);
+  checkedProduct('the states h0/hT of one sequence', [numLayers, numDirections(normalized), hiddenSize]);
   const table = layerParameterTable(normalized);
+  for (const p of table) checkedProduct(p.name, p.shape);
   const total = table[table.length - 1].offset + table[table.length - 1].size;
   if (total > MAX_ELEMENTS) throw new RangeError(`the ${table.length} parameters would have ${total} elements together, more than the ${MAX_ELEMENTS} allowed`);
   return normalized;
@@ -344,17 +341,21 @@ function sameSpec(a: NormalizedLayerSpec, b: NormalizedLayerSpec): boolean {
   return a.cell === b.cell && a.inputSize === b.inputSize && a.hiddenSize === b.hiddenSize && a.numLayers === b.numLayers && a.bidirectional === b.bidirectional && a.dropout === b.dropout;
 }
 
-/**
- * A saved handle must come from this backend's layerForward, be alive and match the spec. The
- * backend then checks that the object really is one of its own (the name alone can be forged).
- */
-export function checkSavedForward(spec: NormalizedLayerSpec, saved: SavedForward, backendName: string): void {
+/** The backend a saved handle must belong to: its name, and whether an object really is one of its handles (a name can be forged). */
+export interface SavedOwner {
+  readonly name: string;
+  owns(saved: SavedForward): boolean;
+}
+
+/** A saved handle must come from this backend's layerForward, be alive and match the spec. */
+export function checkSavedForward(spec: NormalizedLayerSpec, saved: SavedForward, owner: SavedOwner): void {
   if (typeof saved !== 'object' || saved === null || typeof (saved as { backend?: unknown }).backend !== 'string') {
     throw new TypeError(`saved must be the handle a layerForward returned, got ${describeValue(saved)}`);
   }
-  if (saved.backend !== backendName) {
-    throw new TypeError(`saved comes from the '${saved.backend}' backend's layerForward; only that backend's layerBackward can use it, not '${backendName}'`);
+  if (saved.backend !== owner.name) {
+    throw new TypeError(`saved comes from the '${saved.backend}' backend's layerForward; only that backend's layerBackward can use it, not '${owner.name}'`);
   }
+  if (!owner.owns(saved)) throw new TypeError(`saved says it comes from the '${owner.name}' backend, but its layerForward did not make it`);
   if (saved.isDisposed) throw new DisposedError('saved was disposed; run layerForward again to get a new one');
   if (!sameSpec(saved.spec, spec)) throw new RangeError(`saved comes from a forward with spec ${specString(saved.spec)}, but layerBackward was given ${specString(spec)}`);
 }
@@ -385,10 +386,10 @@ export interface LayerBackwardRequest {
   args: NormalizedLayerBackwardArgs;
 }
 
-/** Everything a layerBackward call needs checked, in one call (the backend still checks the handle is its own). */
-export function checkLayerBackwardRequest(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs, backendName: string, allowF64: boolean): LayerBackwardRequest {
+/** Everything a layerBackward call needs checked, in one call. */
+export function checkLayerBackwardRequest(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs, owner: SavedOwner, allowF64: boolean): LayerBackwardRequest {
   const s = checkLayerSpec(spec);
-  checkSavedForward(s, saved, backendName);
+  checkSavedForward(s, saved, owner);
   checkLayerWeights(s, weights, allowF64);
   return { spec: s, args: checkLayerBackwardArgs(s, saved, args, allowF64) };
 }
