@@ -7,7 +7,7 @@
  * spec so that concurrent asynchronous calls never share one. A forward's saved values live in a
  * native LayerRecord that the returned handle owns.
  */
-import { DisposedError, TensorInUseError } from '../errors';
+import { TensorInUseError } from '../errors';
 import { NativeAddon, addon } from '../native';
 import {
   LayerBackend,
@@ -21,6 +21,7 @@ import {
   LayerWeights,
   NormalizedLayerSpec,
   SavedForward,
+  SavedOwner,
   checkLayerBackwardRequest,
   checkLayerForwardRequest,
   hasCellState,
@@ -90,6 +91,8 @@ export class NativeSavedForward implements SavedForward {
     this.dispose();
   }
 }
+
+const OWNER: SavedOwner = { name: BACKEND_NAME, owns: (saved) => saved instanceof NativeSavedForward };
 
 function specKey(s: NormalizedLayerSpec): string {
   return `${s.cell}/${s.inputSize}/${s.hiddenSize}/${s.numLayers}/${s.bidirectional}/${s.dropout}`;
@@ -202,10 +205,9 @@ export class NativeLayerBackend implements LayerBackend<Float32Array> {
   }
 
   private prepareBackward(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs) {
-    const req = checkLayerBackwardRequest(spec, weights, saved, args, BACKEND_NAME, false);
-    if (!(saved instanceof NativeSavedForward)) throw new TypeError(`saved says it comes from the '${BACKEND_NAME}' backend, but its layerForward did not make it`);
-    if (saved.record.disposed) throw new DisposedError('saved was disposed; run layerForward again to get a new one');
-    if (saved.record.inUse) throw new TensorInUseError('saved is used by a running asynchronous layer call; await it first');
+    const req = checkLayerBackwardRequest(spec, weights, saved, args, OWNER, false);
+    const record = (saved as NativeSavedForward).record; // OWNER.owns checked the class
+    if (record.inUse) throw new TensorInUseError('saved is used by a running asynchronous layer call; await it first');
     const s = req.spec;
     const table = layerParameterTable(s);
     const { steps: T, batch: B } = saved;
@@ -221,7 +223,7 @@ export class NativeLayerBackend implements LayerBackend<Float32Array> {
     const callArgs = [
       // checkLayer*Request(…, allowF64 = false) refused anything but Float32Arrays.
       table.map((p) => weights[p.name]),
-      saved.record,
+      record,
       a.dy,
       a.dhT,
       a.dcT,
