@@ -253,18 +253,7 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
   if (capture.dst != nullptr) std::memcpy(capture.dst, states + capture.step * block, block * sizeof(float));
 
   // Fused output layer: softmax, cross-entropy and dL/dz for every row, z overwritten by dz.
-  size_t counted = 0;
-  for (size_t r = 0; r < rows; ++r) counted += batch.targets[r] >= 0;
-  const float scale = reduction == Reduction::kMean && counted > 0 ? 1.0f / static_cast<float>(counted) : 1.0f;
-  double* row_loss = ws.row_loss.doubles(rows);
-  ForRows(pool, rows, 64, [&](size_t begin, size_t end) {
-    for (size_t r = begin; r < end; ++r) {
-      row_loss[r] = ks.softmax_xent_row(logits + r * K, K, batch.targets[r], scale);
-    }
-  });
-  double loss = 0;
-  for (size_t r = 0; r < rows; ++r) loss += row_loss[r];
-  if (reduction == Reduction::kMean && counted > 0) loss /= static_cast<double>(counted);
+  const LossResult result = softmax_cross_entropy(ks, pool, logits, rows, K, batch.targets, reduction, ws.row_loss);
   const float* dz = logits;
 
   double* col_sums = ws.col_sums.doubles(std::max({D, H, K}));
@@ -291,7 +280,7 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
   if (grads.h0 != nullptr) {
     gemm_packed(ks, pool, B, Plain(first_pre, H), ws.recurrent_bwd, grads.h0, H, false);
   }
-  return {loss, counted};
+  return result;
 }
 
 TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,

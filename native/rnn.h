@@ -12,6 +12,7 @@
 
 #include "aligned_buffer.h"
 #include "gemm.h"
+#include "heads.h"
 #include "kernels/kernels.h"
 #include "optim.h"
 
@@ -53,18 +54,11 @@ struct RnnBatch {
   const float* h0;
 };
 
-enum class Reduction { kMean, kSum };
-
 // Where a call copies the states it computes besides hT: s_step ([B,H]) into dst, when dst is
 // set. TBPTT(k1, k2) windows overlap, and the next window starts from this state.
 struct StateCapture {
   float* dst = nullptr;
   size_t step = 0;
-};
-
-struct LossResult {
-  double loss;     // reduced as requested; 0 when no target counts
-  size_t counted;  // non-ignored targets
 };
 
 // Thrown when the computed gradient is NaN or infinite, so no update is applied.

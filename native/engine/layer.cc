@@ -262,7 +262,7 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
                    rec.dropout_seed, l);
     }
   }
-  std::memcpy(out.y, rec.outputs[spec.layers - 1].get<float>(), rows * width * sizeof(float));
+  if (out.y != nullptr) std::memcpy(out.y, rec.outputs[spec.layers - 1].get<float>(), rows * width * sizeof(float));
   rec.valid = true;
 }
 
@@ -585,6 +585,14 @@ void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerW
   const size_t rows = T * B, width = spec.output_width(), block = B * H;
   const CellInfo& info = cell_info(spec.cell);
   const float* entry = up.dy;
+  const size_t states = spec.layers * dirs * block;
+  float* dh0 = input_grads.dh0;
+  float* dc0 = input_grads.dc0;
+  if (dh0 == nullptr || (info.has_cell_state && dc0 == nullptr)) {
+    float* sink = ws.initial_grads.floats(2 * states);
+    if (dh0 == nullptr) dh0 = sink;
+    if (info.has_cell_state && dc0 == nullptr) dc0 = sink + states;
+  }
   for (size_t l = spec.layers; l-- > 0;) {
     const size_t in = spec.layer_input(l);
     // The input gradient of layer l is the upstream gradient of layer l - 1's output.
@@ -600,7 +608,7 @@ void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerW
       std::fill(g.bias_hh_sums, g.bias_hh_sums + GH, 0.0);
       if (g.first_dgates != nullptr) std::fill(g.first_dgates, g.first_dgates + B * GH, 0.0f);
       DirectionBackward run(ks, pool, ld, rec, up, entry, ws, g, dx, d > 0);
-      run.Run(input_grads.dh0 + ld.index * block, input_grads.dc0 ? input_grads.dc0 + ld.index * block : nullptr);
+      run.Run(dh0 + ld.index * block, dc0 ? dc0 + ld.index * block : nullptr);
       if (g.first_dgates != nullptr) {
         gemm(ks, pool, GH, H, B, Transposed(g.first_dgates, GH), Plain(rec.h0.get<float>() + ld.index * block, H), g.w_hh,
              H, true);

@@ -115,12 +115,13 @@ struct LayerWorkspace {
   AlignedBuffer dgates_in, dgates_rec, dh, dh_next, dc, dc_next, prev_h, prev_c, first_dgates;
   AlignedBuffer lag_h, lag_c, lag_dgates_in, lag_dgates_rec, lag_next;
   AlignedBuffer bias_ih_sums, bias_hh_sums, token_grads;
+  AlignedBuffer initial_grads;  // dh0 / dc0 when the caller does not want them
   PackedB forward_hh;   // W_hh^T
   PackedB backward_hh;  // W_hh
 };
 
 struct LayerOutputs {
-  float* y = nullptr;   // [T, B, dirs*H]
+  float* y = nullptr;   // [T, B, dirs*H], or null (the record holds it)
   float* hT = nullptr;  // [L*dirs, B, H]
   float* cT = nullptr;  // LSTM
 };
@@ -139,8 +140,8 @@ struct LayerUpstream {
 
 struct LayerInputGrads {
   float* dx = nullptr;   // [T, B, D] (dense input), or null
-  float* dh0 = nullptr;  // [L*dirs, B, H]
-  float* dc0 = nullptr;  // LSTM
+  float* dh0 = nullptr;  // [L*dirs, B, H], or null
+  float* dc0 = nullptr;  // LSTM, or null
 };
 
 // Overwrites dx, dh0, dc0 and every weight gradient.
