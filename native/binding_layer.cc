@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "binding_args.h"
 #include "bindings.h"
 #include "cpu.h"
 #include "engine/layer.h"
@@ -20,160 +21,10 @@ namespace {
 
 using engine::ForwardRecord;
 using engine::LayerSpec;
-
-constexpr double kMaxElements = 2147483647.0;  // keeps every index inside int32
+using namespace args;
 
 // Marks objects made by LayerRecord's constructor, so a forged `this` or argument is refused.
 constexpr napi_type_tag kRecordTag = {0x6270747472656364ULL, 0x9d1c3a7e52b04f11ULL};
-
-// An asynchronous job never touches the caller's arrays off the JS thread: it reads copies of its
-// inputs taken when it is queued, writes its results into buffers of its own, and copies them out
-// on the JS thread when it ends (after checking the arrays are still there: a caller may have
-// transferred or detached them meanwhile). Synchronous calls (stage == null) use the arrays in
-// place.
-class Staging {
- public:
-  const float* Input(const float* data, size_t n) {
-    if (data == nullptr) return nullptr;
-    inputs_.emplace_back();
-    float* copy = inputs_.back().floats(n);
-    std::memcpy(copy, data, n * sizeof(float));
-    return copy;
-  }
-
-  float* Output(Napi::Value array, size_t n) {
-    outputs_.emplace_back();
-    StagedOutput& o = outputs_.back();
-    o.array = Napi::Persistent(array);
-    o.n = n;
-    return o.buffer.floats(n);
-  }
-
-  // Copies every result into its array; false (and a message) if one cannot take it any more.
-  bool CopyOut(Napi::Env env, std::string* error) {
-    for (StagedOutput& o : outputs_) {
-      napi_typedarray_type type;
-      size_t length = 0;
-      void* data = nullptr;
-      if (napi_get_typedarray_info(env, o.array.Value(), &type, &length, &data, nullptr, nullptr) != napi_ok ||
-          type != napi_float32_array || length != o.n || data == nullptr) {
-        *error = "an output array was detached or transferred while the asynchronous call ran; its results are lost";
-        return false;
-      }
-      std::memcpy(data, o.buffer.get<float>(), o.n * sizeof(float));
-    }
-    return true;
-  }
-
- private:
-  struct StagedOutput {
-    Napi::Reference<Napi::Value> array;
-    AlignedBuffer buffer;
-    size_t n = 0;
-  };
-  std::vector<AlignedBuffer> inputs_;
-  std::list<StagedOutput> outputs_;  // a list: references must not move
-};
-
-// An input as the job reads it: a copy when staged.
-const float* In(Staging* stage, const float* data, size_t n) { return stage && data ? stage->Input(data, n) : data; }
-
-// An output as the job writes it: a buffer of the job's when staged.
-float* Out(Staging* stage, Napi::Value array, float* data, size_t n) { return stage && data ? stage->Output(array, n) : data; }
-
-std::string Describe(Napi::Value v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsTypedArray()) {
-    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
-      case napi_float32_array: return "Float32Array";
-      case napi_float64_array: return "Float64Array";
-      case napi_int32_array: return "Int32Array";
-      default: return "another typed array";
-    }
-  }
-  if (v.IsNumber()) return "number";
-  if (v.IsString()) return "string";
-  if (v.IsArray()) return "Array";
-  return "object";
-}
-
-// The typed array v (of T's element type and `expected` elements), or null when optional and v is
-// undefined/null.
-template <class T>
-T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expected, bool optional) {
-  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
-  constexpr napi_typedarray_type kType = std::is_same<T, float>::value ? napi_float32_array : napi_int32_array;
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value buffer;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, nullptr) != napi_ok || type != kType) {
-    throw Napi::TypeError::New(env, name + " must be a" + (kType == napi_float32_array ? " Float32Array" : "n Int32Array") +
-                                        ", got " + Describe(v));
-  }
-  if (length != expected || data == nullptr) {
-    bool detached = false;
-    if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached) {
-      throw Napi::TypeError::New(env, name + " refers to freed (disposed) memory");
-    }
-    throw Napi::RangeError::New(env, name + " must have " + std::to_string(expected) + " elements, got " + std::to_string(length));
-  }
-  return static_cast<T*>(data);
-}
-
-void CheckFinite(Napi::Env env, const float* data, size_t n, const std::string& what) {
-  if (!active_kernels().all_finite(data, n)) throw Napi::RangeError::New(env, what + " contains NaN or infinite values");
-}
-
-size_t CountArg(Napi::Env env, Napi::Value v, const char* name, double lo, double hi) {
-  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-  if (!(d >= lo && d <= hi && d == std::floor(d))) {
-    throw Napi::RangeError::New(env, std::string(name) + " must be an integer in [" + std::to_string(static_cast<long long>(lo)) +
-                                         ", " + std::to_string(static_cast<long long>(hi)) + "], got " +
-                                         (v.IsNumber() ? std::to_string(d) : Describe(v)));
-  }
-  return static_cast<size_t>(d);
-}
-
-size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* what) {
-  double n = 1;
-  for (size_t s : sizes) n *= static_cast<double>(s);
-  if (n > kMaxElements) throw Napi::RangeError::New(env, std::string(what) + " would exceed 2^31-1 elements");
-  return static_cast<size_t>(n);
-}
-
-std::string ParamName(const LayerSpec& spec, size_t p) {
-  static const char* kKinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
-  const size_t dirs = spec.directions();
-  const size_t l = p / (dirs * 4), d = (p / 4) % dirs;
-  return std::string(kKinds[p % 4]) + "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
-}
-
-// An Array of parameter_count() Float32Arrays in parameter order.
-// Inputs (weights) go through `stage->Input`, outputs (grads) through `stage->Output`, when staged.
-template <class Ptr>
-std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& spec, const char* what, bool is_input,
-                                 Staging* stage) {
-  const size_t count = spec.parameter_count();
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != count) {
-    throw Napi::TypeError::New(env, std::string(what) + " must be an Array of " + std::to_string(count) + " Float32Arrays, got " + Describe(v));
-  }
-  Napi::Array list = v.As<Napi::Array>();
-  std::vector<Ptr> out(count);
-  for (size_t p = 0; p < count; ++p) {
-    const std::string name = std::string(what) + " " + ParamName(spec, p);
-    const Napi::Value array = list.Get(static_cast<uint32_t>(p));
-    float* data = ArrayArg<float>(env, array, name, spec.parameter_size(p), false);
-    if (is_input) {
-      CheckFinite(env, data, spec.parameter_size(p), name);
-      out[p] = const_cast<Ptr>(stage ? stage->Input(data, spec.parameter_size(p)) : data);
-    } else {
-      out[p] = stage ? stage->Output(array, spec.parameter_size(p)) : data;
-    }
-  }
-  return out;
-}
 
 class LayerRecord : public Napi::ObjectWrap<LayerRecord> {
  public:
@@ -252,12 +103,6 @@ struct BackwardJob {
   std::unique_ptr<Staging> stage;  // asynchronous jobs only
 };
 
-Napi::Error InUseError(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", "BPTT_IN_USE");
-  return error;
-}
-
 class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -293,70 +138,6 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
   }
 
  private:
-  class Worker : public Napi::AsyncWorker {
-   public:
-    template <class Job>
-    Worker(Napi::Env env, LayerEngine* engine, Job job, LayerRecord* record, Napi::Value record_value)
-        : Napi::AsyncWorker(env, "bptt.layer"), engine_(engine), record_(record),
-          deferred_(Napi::Promise::Deferred::New(env)), self_(Napi::Persistent(engine->Value())) {
-      if (record_ != nullptr) {
-        record_ref_ = Napi::Persistent(record_value);
-        record_->in_use = true;
-      }
-      if constexpr (std::is_same<Job, ForwardJob>::value) {
-        forward_ = std::make_unique<ForwardJob>(std::move(job));
-      } else {
-        backward_ = std::make_unique<BackwardJob>(std::move(job));
-      }
-    }
-    Napi::Promise Promise() { return deferred_.Promise(); }
-
-   protected:
-    void Execute() override {
-      try {
-        if (forward_) {
-          engine_->RunForward(*forward_);
-        } else {
-          engine_->RunBackward(*backward_);
-        }
-      } catch (const std::bad_alloc&) {
-        SetError("out of memory: a native allocation for this layer call failed");
-      } catch (const std::exception& e) {
-        SetError(std::string("native error: ") + e.what());
-      }
-    }
-    void OnOK() override {
-      Finish();
-      Staging* stage = forward_ ? forward_->stage.get() : backward_->stage.get();
-      std::string error;
-      if (!stage->CopyOut(Env(), &error)) {
-        deferred_.Reject(Napi::Error::New(Env(), error).Value());
-        return;
-      }
-      deferred_.Resolve(Env().Undefined());
-    }
-    void OnError(const Napi::Error& error) override {
-      Finish();
-      deferred_.Reject(error.Value());
-    }
-
-   private:
-    void Finish() {
-      engine_->busy_ = false;
-      if (record_ != nullptr) {
-        record_->in_use = false;
-        record_->Report(Env());
-      }
-    }
-    LayerEngine* engine_;
-    LayerRecord* record_;
-    Napi::Reference<Napi::Value> record_ref_;
-    Napi::Promise::Deferred deferred_;
-    Napi::ObjectReference self_;
-    std::unique_ptr<ForwardJob> forward_;
-    std::unique_ptr<BackwardJob> backward_;
-  };
-
   void CheckIdle(Napi::Env env) const {
     if (busy_) throw InUseError(env, "this layer engine is running an asynchronous job; await it first");
   }
@@ -486,13 +267,9 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     CheckIdle(env);
     ForwardJob job = ParseForward(info, kAsync);
     if constexpr (kAsync) {
-      LayerRecord* target = job.target;
-      auto* worker = new Worker(env, this, std::move(job), target, info[13]);
-      busy_ = true;
-      worker->Queue();
-      return worker->Promise();
+      return Start(env, std::move(job), info[13], job.target);
     } else {
-      Run(env, [&] { RunForward(job); });
+      RunSync(env, [&] { RunForward(job); });
       if (job.target) job.target->Report(env);
       return env.Undefined();
     }
@@ -504,29 +281,42 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     CheckIdle(env);
     BackwardJob job = ParseBackward(info, kAsync);
     if constexpr (kAsync) {
-      LayerRecord* source = job.source;
-      auto* worker = new Worker(env, this, std::move(job), source, info[1]);
-      busy_ = true;
-      worker->Queue();
-      return worker->Promise();
+      return Start(env, std::move(job), info[1], job.source);
     } else {
-      Run(env, [&] { RunBackward(job); });
+      RunSync(env, [&] { RunBackward(job); });
       return env.Undefined();
     }
   }
 
-  // Runs a synchronous job, every C++ failure becoming a JS error.
-  template <class Body>
-  static void Run(Napi::Env env, Body&& body) {
-    try {
-      body();
-    } catch (const std::bad_alloc&) {
-      throw Napi::RangeError::New(env, "out of memory: a native allocation for this layer call failed");
-    } catch (const Napi::Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, std::string("native error: ") + e.what());
+  // Queues a parsed job; the engine is busy and the record in use until it ends.
+  template <class Job>
+  Napi::Value Start(Napi::Env env, Job job, Napi::Value record_value, LayerRecord* record) {
+    std::unique_ptr<Staging> stage = std::move(job.stage);
+    auto shared = std::make_shared<Job>(std::move(job));
+    std::vector<Napi::Value> keep{Value()};
+    if (record != nullptr) {
+      keep.push_back(record_value);
+      record->in_use = true;
     }
+    auto* worker = new StagedWorker(
+        env, keep, std::move(stage),
+        [this, shared] {
+          if constexpr (std::is_same<Job, ForwardJob>::value) {
+            RunForward(*shared);
+          } else {
+            RunBackward(*shared);
+          }
+        },
+        [this, record](Napi::Env e) {
+          busy_ = false;
+          if (record != nullptr) {
+            record->in_use = false;
+            record->Report(e);
+          }
+        },
+        nullptr);
+    busy_ = true;
+    return worker->Start();
   }
 
   Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }

@@ -1,0 +1,251 @@
+// Argument reading shared by the binding files of the recurrent engine and the models built on
+// it: typed arrays checked for type, size and (inputs) finiteness, with messages that name the
+// argument, what was expected and what came; and staging for asynchronous jobs.
+#pragma once
+
+#include <napi.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <list>
+#include <memory>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "aligned_buffer.h"
+#include "cpu.h"
+#include "engine/layer.h"
+
+namespace bptt {
+namespace args {
+
+using engine::LayerSpec;
+
+constexpr double kMaxElements = 2147483647.0;  // keeps every index inside int32
+
+// An asynchronous job never touches the caller's arrays off the JS thread: it reads copies of its
+// inputs taken when it is queued, writes its results into buffers of its own, and copies them out
+// on the JS thread when it ends (after checking the arrays are still there: a caller may have
+// transferred or detached them meanwhile). Synchronous calls (stage == null) use the arrays in
+// place.
+class Staging {
+ public:
+  const float* Input(const float* data, size_t n) {
+    if (data == nullptr) return nullptr;
+    inputs_.emplace_back();
+    float* copy = inputs_.back().floats(n);
+    std::memcpy(copy, data, n * sizeof(float));
+    return copy;
+  }
+
+  float* Output(Napi::Value array, size_t n) {
+    outputs_.emplace_back();
+    StagedOutput& o = outputs_.back();
+    o.array = Napi::Persistent(array);
+    o.n = n;
+    return o.buffer.floats(n);
+  }
+
+  // Copies every result into its array; false (and a message) if one cannot take it any more.
+  bool CopyOut(Napi::Env env, std::string* error) {
+    for (StagedOutput& o : outputs_) {
+      napi_typedarray_type type;
+      size_t length = 0;
+      void* data = nullptr;
+      if (napi_get_typedarray_info(env, o.array.Value(), &type, &length, &data, nullptr, nullptr) != napi_ok ||
+          type != napi_float32_array || length != o.n || data == nullptr) {
+        *error = "an output array was detached or transferred while the asynchronous call ran; its results are lost";
+        return false;
+      }
+      std::memcpy(data, o.buffer.get<float>(), o.n * sizeof(float));
+    }
+    return true;
+  }
+
+ private:
+  struct StagedOutput {
+    Napi::Reference<Napi::Value> array;
+    AlignedBuffer buffer;
+    size_t n = 0;
+  };
+  std::vector<AlignedBuffer> inputs_;
+  std::list<StagedOutput> outputs_;  // a list: references must not move
+};
+
+// An input as the job reads it: a copy when staged.
+inline const float* In(Staging* stage, const float* data, size_t n) { return stage && data ? stage->Input(data, n) : data; }
+
+// An output as the job writes it: a buffer of the job's when staged.
+inline float* Out(Staging* stage, Napi::Value array, float* data, size_t n) { return stage && data ? stage->Output(array, n) : data; }
+
+inline std::string Describe(Napi::Value v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsTypedArray()) {
+    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
+      case napi_float32_array: return "Float32Array";
+      case napi_float64_array: return "Float64Array";
+      case napi_int32_array: return "Int32Array";
+      default: return "another typed array";
+    }
+  }
+  if (v.IsNumber()) return "number";
+  if (v.IsString()) return "string";
+  if (v.IsArray()) return "Array";
+  return "object";
+}
+
+// The typed array v (of T's element type and `expected` elements), or null when optional and v is
+// undefined/null.
+template <class T>
+T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expected, bool optional) {
+  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+  constexpr napi_typedarray_type kType = std::is_same<T, float>::value ? napi_float32_array : napi_int32_array;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, nullptr) != napi_ok || type != kType) {
+    throw Napi::TypeError::New(env, name + " must be a" + (kType == napi_float32_array ? " Float32Array" : "n Int32Array") +
+                                        ", got " + Describe(v));
+  }
+  if (length != expected || data == nullptr) {
+    bool detached = false;
+    if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached) {
+      throw Napi::TypeError::New(env, name + " refers to freed (disposed) memory");
+    }
+    throw Napi::RangeError::New(env, name + " must have " + std::to_string(expected) + " elements, got " + std::to_string(length));
+  }
+  return static_cast<T*>(data);
+}
+
+inline void CheckFinite(Napi::Env env, const float* data, size_t n, const std::string& what) {
+  if (!active_kernels().all_finite(data, n)) throw Napi::RangeError::New(env, what + " contains NaN or infinite values");
+}
+
+inline size_t CountArg(Napi::Env env, Napi::Value v, const char* name, double lo, double hi) {
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(d >= lo && d <= hi && d == std::floor(d))) {
+    throw Napi::RangeError::New(env, std::string(name) + " must be an integer in [" + std::to_string(static_cast<long long>(lo)) +
+                                         ", " + std::to_string(static_cast<long long>(hi)) + "], got " +
+                                         (v.IsNumber() ? std::to_string(d) : Describe(v)));
+  }
+  return static_cast<size_t>(d);
+}
+
+inline size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* what) {
+  double n = 1;
+  for (size_t s : sizes) n *= static_cast<double>(s);
+  if (n > kMaxElements) throw Napi::RangeError::New(env, std::string(what) + " would exceed 2^31-1 elements");
+  return static_cast<size_t>(n);
+}
+
+inline std::string ParamName(const LayerSpec& spec, size_t p) {
+  static const char* kKinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+  const size_t dirs = spec.directions();
+  const size_t l = p / (dirs * 4), d = (p / 4) % dirs;
+  return std::string(kKinds[p % 4]) + "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
+}
+
+// An Array of parameter_count() Float32Arrays in parameter order.
+// Inputs (weights) go through `stage->Input`, outputs (grads) through `stage->Output`, when staged.
+template <class Ptr>
+std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& spec, const char* what, bool is_input,
+                                 Staging* stage) {
+  const size_t count = spec.parameter_count();
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != count) {
+    throw Napi::TypeError::New(env, std::string(what) + " must be an Array of " + std::to_string(count) + " Float32Arrays, got " + Describe(v));
+  }
+  Napi::Array list = v.As<Napi::Array>();
+  std::vector<Ptr> out(count);
+  for (size_t p = 0; p < count; ++p) {
+    const std::string name = std::string(what) + " " + ParamName(spec, p);
+    const Napi::Value array = list.Get(static_cast<uint32_t>(p));
+    float* data = ArrayArg<float>(env, array, name, spec.parameter_size(p), false);
+    if (is_input) {
+      CheckFinite(env, data, spec.parameter_size(p), name);
+      out[p] = const_cast<Ptr>(stage ? stage->Input(data, spec.parameter_size(p)) : data);
+    } else {
+      out[p] = stage ? stage->Output(array, spec.parameter_size(p)) : data;
+    }
+  }
+  return out;
+}
+
+inline Napi::Error InUseError(Napi::Env env, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", "BPTT_IN_USE");
+  return error;
+}
+
+// One asynchronous job: `work` runs off the JS thread; back on it `done` runs whatever happened
+// (clearing busy flags), then the staged outputs are copied out and the promise resolves with
+// `result()` or rejects. The objects in `keep` (the native object, records) stay alive until then.
+class StagedWorker : public Napi::AsyncWorker {
+ public:
+  StagedWorker(Napi::Env env, std::vector<Napi::Value> keep, std::unique_ptr<Staging> stage, std::function<void()> work,
+               std::function<void(Napi::Env)> done, std::function<Napi::Value(Napi::Env)> result)
+      : Napi::AsyncWorker(env, "bptt.job"), stage_(std::move(stage)), work_(std::move(work)), done_(std::move(done)),
+        result_(std::move(result)), deferred_(Napi::Promise::Deferred::New(env)) {
+    for (Napi::Value v : keep) keep_.push_back(Napi::Persistent(v));
+  }
+
+  // Queues the job; returns its promise.
+  Napi::Promise Start() {
+    Napi::Promise promise = deferred_.Promise();
+    Queue();
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory: a native allocation for this call failed");
+    } catch (const std::exception& e) {
+      SetError(std::string("native error: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    done_(Env());
+    std::string error;
+    if (stage_ && !stage_->CopyOut(Env(), &error)) {
+      deferred_.Reject(Napi::Error::New(Env(), error).Value());
+      return;
+    }
+    deferred_.Resolve(result_ ? result_(Env()) : Env().Undefined());
+  }
+  void OnError(const Napi::Error& error) override {
+    done_(Env());
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  std::unique_ptr<Staging> stage_;
+  std::function<void()> work_;
+  std::function<void(Napi::Env)> done_;
+  std::function<Napi::Value(Napi::Env)> result_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::Reference<Napi::Value>> keep_;
+};
+
+// Runs a synchronous job, every C++ failure becoming a JS error.
+template <class Body>
+void RunSync(Napi::Env env, Body&& body) {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    throw Napi::RangeError::New(env, "out of memory: a native allocation for this call failed");
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("native error: ") + e.what());
+  }
+}
+
+}  // namespace args
+}  // namespace bptt
