@@ -5,6 +5,7 @@
 
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -179,6 +180,94 @@ inline Napi::Error InUseError(Napi::Env env, const std::string& message) {
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("code", "BPTT_IN_USE");
   return error;
+}
+
+// A layer spec from constructor arguments info[first ..]: cell, inputSize, hiddenSize, numLayers,
+// bidirectional, dropout; `count` is the constructor's whole argument count.
+inline LayerSpec ReadLayerSpec(const Napi::CallbackInfo& info, size_t first, size_t count, const char* what) {
+  Napi::Env env = info.Env();
+  if (info.Length() != count || !info[first].IsString() || !info[first + 4].IsBoolean() || !info[first + 5].IsNumber()) {
+    throw Napi::TypeError::New(env, std::string(what) + "(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout" +
+                                        (count > 6 ? ", ..." : "") + ") expects a string, three integers, a boolean and a number");
+  }
+  LayerSpec spec;
+  const std::string cell = info[first].As<Napi::String>().Utf8Value();
+  if (!engine::parse_cell(cell.c_str(), &spec.cell)) {
+    throw Napi::TypeError::New(env, "cell must be one of tanh, relu, lstm, gru, got '" + cell + "'");
+  }
+  spec.input = CountArg(env, info[first + 1], "inputSize", 1, kMaxElements);
+  spec.hidden = CountArg(env, info[first + 2], "hiddenSize", 1, kMaxElements);
+  spec.layers = CountArg(env, info[first + 3], "numLayers", 1, 1024);
+  spec.bidirectional = info[first + 4].As<Napi::Boolean>().Value();
+  const double dropout = info[first + 5].As<Napi::Number>().DoubleValue();
+  if (!(dropout >= 0 && dropout < 1)) throw Napi::RangeError::New(env, "dropout must be in [0, 1), got " + std::to_string(dropout));
+  spec.dropout = dropout;
+  for (size_t p = 0; p < spec.parameter_count(); ++p) {
+    const size_t l = p / (spec.directions() * 4);
+    Product(env, {spec.gates(), spec.hidden, std::max(spec.layer_input(l), spec.hidden)}, "a weight matrix");
+  }
+  return spec;
+}
+
+// Token ids and lengths of a call, copied before their range checks, so memory the caller shares
+// with another thread can change numbers but never an index.
+struct OwnedIds {
+  std::vector<int32_t> tokens, lengths;
+};
+
+// Reads a batch at info[first ..]: T, B, tokens | null, dense | null, lengths | null, h0 | null,
+// c0 | null, training (boolean), dropout seed. Float inputs go through the staging.
+inline engine::LayerInput ReadLayerInput(const Napi::CallbackInfo& info, size_t first, const LayerSpec& s, Staging* stage,
+                                         OwnedIds& ids) {
+  Napi::Env env = info.Env();
+  auto given = [&](size_t i) { return !info[first + i].IsUndefined() && !info[first + i].IsNull(); };
+  engine::LayerInput in;
+  in.steps = CountArg(env, info[first], "steps (T)", 1, kMaxElements);
+  in.batch = CountArg(env, info[first + 1], "batch (B)", 1, kMaxElements);
+  const size_t T = in.steps, B = in.batch, H = s.hidden;
+  const size_t rows = Product(env, {T, B}, "T*B");
+  Product(env, {rows, s.gates() * H}, "the gate pre-activations");
+  Product(env, {rows, s.output_width()}, "the outputs");
+  const size_t state_n = Product(env, {s.layers * s.directions(), B, H}, "the states");
+  if (given(2)) {
+    if (given(3)) throw Napi::TypeError::New(env, "give tokens or dense inputs, not both");
+    const int32_t* tokens = ArrayArg<int32_t>(env, info[first + 2], "tokens", rows, false);
+    ids.tokens.assign(tokens, tokens + rows);
+    for (size_t r = 0; r < rows; ++r) {
+      if (ids.tokens[r] < 0 || static_cast<size_t>(ids.tokens[r]) >= s.input) {
+        throw Napi::RangeError::New(env, "tokens[" + std::to_string(r) + "] = " + std::to_string(ids.tokens[r]) +
+                                             " is outside [0, " + std::to_string(s.input) + ")");
+      }
+    }
+    in.tokens = ids.tokens.data();
+  } else {
+    const size_t n = Product(env, {rows, s.input}, "dense inputs");
+    const float* dense = ArrayArg<float>(env, info[first + 3], "dense inputs", n, false);
+    CheckFinite(env, dense, n, "dense inputs");
+    in.dense = In(stage, dense, n);
+  }
+  if (given(4)) {
+    const int32_t* lengths = ArrayArg<int32_t>(env, info[first + 4], "lengths", B, false);
+    ids.lengths.assign(lengths, lengths + B);
+    for (size_t b = 0; b < B; ++b) {
+      if (ids.lengths[b] < 1 || static_cast<size_t>(ids.lengths[b]) > T) {
+        throw Napi::RangeError::New(env, "lengths[" + std::to_string(b) + "] = " + std::to_string(ids.lengths[b]) +
+                                             " is outside [1, " + std::to_string(T) + "]");
+      }
+    }
+    in.lengths = ids.lengths.data();
+  }
+  const float* h0 = ArrayArg<float>(env, info[first + 5], "h0", state_n, true);
+  if (h0) CheckFinite(env, h0, state_n, "h0");
+  in.h0 = In(stage, h0, state_n);
+  if (given(6) && !engine::cell_info(s.cell).has_cell_state) throw Napi::TypeError::New(env, "c0 is only for lstm cells");
+  const float* c0 = ArrayArg<float>(env, info[first + 6], "c0", state_n, true);
+  if (c0) CheckFinite(env, c0, state_n, "c0");
+  in.c0 = In(stage, c0, state_n);
+  if (!info[first + 7].IsBoolean()) throw Napi::TypeError::New(env, "training must be a boolean, got " + Describe(info[first + 7]));
+  in.training = info[first + 7].As<Napi::Boolean>().Value();
+  in.dropout_seed = static_cast<uint32_t>(CountArg(env, info[first + 8], "dropout seed", 0, 4294967295.0));
+  return in;
 }
 
 // One asynchronous job: `work` runs off the JS thread; back on it `done` runs whatever happened

@@ -89,7 +89,7 @@ struct ForwardJob {
   engine::LayerWeights weights;
   engine::LayerInput input;
   engine::LayerOutputs out;
-  std::vector<int32_t> tokens, lengths;
+  OwnedIds ids;
   LayerRecord* target = nullptr;  // null: the engine's own record
   std::unique_ptr<Staging> stage;  // asynchronous jobs only
 };
@@ -115,27 +115,8 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
   }
 
   // new LayerEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout)
-  explicit LayerEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LayerEngine>(info) {
-    Napi::Env env = info.Env();
-    if (info.Length() != 6 || !info[0].IsString() || !info[4].IsBoolean() || !info[5].IsNumber()) {
-      throw Napi::TypeError::New(env, "LayerEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout) expects a string, three integers, a boolean and a number");
-    }
-    const std::string cell = info[0].As<Napi::String>().Utf8Value();
-    if (!engine::parse_cell(cell.c_str(), &spec_.cell)) {
-      throw Napi::TypeError::New(env, "cell must be one of tanh, relu, lstm, gru, got '" + cell + "'");
-    }
-    spec_.input = CountArg(env, info[1], "inputSize", 1, kMaxElements);
-    spec_.hidden = CountArg(env, info[2], "hiddenSize", 1, kMaxElements);
-    spec_.layers = CountArg(env, info[3], "numLayers", 1, 1024);
-    spec_.bidirectional = info[4].As<Napi::Boolean>().Value();
-    const double dropout = info[5].As<Napi::Number>().DoubleValue();
-    if (!(dropout >= 0 && dropout < 1)) throw Napi::RangeError::New(env, "dropout must be in [0, 1), got " + std::to_string(dropout));
-    spec_.dropout = dropout;
-    for (size_t p = 0; p < spec_.parameter_count(); ++p) {
-      const size_t l = p / (spec_.directions() * 4);
-      Product(env, {spec_.gates(), spec_.hidden, std::max(spec_.layer_input(l), spec_.hidden)}, "a weight matrix");
-    }
-  }
+  explicit LayerEngine(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<LayerEngine>(info), spec_(ReadLayerSpec(info, 0, 6, "LayerEngine")) {}
 
  private:
   void CheckIdle(Napi::Env env) const {
@@ -151,53 +132,10 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     if (staged) job.stage = std::make_unique<Staging>();
     Staging* stage = job.stage.get();
     job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, stage);
-    engine::LayerInput& in = job.input;
-    in.steps = CountArg(env, info[1], "steps (T)", 1, kMaxElements);
-    in.batch = CountArg(env, info[2], "batch (B)", 1, kMaxElements);
-    const size_t T = in.steps, B = in.batch, H = s.hidden;
-    const size_t rows = Product(env, {T, B}, "T*B");
-    Product(env, {rows, s.gates() * H}, "the gate pre-activations");
-    const size_t out_n = Product(env, {rows, s.output_width()}, "y");
-    const size_t state_n = Product(env, {s.layers * s.directions(), B, H}, "the states");
-    if (!info[3].IsUndefined() && !info[3].IsNull()) {
-      const int32_t* ids = ArrayArg<int32_t>(env, info[3], "tokens", rows, false);
-      job.tokens.assign(ids, ids + rows);
-      for (size_t r = 0; r < rows; ++r) {
-        if (job.tokens[r] < 0 || static_cast<size_t>(job.tokens[r]) >= s.input) {
-          throw Napi::RangeError::New(env, "tokens[" + std::to_string(r) + "] = " + std::to_string(job.tokens[r]) +
-                                               " is outside [0, " + std::to_string(s.input) + ")");
-        }
-      }
-      in.tokens = job.tokens.data();
-      if (!info[4].IsUndefined() && !info[4].IsNull()) throw Napi::TypeError::New(env, "give tokens or dense inputs, not both");
-    } else {
-      const size_t n = Product(env, {rows, s.input}, "dense inputs");
-      const float* dense = ArrayArg<float>(env, info[4], "dense inputs", n, false);
-      CheckFinite(env, dense, n, "dense inputs");
-      in.dense = In(stage, dense, n);
-    }
-    if (!info[5].IsUndefined() && !info[5].IsNull()) {
-      const int32_t* lengths = ArrayArg<int32_t>(env, info[5], "lengths", B, false);
-      job.lengths.assign(lengths, lengths + B);
-      for (size_t b = 0; b < B; ++b) {
-        if (job.lengths[b] < 1 || static_cast<size_t>(job.lengths[b]) > T) {
-          throw Napi::RangeError::New(env, "lengths[" + std::to_string(b) + "] = " + std::to_string(job.lengths[b]) +
-                                               " is outside [1, " + std::to_string(T) + "]");
-        }
-      }
-      in.lengths = job.lengths.data();
-    }
+    job.input = ReadLayerInput(info, 1, s, stage, job.ids);
+    const size_t rows = job.input.steps * job.input.batch;
+    const size_t out_n = rows * s.output_width(), state_n = s.layers * s.directions() * job.input.batch * s.hidden;
     const bool lstm = engine::cell_info(s.cell).has_cell_state;
-    const float* h0 = ArrayArg<float>(env, info[6], "h0", state_n, true);
-    if (h0) CheckFinite(env, h0, state_n, "h0");
-    in.h0 = In(stage, h0, state_n);
-    if (!lstm && !info[7].IsUndefined() && !info[7].IsNull()) throw Napi::TypeError::New(env, "c0 is only for lstm cells");
-    const float* c0 = ArrayArg<float>(env, info[7], "c0", state_n, true);
-    if (c0) CheckFinite(env, c0, state_n, "c0");
-    in.c0 = In(stage, c0, state_n);
-    if (!info[8].IsBoolean()) throw Napi::TypeError::New(env, "training must be a boolean, got " + Describe(info[8]));
-    in.training = info[8].As<Napi::Boolean>().Value();
-    in.dropout_seed = static_cast<uint32_t>(CountArg(env, info[9], "dropout seed", 0, 4294967295.0));
     job.out.y = Out(stage, info[10], ArrayArg<float>(env, info[10], "y", out_n, false), out_n);
     job.out.hT = Out(stage, info[11], ArrayArg<float>(env, info[11], "hT", state_n, false), state_n);
     job.out.cT = lstm ? Out(stage, info[12], ArrayArg<float>(env, info[12], "cT", state_n, false), state_n) : nullptr;
