@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   bptt::InitTensorBindings(env, exports);
   bptt::InitRnnBindings(env, exports);
   bptt::InitLayerBindings(env, exports);
+  bptt::InitModelBindings(env, exports);
   bptt::InitBenchBindings(env, exports);
   return exports;
 }

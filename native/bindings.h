@@ -8,6 +8,7 @@ namespace bptt {
 void InitTensorBindings(Napi::Env env, Napi::Object exports);
 void InitRnnBindings(Napi::Env env, Napi::Object exports);
 void InitLayerBindings(Napi::Env env, Napi::Object exports);
+void InitModelBindings(Napi::Env env, Napi::Object exports);
 void InitKernelBindings(Napi::Env env, Napi::Object exports);
 void InitBenchBindings(Napi::Env env, Napi::Object exports);
 

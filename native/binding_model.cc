@@ -1,0 +1,204 @@
+// JS glue for recurrent models (model.h): a ModelEngine per model shape, validated once in its
+// constructor, with forward, loss-and-gradients and the training step, sync and async. Parameters
+// come as one Array: the recurrent stack's in PyTorch's order, then fc.weight and fc.bias.
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "binding_args.h"
+#include "bindings.h"
+#include "cpu.h"
+#include "model.h"
+#include "thread_pool.h"
+
+namespace bptt {
+namespace {
+
+using namespace args;
+using engine::LayerSpec;
+
+// The states a call returns, at info[first ..]: hT, cT | null, hAt | null, cAt | null, step.
+model::ModelStates ReadStates(const Napi::CallbackInfo& info, size_t first, const LayerSpec& s, const engine::LayerInput& in,
+                              Staging* stage) {
+  Napi::Env env = info.Env();
+  const size_t state_n = s.layers * s.directions() * in.batch * s.hidden;
+  const bool lstm = engine::cell_info(s.cell).has_cell_state;
+  model::ModelStates st;
+  st.hT = Out(stage, info[first], ArrayArg<float>(env, info[first], "hT", state_n, false), state_n);
+  if (lstm) st.cT = Out(stage, info[first + 1], ArrayArg<float>(env, info[first + 1], "cT", state_n, false), state_n);
+  const Napi::Value h_at = info[first + 2];
+  if (!h_at.IsUndefined() && !h_at.IsNull()) {
+    if (s.bidirectional) throw Napi::TypeError::New(env, "the state at a step is only defined for unidirectional models");
+    if (in.lengths != nullptr) throw Napi::TypeError::New(env, "the state at a step is only defined without lengths");
+    st.h_at = Out(stage, h_at, ArrayArg<float>(env, h_at, "hAt", state_n, false), state_n);
+    if (lstm) st.c_at = Out(stage, info[first + 3], ArrayArg<float>(env, info[first + 3], "cAt", state_n, false), state_n);
+    st.capture_step = CountArg(env, info[first + 4], "the step of hAt", 0, static_cast<double>(in.steps - 1));
+  }
+  return st;
+}
+
+struct ModelJob {
+  enum class Kind { kForward, kGradients } kind;
+  engine::LayerWeights weights;
+  model::SoftmaxHead head;
+  engine::LayerInput input;
+  OwnedIds ids;
+  model::ModelStates states;
+  float* logits = nullptr;  // forward
+  float* outputs = nullptr;  // forward: the top layer's outputs, or null
+  std::vector<int32_t> targets;  // gradients (a copy: ids index the logits)
+  size_t truncate = 0;
+  Reduction reduction = Reduction::kMean;
+  engine::LayerGrads grads;
+  model::HeadGrads head_grads;
+  engine::LayerInputGrads input_grads;
+  double loss = 0;
+  std::unique_ptr<Staging> stage;
+};
+
+class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ModelEngine",
+                       {InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kForward, false>>("forward"),
+                        InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kForward, true>>("forwardAsync"),
+                        InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kGradients, false>>("gradients"),
+                        InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kGradients, true>>("gradientsAsync"),
+                        InstanceAccessor<&ModelEngine::Busy>("busy")});
+  }
+
+  // new ModelEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout, outputSize)
+  explicit ModelEngine(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<ModelEngine>(info), spec_(ReadLayerSpec(info, 0, 7, "ModelEngine")) {
+    classes_ = CountArg(info.Env(), info[6], "outputSize", 1, kMaxElements);
+    Product(info.Env(), {classes_, spec_.output_width()}, "fc.weight");
+  }
+
+ private:
+  // The parameters: the stack's then fc.weight, fc.bias. Inputs are checked finite.
+  void ReadParameters(Napi::Env env, Napi::Value v, bool is_input, Staging* stage, std::vector<float*>* out) const {
+    const size_t count = spec_.parameter_count();
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != count + 2) {
+      throw Napi::TypeError::New(env, std::string(is_input ? "parameters" : "gradients") + " must be an Array of " +
+                                          std::to_string(count + 2) + " Float32Arrays, got " + Describe(v));
+    }
+    Napi::Array list = v.As<Napi::Array>();
+    out->resize(count + 2);
+    for (size_t p = 0; p < count + 2; ++p) {
+      const size_t n = p < count ? spec_.parameter_size(p) : p == count ? classes_ * spec_.output_width() : classes_;
+      const std::string name = p < count ? ParamName(spec_, p) : p == count ? "fc.weight" : "fc.bias";
+      const Napi::Value array = list.Get(static_cast<uint32_t>(p));
+      float* data = ArrayArg<float>(env, array, name, n, false);
+      if (is_input) {
+        CheckFinite(env, data, n, name);
+        (*out)[p] = const_cast<float*>(In(stage, data, n));
+      } else {
+        (*out)[p] = Out(stage, array, data, n);
+      }
+    }
+  }
+
+  // forward(params, T, B, tokens, dense, lengths, h0, c0, training, seed, logits, outputs | null,
+  //         hT, cT, hAt, cAt, step)
+  // gradients(params, T, B, tokens, dense, lengths, h0, c0, training, seed, targets, truncate,
+  //           reduction (0 mean, 1 sum), grads, dh0 | null, dc0 | null, hT, cT, hAt, cAt, step)
+  ModelJob Parse(const Napi::CallbackInfo& info, ModelJob::Kind kind, bool staged) {
+    Napi::Env env = info.Env();
+    const size_t expected = kind == ModelJob::Kind::kForward ? 17 : 21;
+    if (info.Length() != expected) {
+      throw Napi::TypeError::New(env, "expected " + std::to_string(expected) + " arguments, got " + std::to_string(info.Length()));
+    }
+    ModelJob job;
+    job.kind = kind;
+    if (staged) job.stage = std::make_unique<Staging>();
+    Staging* stage = job.stage.get();
+    std::vector<float*> params;
+    ReadParameters(env, info[0], true, stage, &params);
+    const size_t count = spec_.parameter_count();
+    job.weights.arrays.assign(params.begin(), params.begin() + count);
+    job.head = {classes_, params[count], params[count + 1]};
+    job.input = ReadLayerInput(info, 1, spec_, stage, job.ids);
+    const size_t rows = job.input.steps * job.input.batch;
+    const size_t state_n = spec_.layers * spec_.directions() * job.input.batch * spec_.hidden;
+    const bool lstm = engine::cell_info(spec_.cell).has_cell_state;
+    if (kind == ModelJob::Kind::kForward) {
+      const size_t n_logits = Product(env, {rows, classes_}, "logits");
+      job.logits = Out(stage, info[10], ArrayArg<float>(env, info[10], "logits", n_logits, false), n_logits);
+      const size_t n_out = rows * spec_.output_width();
+      job.outputs = Out(stage, info[11], ArrayArg<float>(env, info[11], "outputs", n_out, true), n_out);
+      job.states = ReadStates(info, 12, spec_, job.input, stage);
+      return job;
+    }
+    Product(env, {rows, classes_}, "logits");
+    const int32_t* targets = ArrayArg<int32_t>(env, info[10], "targets", rows, false);
+    job.targets.assign(targets, targets + rows);
+    for (size_t r = 0; r < rows; ++r) {
+      const int32_t t = job.targets[r];
+      if (t != -1 && (t < 0 || static_cast<size_t>(t) >= classes_)) {
+        throw Napi::RangeError::New(env, "targets[" + std::to_string(r) + "] = " + std::to_string(t) + " is outside [0, " +
+                                             std::to_string(classes_) + ") and is not -1 (ignored)");
+      }
+    }
+    job.truncate = CountArg(env, info[11], "truncate", 0, kMaxElements);
+    job.reduction = CountArg(env, info[12], "reduction (0 mean, 1 sum)", 0, 1) == 1 ? Reduction::kSum : Reduction::kMean;
+    std::vector<float*> grads;
+    ReadParameters(env, info[13], false, stage, &grads);
+    job.grads.arrays.assign(grads.begin(), grads.begin() + count);
+    job.head_grads = {grads[count], grads[count + 1]};
+    job.input_grads.dh0 = Out(stage, info[14], ArrayArg<float>(env, info[14], "dh0", state_n, true), state_n);
+    if (lstm) job.input_grads.dc0 = Out(stage, info[15], ArrayArg<float>(env, info[15], "dc0", state_n, true), state_n);
+    job.states = ReadStates(info, 16, spec_, job.input, stage);
+    return job;
+  }
+
+  void Run(ModelJob& job) {
+    const kernels::KernelSet& ks = active_kernels();
+    ThreadPool* pool = &ThreadPool::global();
+    if (job.kind == ModelJob::Kind::kForward) {
+      model::model_forward(ks, pool, spec_, job.weights, job.head, job.input, workspace_, job.logits, job.states);
+      if (job.outputs != nullptr) {
+        const size_t n = job.input.steps * job.input.batch * spec_.output_width();
+        std::memcpy(job.outputs, workspace_.record.outputs[spec_.layers - 1].get<float>(), n * sizeof(float));
+      }
+      return;
+    }
+    job.loss = model::model_loss_and_gradients(ks, pool, spec_, job.weights, job.head, job.input, job.targets.data(),
+                                               job.truncate, job.reduction, workspace_, job.grads, job.head_grads,
+                                               job.input_grads, job.states)
+                   .loss;
+  }
+
+  template <ModelJob::Kind kKind, bool kAsync>
+  Napi::Value Call(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_) throw InUseError(env, "this model is running an asynchronous job; await it first");
+    ModelJob job = Parse(info, kKind, kAsync);
+    auto result = [](Napi::Env e, double loss) { return kKind == ModelJob::Kind::kGradients ? Napi::Number::New(e, loss) : e.Undefined(); };
+    if constexpr (!kAsync) {
+      RunSync(env, [&] { Run(job); });
+      return result(env, job.loss);
+    } else {
+      std::unique_ptr<Staging> stage = std::move(job.stage);
+      auto shared = std::make_shared<ModelJob>(std::move(job));
+      auto* worker = new StagedWorker(
+          env, {Value()}, std::move(stage), [this, shared] { Run(*shared); }, [this](Napi::Env) { busy_ = false; },
+          [shared, result](Napi::Env e) { return result(e, shared->loss); });
+      busy_ = true;
+      return worker->Start();
+    }
+  }
+
+  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+
+  LayerSpec spec_;
+  size_t classes_ = 0;
+  model::ModelWorkspace workspace_;
+  bool busy_ = false;
+};
+
+}  // namespace
+
+void InitModelBindings(Napi::Env env, Napi::Object exports) { exports.Set("ModelEngine", ModelEngine::Define(env)); }
+
+}  // namespace bptt
