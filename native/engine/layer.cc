@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "../parallel.h"
+#include "profile.h"
 
 namespace bptt {
 namespace engine {
@@ -83,6 +85,7 @@ const uint8_t* ActiveRows(const ForwardRecord& r, size_t t, size_t b0) {
 // product otherwise. The bias is b_ih + b_hh, or b_ih alone when the recurrent part keeps b_hh.
 void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, const ForwardRecord& rec,
                    LayerWorkspace& ws, float* pre) {
+  profile::PhaseScope timer(profile::Phase::kProject);
   const size_t GH = ld.GH, in = ld.in, rows = ld.T * ld.B;
   float* bias = ws.scratch.floats(GH);
   const bool separate = cell_info(ld.spec.cell).separate_recurrent;
@@ -147,12 +150,16 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
       const size_t t = ld.dir.time(u);
       float* gates = pre + (t * B + b0) * GH;
       float* rec_rows = recurrent ? recurrent + b0 * GH : nullptr;
-      if (recurrent) {
-        for (size_t r = 0; r < rows; ++r) std::memcpy(rec_rows + r * GH, ld.b_hh, GH * sizeof(float));
-        gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, rec_rows, GH, true);
-      } else {
-        gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, gates, GH, true);
+      {
+        profile::PhaseScope timer(profile::Phase::kRecurGemm);
+        if (recurrent) {
+          for (size_t r = 0; r < rows; ++r) std::memcpy(rec_rows + r * GH, ld.b_hh, GH * sizeof(float));
+          gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, rec_rows, GH, true);
+        } else {
+          gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, gates, GH, true);
+        }
       }
+      profile::PhaseScope timer(profile::Phase::kPointwise);
       CellForward step{rows, H, gates, GH, rec_rows,
                        saved_hn ? saved_hn + (t * B + b0) * H : nullptr,
                        h + b0 * H, c ? c + b0 * H : nullptr,
@@ -247,6 +254,7 @@ size_t ForwardRecord::bytes() const {
 void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSpec& spec,
                    const LayerWeights& weights, const LayerInput& input, LayerWorkspace& ws,
                    ForwardRecord& rec, const LayerOutputs& out) {
+  profile::CallScope timer("forward");
   PrepareRecord(spec, input, rec);
   const size_t T = input.steps, B = input.batch, rows = T * B, width = spec.output_width();
   const CellInfo& info = cell_info(spec.cell);
@@ -354,6 +362,7 @@ class DirectionBackward {
   // gradients and the direct parts of dh_{t-1}/dc_{t-1} out.
   void CellStep(size_t u, size_t b0, size_t b1, const float* dh, const float* dc, float* dg_in, float* dg_rec,
                 float* dh_prev, float* dc_prev, float* prev_h, float* prev_c, float* scratch) const {
+    profile::PhaseScope timer(profile::Phase::kPointwise);
     const size_t t = ld_.dir.time(u), H = ld_.H, GH = ld_.GH, B = ld_.B;
     if (prev_h != nullptr) PreviousState(u, b0, b1, y_, ld_.width, ld_.d * H, rec_.has_h0 ? rec_.h0.get<float>() : nullptr, prev_h);
     if (prev_c != nullptr) PreviousState(u, b0, b1, cells_, H, 0, rec_.has_c0 ? rec_.c0.get<float>() : nullptr, prev_c);
@@ -372,6 +381,7 @@ class DirectionBackward {
   void Flush(size_t tlo, size_t thi, const float* dg_in, const float* dg_rec, bool first) {
     const size_t H = ld_.H, GH = ld_.GH, B = ld_.B, in = ld_.in, T = ld_.T, rows = (thi - tlo) * B;
     const float* x = rec_.layer_input(ld_.l);
+    std::optional<profile::PhaseScope> timer(std::in_place, profile::Phase::kWeightGrads);
     if (x != nullptr) {
       gemm(ks_, pool_, GH, in, rows, Transposed(dg_in, GH), Plain(x + tlo * B * in, in), g_.w_ih, in, !first);
     } else {
@@ -395,7 +405,9 @@ class DirectionBackward {
         if (tf >= tlo && tf < thi) std::memcpy(g_.first_dgates + b * GH, dg_rec + ((tf - tlo) * B + b) * GH, GH * sizeof(float));
       }
     }
+    timer.reset();
     if (dx_ != nullptr) {
+      profile::PhaseScope dx_timer(profile::Phase::kInputGrads);
       gemm(ks_, pool_, rows, in, GH, Plain(dg_in, GH), Plain(ld_.w_ih, in), dx_ + tlo * B * in, in, accumulate_dx_);
     }
   }
@@ -460,6 +472,7 @@ class DirectionBackward {
           CellStep(u, b0, b1, cur_h + at, cur_c ? cur_c + at : nullptr, g_in, g_rec, nxt_h + at,
                    nxt_c ? nxt_c + at : nullptr, prev_h ? prev_h + at : nullptr, prev_c ? prev_c + at : nullptr,
                    scratch + at);
+          profile::PhaseScope timer(profile::Phase::kRecurGemm);
           gemm_packed(ks_, inner, b1 - b0, Plain(g_rec, GH), ws_.backward_hh, nxt_h + at, H, true);
           std::swap(cur_h, nxt_h);
           std::swap(cur_c, nxt_c);
@@ -527,8 +540,10 @@ class DirectionBackward {
           }
         });
         const size_t ea = ua - e0;
+        std::optional<profile::PhaseScope> timer(std::in_place, profile::Phase::kRecurGemm);
         gemm_packed(ks_, pool_, (e1 - ua) * B, Plain(lag_rec + ea * B * GH, GH), ws_.backward_hh,
                     lag_h_next + ea * block, H, true);
+        timer.reset();
         // A gradient that reached a row's first step is the initial state's; it travels no
         // further.
         for (size_t u = ua; u < e1; ++u) {
@@ -580,6 +595,7 @@ class DirectionBackward {
 void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerWeights& weights,
                     const ForwardRecord& rec, const LayerUpstream& up, LayerWorkspace& ws,
                     const LayerInputGrads& input_grads, const LayerGrads& grads) {
+  profile::CallScope timer("backward");
   const LayerSpec& spec = rec.spec;
   const size_t T = rec.steps, B = rec.batch, H = spec.hidden, GH = spec.gates() * H, dirs = spec.directions();
   const size_t rows = T * B, width = spec.output_width(), block = B * H;
@@ -609,6 +625,7 @@ void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerW
       if (g.first_dgates != nullptr) std::fill(g.first_dgates, g.first_dgates + B * GH, 0.0f);
       DirectionBackward run(ks, pool, ld, rec, up, entry, ws, g, dx, d > 0);
       run.Run(dh0 + ld.index * block, dc0 ? dc0 + ld.index * block : nullptr);
+      profile::PhaseScope weight_timer(profile::Phase::kWeightGrads);
       if (g.first_dgates != nullptr) {
         gemm(ks, pool, GH, H, B, Transposed(g.first_dgates, GH), Plain(rec.h0.get<float>() + ld.index * block, H), g.w_hh,
              H, true);
