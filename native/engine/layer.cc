@@ -81,46 +81,37 @@ const uint8_t* ActiveRows(const ForwardRecord& r, size_t t, size_t b0) {
   return r.lengths.empty() ? nullptr : r.active.data() + t * r.batch + b0;
 }
 
-// pre[r] = x_r W_ih^T + bias for all T*B rows: a row gather of W_ih^T for token inputs, one
-// product otherwise. The bias is b_ih + b_hh, or b_ih alone when the recurrent part keeps b_hh.
-void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, const ForwardRecord& rec,
-                   LayerWorkspace& ws, float* pre) {
+// The input projections x_r W_ih^T of all T*B rows, without bias (the cells add it). Dense
+// inputs: one product into pre. Token inputs: the projection of token v is row v of W_ih^T, so
+// with more rows than vocabulary entries W_ih^T becomes a table that the cells read row by row
+// (returned; pre is left to the recurrent product); with fewer, its columns are gathered into pre.
+const float* ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, const ForwardRecord& rec,
+                           LayerWorkspace& ws, float* pre) {
   profile::PhaseScope timer(profile::Phase::kProject);
   const size_t GH = ld.GH, in = ld.in, rows = ld.T * ld.B;
-  float* bias = ws.scratch.floats(GH);
-  const bool separate = cell_info(ld.spec.cell).separate_recurrent;
-  for (size_t j = 0; j < GH; ++j) bias[j] = separate ? ld.b_ih[j] : ld.b_ih[j] + ld.b_hh[j];
   if (ld.l == 0 && rec.tokens) {
     const int32_t* tokens = rec.token_ids.data();
     if (rows < in) {
-      // Fewer rows than vocabulary entries: read W_ih's columns in place.
       for (size_t r = 0; r < rows; ++r) {
         const float* column = ld.w_ih + tokens[r];
         float* out = pre + r * GH;
-        for (size_t g = 0; g < GH; ++g) out[g] = column[g * in] + bias[g];
+        for (size_t g = 0; g < GH; ++g) out[g] = column[g * in];
       }
-      return;
+      return nullptr;
     }
     float* table = ws.token_table.floats(in * GH);
     for (size_t g = 0; g < GH; ++g)
       for (size_t v = 0; v < in; ++v) table[v * GH + g] = ld.w_ih[g * in + v];
-    ForRows(pool, rows, 256, [&](size_t begin, size_t end) {
-      for (size_t r = begin; r < end; ++r) {
-        const float* row = table + static_cast<size_t>(tokens[r]) * GH;
-        float* out = pre + r * GH;
-        for (size_t g = 0; g < GH; ++g) out[g] = row[g] + bias[g];
-      }
-    });
-    return;
+    return table;
   }
-  FillRows(pool, pre, rows, bias, GH);
-  gemm(ks, pool, rows, GH, in, Plain(rec.layer_input(ld.l), in), Transposed(ld.w_ih, in), pre, GH, true);
+  gemm(ks, pool, rows, GH, in, Plain(rec.layer_input(ld.l), in), Transposed(ld.w_ih, in), pre, GH, false);
+  return nullptr;
 }
 
 // The recurrence of one layer-direction over the rows' steps, from h0/c0 (or zeros), writing the
 // outputs, the saved values and the final states.
 void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, ForwardRecord& rec,
-                  LayerWorkspace& ws, float* pre, float* hT, float* cT) {
+                  LayerWorkspace& ws, float* pre, const float* table, float* hT, float* cT) {
   const size_t H = ld.H, GH = ld.GH, B = ld.B, width = ld.width;
   const CellInfo& info = cell_info(ld.spec.cell);
   const size_t block = B * H;
@@ -139,7 +130,14 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
     }
   }
   float* recurrent = info.separate_recurrent ? ws.recurrent.floats(B * GH) : nullptr;
-  float* scratch = ws.scratch.floats(block);
+  // What the cells add to the products: b_ih + b_hh, or b_ih and b_hh apart.
+  const float* bias = ld.b_ih;
+  if (!info.separate_recurrent) {
+    float* sum = ws.bias.floats(GH);
+    for (size_t j = 0; j < GH; ++j) sum[j] = ld.b_ih[j] + ld.b_hh[j];
+    bias = sum;
+  }
+  const int32_t* tokens = table ? rec.token_ids.data() : nullptr;
   float* y = rec.outputs[ld.l].get<float>();
   float* saved_c = info.has_cell_state ? rec.cells[ld.index].get<float>() : nullptr;
   float* saved_hn = info.separate_recurrent ? rec.recurrent_n[ld.index].get<float>() : nullptr;
@@ -152,19 +150,19 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
       float* rec_rows = recurrent ? recurrent + b0 * GH : nullptr;
       {
         profile::PhaseScope timer(profile::Phase::kRecurGemm);
+        // Onto the input projection in the gates, except where the cells read it elsewhere.
         if (recurrent) {
-          for (size_t r = 0; r < rows; ++r) std::memcpy(rec_rows + r * GH, ld.b_hh, GH * sizeof(float));
-          gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, rec_rows, GH, true);
+          gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, rec_rows, GH, false);
         } else {
-          gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, gates, GH, true);
+          gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, gates, GH, table == nullptr);
         }
       }
       profile::PhaseScope timer(profile::Phase::kPointwise);
-      CellForward step{rows, H, gates, GH, rec_rows,
-                       saved_hn ? saved_hn + (t * B + b0) * H : nullptr,
-                       h + b0 * H, c ? c + b0 * H : nullptr,
-                       saved_c ? saved_c + (t * B + b0) * H : nullptr,
-                       y + (t * B + b0) * width + ld.d * H, width, ActiveRows(rec, t, b0), scratch + b0 * H};
+      const CellForward step{rows, H, gates, GH, bias, table, tokens ? tokens + t * B + b0 : nullptr, rec_rows, ld.b_hh,
+                             saved_hn ? saved_hn + (t * B + b0) * H : nullptr,
+                             h + b0 * H, c ? c + b0 * H : nullptr,
+                             saved_c ? saved_c + (t * B + b0) * H : nullptr,
+                             y + (t * B + b0) * width + ld.d * H, width, ActiveRows(rec, t, b0)};
       cell_forward(ks, ld.spec.cell, step);
     }
   });
@@ -262,8 +260,8 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
     for (size_t d = 0; d < spec.directions(); ++d) {
       const LayerDir ld(spec, weights, l, d, T, B, input.lengths);
       float* pre = info.saves_gates ? rec.gates[ld.index].get<float>() : ws.pre.floats(rows * ld.GH);
-      ProjectInputs(ks, pool, ld, rec, ws, pre);
-      RecurForward(ks, pool, ld, rec, ws, pre, out.hT, out.cT);
+      const float* table = ProjectInputs(ks, pool, ld, rec, ws, pre);
+      RecurForward(ks, pool, ld, rec, ws, pre, table, out.hT, out.cT);
     }
     if (rec.dropout_on && l + 1 < spec.layers) {
       ApplyDropout(pool, rec.outputs[l].get<float>(), rec.dropped[l + 1].get<float>(), rows * width, spec.dropout,
@@ -337,11 +335,18 @@ class DirectionBackward {
     }
   }
 
-  // The state before step u of rows [b0, b1) (h for GRU, c for LSTM): h0/c0 (or zeros) at a row's
-  // first step, else the saved value of the previous step.
-  void PreviousState(size_t u, size_t b0, size_t b1, const float* saved, size_t saved_ld, size_t saved_offset,
-                     const float* initial, float* dst) const {
+  // The state before step u of rows [b0, b1) (h for GRU, c for LSTM), and its row stride in *ld:
+  // the saved rows of the previous step when every row has one, else copies into dst with h0/c0
+  // (or zeros) at a row's first step.
+  const float* PreviousState(size_t u, size_t b0, size_t b1, const float* saved, size_t saved_ld, size_t saved_offset,
+                             const float* initial, float* dst, size_t* ld) const {
     const size_t H = ld_.H, B = ld_.B;
+    bool all_saved = true;
+    for (size_t b = b0; b < b1 && all_saved; ++b) all_saved = u > ld_.dir.first_u(b);
+    if (all_saved) {
+      *ld = saved_ld;
+      return saved + (ld_.dir.time(u - 1) * B + b0) * saved_ld + saved_offset;
+    }
     for (size_t b = b0; b < b1; ++b) {
       float* out = dst + (b - b0) * H;
       if (u == ld_.dir.first_u(b)) {
@@ -356,23 +361,30 @@ class DirectionBackward {
       }
       // Rows before their first step are inactive: their previous state is never read.
     }
+    *ld = H;
+    return dst;
   }
 
   // The cell's backward at step u for rows [b0, b1), gradients dh/dc of those rows in, gate
   // gradients and the direct parts of dh_{t-1}/dc_{t-1} out.
   void CellStep(size_t u, size_t b0, size_t b1, const float* dh, const float* dc, float* dg_in, float* dg_rec,
-                float* dh_prev, float* dc_prev, float* prev_h, float* prev_c, float* scratch) const {
+                float* dh_prev, float* dc_prev, float* prev_h, float* prev_c) const {
     profile::PhaseScope timer(profile::Phase::kPointwise);
     const size_t t = ld_.dir.time(u), H = ld_.H, GH = ld_.GH, B = ld_.B;
-    if (prev_h != nullptr) PreviousState(u, b0, b1, y_, ld_.width, ld_.d * H, rec_.has_h0 ? rec_.h0.get<float>() : nullptr, prev_h);
-    if (prev_c != nullptr) PreviousState(u, b0, b1, cells_, H, 0, rec_.has_c0 ? rec_.c0.get<float>() : nullptr, prev_c);
-    CellBackward step{b1 - b0, H,
-                      gates_ ? gates_ + (t * B + b0) * GH : nullptr, GH,
-                      hn_ ? hn_ + (t * B + b0) * H : nullptr,
-                      y_ + (t * B + b0) * ld_.width + ld_.d * H, ld_.width,
-                      prev_h,
-                      cells_ ? cells_ + (t * B + b0) * H : nullptr,
-                      prev_c, dh, dc, dg_in, dg_rec, dh_prev, dc_prev, ActiveRows(rec_, t, b0), scratch};
+    size_t h_prev_ld = H, c_prev_ld = H;
+    const float* h_prev = prev_h == nullptr ? nullptr
+                          : PreviousState(u, b0, b1, y_, ld_.width, ld_.d * H, rec_.has_h0 ? rec_.h0.get<float>() : nullptr,
+                                          prev_h, &h_prev_ld);
+    const float* c_prev = prev_c == nullptr ? nullptr
+                          : PreviousState(u, b0, b1, cells_, H, 0, rec_.has_c0 ? rec_.c0.get<float>() : nullptr, prev_c,
+                                          &c_prev_ld);
+    const CellBackward step{b1 - b0, H,
+                            gates_ ? gates_ + (t * B + b0) * GH : nullptr, GH,
+                            hn_ ? hn_ + (t * B + b0) * H : nullptr,
+                            y_ + (t * B + b0) * ld_.width + ld_.d * H, ld_.width,
+                            h_prev, h_prev_ld,
+                            cells_ ? cells_ + (t * B + b0) * H : nullptr,
+                            c_prev, c_prev_ld, dh, dc, dg_in, dg_rec, dh_prev, dc_prev, ActiveRows(rec_, t, b0)};
     cell_backward(ks_, ld_.spec.cell, step);
   }
 
@@ -450,7 +462,6 @@ class DirectionBackward {
     float* dc_next = lstm ? ws_.dc_next.floats(block) : nullptr;
     float* prev_h = gru ? ws_.prev_h.floats(block) : nullptr;
     float* prev_c = lstm ? ws_.prev_c.floats(block) : nullptr;
-    float* scratch = ws_.scratch.floats(block);
     std::fill(dh, dh + block, 0.0f);
     if (dc) std::fill(dc, dc + block, 0.0f);
     bool first = true;
@@ -470,8 +481,7 @@ class DirectionBackward {
           float* g_in = dg_in + ((t - tlo) * B + b0) * GH;
           float* g_rec = dg_rec + ((t - tlo) * B + b0) * GH;
           CellStep(u, b0, b1, cur_h + at, cur_c ? cur_c + at : nullptr, g_in, g_rec, nxt_h + at,
-                   nxt_c ? nxt_c + at : nullptr, prev_h ? prev_h + at : nullptr, prev_c ? prev_c + at : nullptr,
-                   scratch + at);
+                   nxt_c ? nxt_c + at : nullptr, prev_h ? prev_h + at : nullptr, prev_c ? prev_c + at : nullptr);
           profile::PhaseScope timer(profile::Phase::kRecurGemm);
           gemm_packed(ks_, inner, b1 - b0, Plain(g_rec, GH), ws_.backward_hh, nxt_h + at, H, true);
           std::swap(cur_h, nxt_h);
@@ -513,7 +523,6 @@ class DirectionBackward {
     float* lag_rec = gru ? ws_.lag_dgates_rec.floats(chunk * B * GH) : lag_in;
     float* prev_h = gru ? ws_.prev_h.floats(chunk * block) : nullptr;
     float* prev_c = lstm ? ws_.prev_c.floats(chunk * block) : nullptr;
-    float* scratch = ws_.scratch.floats(chunk * block);
     std::fill(dh0, dh0 + block, 0.0f);
     if (dc0 != nullptr) std::fill(dc0, dc0 + block, 0.0f);
     for (size_t e0 = 0; e0 < T; e0 += chunk) {
@@ -531,8 +540,7 @@ class DirectionBackward {
             const size_t e = u - e0;
             CellStep(u - m, 0, B, lag_h + e * block, lstm ? lag_c + e * block : nullptr, lag_in + e * B * GH,
                      lag_rec + e * B * GH, lag_h_next + e * block, lstm ? lag_c_next + e * block : nullptr,
-                     prev_h ? prev_h + e * block : nullptr, prev_c ? prev_c + e * block : nullptr,
-                     scratch + e * block);
+                     prev_h ? prev_h + e * block : nullptr, prev_c ? prev_c + e * block : nullptr);
             // Entries reach distinct steps at one lag, so these sums never collide.
             const size_t t = ld_.dir.time(u - m);
             AddRows(all_in + t * B * GH, lag_in + e * B * GH, B * GH);

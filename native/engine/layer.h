@@ -110,7 +110,8 @@ class ForwardRecord {
 struct LayerWorkspace {
   AlignedBuffer pre;            // input projections of a layer-direction [T*B, G*H] (cells that
                                 // save no gates)
-  AlignedBuffer state_h, state_c, recurrent, scratch, token_table;
+  AlignedBuffer state_h, state_c, recurrent, token_table;
+  AlignedBuffer bias;           // b_ih + b_hh of a layer-direction, for the cells
   AlignedBuffer entry[2];       // upstream gradient of a layer's output [T*B, dirs*H]
   AlignedBuffer dgates_in, dgates_rec, dh, dh_next, dc, dc_next, prev_h, prev_c, first_dgates;
   AlignedBuffer lag_h, lag_c, lag_dgates_in, lag_dgates_rec, lag_next;
