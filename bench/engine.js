@@ -114,7 +114,7 @@ function timeSteps(native, p, minSamples, minMs) {
     spent += f + b;
   }
   const total = fwd.map((f, i) => f + bwd[i]);
-  return { ms: median(total), forwardMs: median(fwd), backwardMs: median(bwd), samples: total.length };
+  return { ms: median(total), bestMs: Math.min(...total), forwardMs: median(fwd), backwardMs: median(bwd), samples: total.length };
 }
 
 // ---- child modes (run in fresh processes) ----
@@ -146,9 +146,9 @@ function childMemory([name, isa, threads]) {
 
 const PHASES = ['project', 'recur_gemm', 'pointwise', 'weight_grads', 'input_grads'];
 
-function profileRun(name, isa, threads, steps) {
+function profileRun(name, isa, threads, steps, clock) {
   const r = spawnSync(process.execPath, [__filename, '--child-profile', name, isa, String(threads), String(steps)], {
-    env: { ...process.env, BPTT_ENGINE_PROFILE: '1' },
+    env: { ...process.env, BPTT_ENGINE_PROFILE: clock === 'cpu' ? 'cpu' : '1' },
     encoding: 'utf8',
     maxBuffer: 1 << 26,
   });
@@ -178,7 +178,7 @@ function profileRun(name, isa, threads, steps) {
 // ---- main ----
 
 function parseArgs(argv) {
-  const opts = { workloads: Object.keys(WORKLOADS), isas: null, threads: [1, 2], quick: false, profile: false, memory: false };
+  const opts = { workloads: Object.keys(WORKLOADS), isas: null, threads: [1, 2], quick: false, profile: false, memory: false, clock: 'wall', time: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -191,7 +191,9 @@ function parseArgs(argv) {
     else if (a === '--quick') opts.quick = true;
     else if (a === '--profile') opts.profile = true;
     else if (a === '--memory') opts.memory = true;
-    else throw new Error(`unknown option ${a} (have --workloads L1,L2,G2 --isa avx512,avx2,scalar --threads 1,2 --quick --profile --memory)`);
+    else if (a === '--cpu-clock') opts.clock = 'cpu';
+    else if (a === '--no-timing') opts.time = false;
+    else throw new Error(`unknown option ${a} (have --workloads L1,L2,G2 --isa avx512,avx2,scalar --threads 1,2 --quick --profile [--cpu-clock] --memory --no-timing)`);
   }
   for (const w of opts.workloads) if (!WORKLOADS[w]) throw new Error(`unknown workload ${w}`);
   for (const t of opts.threads) if (!Number.isInteger(t) || t < 1 || t > 64) throw new Error(`bad thread count ${t}`);
@@ -234,7 +236,7 @@ function main() {
   console.log(`FMA peak at start: ${peakThreads.map((t) => `${t}t ${peak[t].toFixed(1)}`).join(', ')} GFLOP/s`);
 
   const results = [];
-  for (const name of opts.workloads) {
+  for (const name of opts.time ? opts.workloads : []) {
     const w = WORKLOADS[name];
     const p = makeProblem(lib, w);
     for (const isa of isas) {
@@ -252,13 +254,16 @@ function main() {
   for (const t of peakThreads) peak[t] = Math.max(peak[t], peakEnd[t]);
   console.log(`FMA peak at end: ${peakThreads.map((t) => `${t}t ${peakEnd[t].toFixed(1)}`).join(', ')} GFLOP/s (using the higher of start and end)\n`);
 
-  console.log('Median ms of layerForward + layerBackward (full BPTT), float32; GFLOP/s on 3·2·T·B·(G·D·H + G·H·H)');
-  const rows = results.map((r) => {
-    const f = flops(WORKLOADS[r.workload]);
-    const gflops = f.counted / r.ms / 1e6;
-    return [r.workload, r.isa, r.threads, r.ms.toFixed(2), r.forwardMs.toFixed(2), r.backwardMs.toFixed(2), gflops.toFixed(1), ((100 * gflops) / peak[r.threads]).toFixed(1), r.samples];
-  });
-  console.log(table(['workload', 'isa', 'thr', 'ms', 'fwd ms', 'bwd ms', 'GFLOP/s', '% peak', 'samples'], rows));
+  if (results.length) {
+    console.log('Median ms of layerForward + layerBackward (full BPTT), float32; GFLOP/s on 3·2·T·B·(G·D·H + G·H·H)');
+    const rows = results.map((r) => {
+      const f = flops(WORKLOADS[r.workload]);
+      const gflops = f.counted / r.ms / 1e6;
+      const bestPct = (100 * f.counted) / r.bestMs / 1e6 / peak[r.threads];
+      return [r.workload, r.isa, r.threads, r.ms.toFixed(2), r.forwardMs.toFixed(2), r.backwardMs.toFixed(2), gflops.toFixed(1), ((100 * gflops) / peak[r.threads]).toFixed(1), r.bestMs.toFixed(2), bestPct.toFixed(1), r.samples];
+    });
+    console.log(table(['workload', 'isa', 'thr', 'median ms', 'fwd ms', 'bwd ms', 'GFLOP/s', '% peak', 'best ms', 'best % peak', 'samples'], rows));
+  }
   for (const name of opts.workloads) {
     const w = WORKLOADS[name];
     const f = flops(w);
@@ -267,11 +272,11 @@ function main() {
   }
 
   if (opts.profile) {
-    console.log(`\nPhase profile (BPTT_ENGINE_PROFILE, ${isas[0]}, median of ${profileSteps} steps, ms on the calling thread; % of forward + backward)`);
+    console.log(`\nPhase profile (BPTT_ENGINE_PROFILE, ${isas[0]}, median of ${profileSteps} steps, ms of the calling thread's ${opts.clock === 'cpu' ? 'CPU' : 'wall'} clock; % of forward + backward)`);
     const prow = [];
     for (const name of opts.workloads) {
       for (const t of opts.threads) {
-        const pr = profileRun(name, isas[0], t, profileSteps);
+        const pr = profileRun(name, isas[0], t, profileSteps, opts.clock);
         const wall = pr.forward.wall + pr.backward.wall;
         const cell = (ms) => `${ms.toFixed(2)} (${((100 * ms) / wall).toFixed(1)}%)`;
         const sum = (k) => pr.forward.phases[k] + pr.backward.phases[k];

@@ -1,13 +1,36 @@
 #include "profile.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 
 namespace bptt {
 namespace engine {
 namespace profile {
 
-const bool g_enabled = std::getenv("BPTT_ENGINE_PROFILE") != nullptr;
+namespace {
+
+const char* Setting() { return std::getenv("BPTT_ENGINE_PROFILE"); }
+
+const bool g_cpu_clock = Setting() != nullptr && std::strcmp(Setting(), "cpu") == 0;
+
+}  // namespace
+
+const bool g_enabled = Setting() != nullptr;
+
+uint64_t NowNs() {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+  if (g_cpu_clock) {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+  }
+#endif
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
 
 ThreadRecord& ThisThread() {
   static thread_local ThreadRecord record;

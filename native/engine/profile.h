@@ -1,5 +1,8 @@
 // Phase timers of the layer engine, for bench/engine.js. Off unless the environment variable
 // BPTT_ENGINE_PROFILE is set when the addon loads; off, a timer is one predictable branch.
+// BPTT_ENGINE_PROFILE=cpu times with the calling thread's CPU clock instead of the wall clock:
+// on a machine other work shares, one-thread phases then leave out the time the thread waited
+// for a core (with more threads, time spent waiting for the others counts as CPU time too).
 //
 // On, each layer_forward / layer_backward call times its phases on the thread that made the call
 // (the one that also runs a share of every parallel region) and, when it returns, writes one line
@@ -9,7 +12,6 @@
 // wall_ns minus the sum). Another thread's work shows as the caller's time in that region.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 
 namespace bptt {
@@ -27,10 +29,7 @@ enum class Phase : int {
 
 extern const bool g_enabled;
 
-inline uint64_t NowNs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
-}
+uint64_t NowNs();  // on the chosen clock
 
 // Whether this thread is timing a call now, and its phase sums.
 struct ThreadRecord {
