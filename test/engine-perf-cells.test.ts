@@ -182,17 +182,19 @@ describe('engine driver at register-tile edges on every ISA', () => {
   });
 
   // Batches around every ISA's tile height (scalar 4, AVX2 6, AVX-512 8) and long enough that the
-  // recurrences run in batch slices (at least 2^20 multiply-adds).
-  const cases: [CellKind, number, number, number][] = [
-    ['lstm', 33, 25, 12],
-    ['gru', 16, 17, 40],
-    ['tanh', 65, 9, 40],
-    ['lstm', 15, 7, 80],
-    ['gru', 17, 13, 60],
+  // recurrences run in batch slices (at least 2^20 multiply-adds); the token case has enough rows
+  // (4096) that the token gradient scatter and the bias sums split their columns across threads.
+  const cases: [CellKind, number, number, number, 'dense' | 'tokens'][] = [
+    ['lstm', 33, 25, 12, 'dense'],
+    ['gru', 16, 17, 40, 'dense'],
+    ['tanh', 65, 9, 40, 'dense'],
+    ['lstm', 15, 7, 80, 'dense'],
+    ['gru', 17, 13, 60, 'dense'],
+    ['lstm', 33, 64, 64, 'tokens'],
   ];
-  test.each(cases)('%s H=%i B=%i T=%i: float64 oracle, bitwise the same on 1, 2, 3 threads', (cell, H, B, T) => {
+  test.each(cases)('%s H=%i B=%i T=%i %s: float64 oracle, bitwise the same on 1, 2, 3 threads', (cell, H, B, T, kind) => {
     const rng = mulberry32(H * 1000 + B);
-    const p = randomEngineProblem(rng, { cell, D: 11, H, L: 2, bidirectional: true, T, B, kind: 'dense', withLengths: true, scale: Math.min(0.7, 1.5 / Math.sqrt(H)) });
+    const p = randomEngineProblem(rng, { cell, D: 11, H, L: 2, bidirectional: true, T, B, kind, withLengths: true, scale: Math.min(0.7, 1.5 / Math.sqrt(H)) });
     const q = float32(p);
     const ref = runReference(p.spec, q);
     for (const isa of ISAS) {

@@ -81,6 +81,31 @@ struct LayerDir {
         w_hh(w.w_hh(s, layer, direction)), b_ih(w.b_ih(s, layer, direction)), b_hh(w.b_hh(s, layer, direction)) {}
 };
 
+// dst = src for n floats, split across threads in large pieces (copies of whole T*B arrays into
+// and out of the record; in fresh memory much of their time is page faults, which run in
+// parallel too).
+void CopyFloats(ThreadPool* pool, float* dst, const float* src, size_t n) {
+  ForRows(pool, n, size_t{1} << 18, [&](size_t begin, size_t end) {
+    std::memcpy(dst + begin, src + begin, (end - begin) * sizeof(float));
+  });
+}
+
+// fn(c0, c1) on ranges of whole 64-byte lines of the columns [0, ncols) of a row-major array, one
+// range per thread, each through every row in order: a sum over the rows gets its terms in the
+// same order whatever the thread count. (The rows are the gate gradients every thread wrote.)
+template <class Fn>
+void ForColumns(ThreadPool* pool, size_t nrows, size_t ncols, Fn&& fn) {
+  constexpr size_t kLine = 16;
+  const size_t lines = (ncols + kLine - 1) / kLine;
+  const size_t min_lines = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(1, nrows * kLine));
+  ForRows(pool, lines, min_lines, [&](size_t l0, size_t l1) { fn(l0 * kLine, std::min(ncols, l1 * kLine)); });
+}
+
+// acc[j] += the column sums of rows [nrows x ncols] (ld ncols), in double, rows in order.
+void AddColumnSumsParallel(ThreadPool* pool, const float* rows, size_t nrows, size_t ncols, double* acc) {
+  ForColumns(pool, nrows, ncols, [&](size_t c0, size_t c1) { AddColumnSums(rows + c0, nrows, c1 - c0, ncols, acc + c0); });
+}
+
 const uint8_t* ActiveRows(const ForwardRecord& r, size_t t, size_t b0) {
   return r.lengths.empty() ? nullptr : r.active.data() + t * r.batch + b0;
 }
@@ -206,7 +231,7 @@ float* HugePages(float* p, size_t floats) {
 }
 
 // Copies the call's inputs into the record and sizes its buffers.
-void PrepareRecord(const LayerSpec& spec, const LayerInput& input, ForwardRecord& rec) {
+void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& input, ForwardRecord& rec) {
   const size_t T = input.steps, B = input.batch, H = spec.hidden, L = spec.layers, dirs = spec.directions();
   const size_t rows = T * B, GH = spec.gates() * H, states = L * dirs * B * H;
   const CellInfo& info = cell_info(spec.cell);
@@ -222,7 +247,7 @@ void PrepareRecord(const LayerSpec& spec, const LayerInput& input, ForwardRecord
   if (rec.tokens) {
     rec.token_ids.assign(input.tokens, input.tokens + rows);
   } else {
-    std::memcpy(HugePages(rec.dense.floats(rows * spec.input), rows * spec.input), input.dense, rows * spec.input * sizeof(float));
+    CopyFloats(pool, HugePages(rec.dense.floats(rows * spec.input), rows * spec.input), input.dense, rows * spec.input);
   }
   if (input.lengths != nullptr) {
     rec.lengths.assign(input.lengths, input.lengths + B);
@@ -275,7 +300,7 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
                    const LayerWeights& weights, const LayerInput& input, LayerWorkspace& ws,
                    ForwardRecord& rec, const LayerOutputs& out) {
   profile::CallScope timer("forward");
-  PrepareRecord(spec, input, rec);
+  PrepareRecord(pool, spec, input, rec);
   const size_t T = input.steps, B = input.batch, rows = T * B, width = spec.output_width();
   const CellInfo& info = cell_info(spec.cell);
   for (size_t l = 0; l < spec.layers; ++l) {
@@ -290,7 +315,7 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
                    rec.dropout_seed, l);
     }
   }
-  if (out.y != nullptr) std::memcpy(out.y, rec.outputs[spec.layers - 1].get<float>(), rows * width * sizeof(float));
+  if (out.y != nullptr) CopyFloats(pool, out.y, rec.outputs[spec.layers - 1].get<float>(), rows * width);
   rec.valid = true;
 }
 
@@ -421,7 +446,7 @@ class DirectionBackward {
     } else {
       ScatterTokenGrads(tlo, thi, dg_in, first);
     }
-    AddColumnSums(dg_in, rows, GH, GH, g_.bias_ih_sums);
+    AddColumnSumsParallel(pool_, dg_in, rows, GH, g_.bias_ih_sums);
     // dW_hh: each step's recurrent gate gradient times the state before it. Where that state is
     // an output of this direction it is a row of y; at a row's first step it is h0 (added once
     // at the end from first_dgates), and there the shifted y row is padding (0) or out of range.
@@ -432,7 +457,7 @@ class DirectionBackward {
     const float* prev = y_ + prev_step * B * ld_.width + ld_.d * H;
     gemm(ks_, pool_, GH, H, prev_rows, Transposed(dg_rec + (plo - tlo) * B * GH, GH), Plain(prev, ld_.width), g_.w_hh,
          H, !first);
-    if (info_.separate_recurrent) AddColumnSums(dg_rec, rows, GH, GH, g_.bias_hh_sums);
+    if (info_.separate_recurrent) AddColumnSumsParallel(pool_, dg_rec, rows, GH, g_.bias_hh_sums);
     if (g_.first_dgates != nullptr) {
       for (size_t b = 0; b < B; ++b) {
         const size_t tf = ld_.dir.time(ld_.dir.first_u(b));
@@ -461,12 +486,16 @@ class DirectionBackward {
       }
       return;
     }
-    if (first) std::memset(g_.token_grads, 0, GH * D * sizeof(float));
-    for (size_t r = 0; r < rows; ++r) {
-      float* dst = g_.token_grads + static_cast<size_t>(tokens[r]) * GH;
-      const float* src = dg_in + r * GH;
-      for (size_t g = 0; g < GH; ++g) dst[g] += src[g];
-    }
+    ForColumns(pool_, rows, GH, [&](size_t c0, size_t c1) {
+      if (first) {
+        for (size_t v = 0; v < D; ++v) std::fill(g_.token_grads + v * GH + c0, g_.token_grads + v * GH + c1, 0.0f);
+      }
+      for (size_t r = 0; r < rows; ++r) {
+        float* dst = g_.token_grads + static_cast<size_t>(tokens[r]) * GH;
+        const float* src = dg_in + r * GH;
+        for (size_t g = c0; g < c1; ++g) dst[g] += src[g];
+      }
+    });
   }
 
   // Full BPTT in chunks of steps, latest (in the recurrence's order) first: within a chunk every
