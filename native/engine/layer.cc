@@ -110,37 +110,48 @@ const uint8_t* ActiveRows(const ForwardRecord& r, size_t t, size_t b0) {
   return r.lengths.empty() ? nullptr : r.active.data() + t * r.batch + b0;
 }
 
-// The input projections x_r W_ih^T of all T*B rows, without bias (the cells add it). Dense
-// inputs: one product into pre. Token inputs: the projection of token v is row v of W_ih^T, so
-// with more rows than vocabulary entries W_ih^T becomes a table that the cells read row by row
-// (returned; pre is left to the recurrent product); with fewer, its columns are gathered into pre.
-const float* ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, const ForwardRecord& rec,
-                           LayerWorkspace& ws, float* pre) {
+// Where each step's input projection x_t W_ih^T (without bias: the cells add it) comes from.
+struct InputProjection {
+  const float* x = nullptr;      // dense rows [T*B, in]: each step multiplies its rows by ws.forward_ih
+  const float* table = nullptr;  // tokens: W_ih^T [in, G*H], whose row v the cells add for token v
+  // Neither: the projections are in the gate rows already (token columns gathered).
+};
+
+// Dense inputs are projected step by step, by the thread that owns the rows, just before the
+// recurrent product adds to them: the gate rows are then written once while in cache, where a
+// product over all T*B rows first would send them to memory and back. Token inputs select rows
+// of W_ih^T: with more rows than vocabulary entries it becomes a table the cells read, with fewer
+// its columns are gathered into pre.
+InputProjection ProjectInputs(const kernels::KernelSet& ks, const LayerDir& ld, const ForwardRecord& rec,
+                              LayerWorkspace& ws, float* pre) {
   profile::PhaseScope timer(profile::Phase::kProject);
   const size_t GH = ld.GH, in = ld.in, rows = ld.T * ld.B;
+  InputProjection out;
   if (ld.l == 0 && rec.tokens) {
     const int32_t* tokens = rec.token_ids.data();
     if (rows < in) {
       for (size_t r = 0; r < rows; ++r) {
         const float* column = ld.w_ih + tokens[r];
-        float* out = pre + r * GH;
-        for (size_t g = 0; g < GH; ++g) out[g] = column[g * in];
+        float* row = pre + r * GH;
+        for (size_t g = 0; g < GH; ++g) row[g] = column[g * in];
       }
-      return nullptr;
+      return out;
     }
     float* table = ws.token_table.floats(in * GH);
     for (size_t g = 0; g < GH; ++g)
       for (size_t v = 0; v < in; ++v) table[v * GH + g] = ld.w_ih[g * in + v];
-    return table;
+    out.table = table;
+    return out;
   }
-  gemm(ks, pool, rows, GH, in, Plain(rec.layer_input(ld.l), in), Transposed(ld.w_ih, in), pre, GH, false);
-  return nullptr;
+  ws.forward_ih.pack(ks, in, GH, Transposed(ld.w_ih, in));
+  out.x = rec.layer_input(ld.l);
+  return out;
 }
 
 // The recurrence of one layer-direction over the rows' steps, from h0/c0 (or zeros), writing the
 // outputs, the saved values and the final states.
 void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, ForwardRecord& rec,
-                  LayerWorkspace& ws, float* pre, const float* table, float* hT, float* cT) {
+                  LayerWorkspace& ws, float* pre, const InputProjection& input, float* hT, float* cT) {
   const size_t H = ld.H, GH = ld.GH, B = ld.B, width = ld.width;
   const CellInfo& info = cell_info(ld.spec.cell);
   const size_t block = B * H;
@@ -166,28 +177,34 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
     for (size_t j = 0; j < GH; ++j) sum[j] = ld.b_ih[j] + ld.b_hh[j];
     bias = sum;
   }
-  const int32_t* tokens = table ? rec.token_ids.data() : nullptr;
+  const int32_t* tokens = input.table ? rec.token_ids.data() : nullptr;
   float* y = rec.outputs[ld.l].get<float>();
   float* saved_c = info.has_cell_state ? rec.cells[ld.index].get<float>() : nullptr;
   float* saved_hn = info.separate_recurrent ? rec.recurrent_n[ld.index].get<float>() : nullptr;
   ws.forward_hh.pack(ks, H, GH, Transposed(ld.w_hh, H));
-  ForBatchSlices(ks, pool, ld.T, B, H * GH, [&](ThreadPool* inner, size_t b0, size_t b1) {
+  // Per batch row and step: the recurrent product and, for dense inputs, the input projection.
+  const size_t row_work = (H + (input.x != nullptr ? ld.in : 0)) * GH;
+  ForBatchSlices(ks, pool, ld.T, B, row_work, [&](ThreadPool* inner, size_t b0, size_t b1) {
     const size_t rows = b1 - b0;
     for (size_t u = 0; u < ld.T; ++u) {
       const size_t t = ld.dir.time(u);
       float* gates = pre + (t * B + b0) * GH;
       float* rec_rows = recurrent ? recurrent + b0 * GH : nullptr;
+      if (input.x != nullptr) {
+        profile::PhaseScope timer(profile::Phase::kProject);
+        gemm_packed(ks, inner, rows, Plain(input.x + (t * B + b0) * ld.in, ld.in), ws.forward_ih, gates, GH, false);
+      }
       {
         profile::PhaseScope timer(profile::Phase::kRecurGemm);
         // Onto the input projection in the gates, except where the cells read it elsewhere.
         if (recurrent) {
           gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, rec_rows, GH, false);
         } else {
-          gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, gates, GH, table == nullptr);
+          gemm_packed(ks, inner, rows, Plain(h + b0 * H, H), ws.forward_hh, gates, GH, input.table == nullptr);
         }
       }
       profile::PhaseScope timer(profile::Phase::kPointwise);
-      const CellForward step{rows, H, gates, GH, bias, table, tokens ? tokens + t * B + b0 : nullptr, rec_rows, ld.b_hh,
+      const CellForward step{rows, H, gates, GH, bias, input.table, tokens ? tokens + t * B + b0 : nullptr, rec_rows, ld.b_hh,
                              saved_hn ? saved_hn + (t * B + b0) * H : nullptr,
                              h + b0 * H, c ? c + b0 * H : nullptr,
                              saved_c ? saved_c + (t * B + b0) * H : nullptr,
@@ -307,8 +324,8 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
     for (size_t d = 0; d < spec.directions(); ++d) {
       const LayerDir ld(spec, weights, l, d, T, B, input.lengths);
       float* pre = info.saves_gates ? rec.gates[ld.index].get<float>() : ws.pre.floats(rows * ld.GH);
-      const float* table = ProjectInputs(ks, pool, ld, rec, ws, pre);
-      RecurForward(ks, pool, ld, rec, ws, pre, table, out.hT, out.cT);
+      const InputProjection input_projection = ProjectInputs(ks, ld, rec, ws, pre);
+      RecurForward(ks, pool, ld, rec, ws, pre, input_projection, out.hT, out.cT);
     }
     if (rec.dropout_on && l + 1 < spec.layers) {
       ApplyDropout(pool, rec.outputs[l].get<float>(), rec.dropped[l + 1].get<float>(), rows * width, spec.dropout,

@@ -117,6 +117,7 @@ struct LayerWorkspace {
   AlignedBuffer lag_h, lag_c, lag_dgates_in, lag_dgates_rec, lag_next;
   AlignedBuffer bias_ih_sums, bias_hh_sums, token_grads;
   AlignedBuffer initial_grads;  // dh0 / dc0 when the caller does not want them
+  PackedB forward_ih;   // W_ih^T (dense inputs)
   PackedB forward_hh;   // W_hh^T
   PackedB backward_hh;  // W_hh
 };
