@@ -228,54 +228,64 @@ export class Optimizer {
     this.#step++;
   }
 
-  /**
-   * @internal The same update in TS for the reference backend: float64 arithmetic, float32
-   * storage, each new state value rounded to float32 before the parameter update reads it (as in
-   * the native update). Returns the new values without writing anything.
-   */
-  referenceValues(name: ParamName, param: Float32Array, grad: ArrayLike<number>, lr: number): { param: Float32Array; slots: Float32Array[] } {
-    const p = param.slice();
-    const [s1, s2] = this.#slots[name].map((t) => t.toArray() as Float32Array);
-    const { momentum: mu, beta1, beta2, eps, rho } = this.hyper;
-    const t = this.#step + 1;
-    const c1 = 1 / (1 - beta1 ** t);
-    const c2 = 1 / (1 - beta2 ** t);
-    for (let i = 0; i < p.length; i++) {
-      const g = grad[i];
-      switch (this.kind) {
-        case 'sgd':
-          p[i] -= lr * g;
-          break;
-        case 'momentum':
-          s1[i] = mu * s1[i] + g;
-          p[i] -= lr * s1[i];
-          break;
-        case 'nesterov':
-          s1[i] = mu * s1[i] + g;
-          p[i] -= lr * (g + mu * s1[i]);
-          break;
-        case 'adagrad':
-          s1[i] += g * g;
-          p[i] -= (lr * g) / (Math.sqrt(s1[i]) + eps);
-          break;
-        case 'rmsprop':
-          s1[i] = rho * s1[i] + (1 - rho) * g * g;
-          p[i] -= (lr * g) / (Math.sqrt(s1[i]) + eps);
-          break;
-        case 'adam':
-          s1[i] = beta1 * s1[i] + (1 - beta1) * g;
-          s2[i] = beta2 * s2[i] + (1 - beta2) * g * g;
-          p[i] -= (lr * s1[i] * c1) / (Math.sqrt(s2[i] * c2) + eps);
-          break;
-      }
-    }
-    return { param: p, slots: [s1, s2].filter((x) => x !== undefined) };
-  }
-
   /** Frees the state tensors. */
   dispose(): void {
     for (const name of PARAM_NAMES) for (const t of this.#slots[name]) t.dispose();
   }
+}
+
+/** What an Optimizer without options holds; plain SGD (no optimizer given) reads none of it. */
+const DEFAULT_HYPERPARAMETERS: Readonly<OptimizerHyperparameters> = Object.freeze(checkHyperparameters({ kind: 'sgd' }));
+
+/**
+ * The update of one parameter on the reference backend, as new arrays (nothing is written):
+ * float64 arithmetic, float32 storage, and each new state value rounded to float32 before the
+ * parameter update reads it, as in the native update. `t` is the 1-based index of this update.
+ */
+function updatedValues(
+  kind: OptimizerKind,
+  hyper: Readonly<OptimizerHyperparameters>,
+  t: number,
+  param: Float32Array,
+  state: readonly Float32Array[],
+  grad: ArrayLike<number>,
+  lr: number,
+): { param: Float32Array; state: Float32Array[] } {
+  const p = param.slice();
+  const [s1, s2] = state.map((s) => s.slice());
+  const { momentum: mu, beta1, beta2, eps, rho } = hyper;
+  const c1 = 1 / (1 - beta1 ** t);
+  const c2 = 1 / (1 - beta2 ** t);
+  for (let i = 0; i < p.length; i++) {
+    const g = grad[i];
+    switch (kind) {
+      case 'sgd':
+        p[i] -= lr * g;
+        break;
+      case 'momentum':
+        s1[i] = mu * s1[i] + g;
+        p[i] -= lr * s1[i];
+        break;
+      case 'nesterov':
+        s1[i] = mu * s1[i] + g;
+        p[i] -= lr * (g + mu * s1[i]);
+        break;
+      case 'adagrad':
+        s1[i] += g * g;
+        p[i] -= (lr * g) / (Math.sqrt(s1[i]) + eps);
+        break;
+      case 'rmsprop':
+        s1[i] = rho * s1[i] + (1 - rho) * g * g;
+        p[i] -= (lr * g) / (Math.sqrt(s1[i]) + eps);
+        break;
+      case 'adam':
+        s1[i] = beta1 * s1[i] + (1 - beta1) * g;
+        s2[i] = beta2 * s2[i] + (1 - beta2) * g * g;
+        p[i] -= (lr * s1[i] * c1) / (Math.sqrt(s2[i] * c2) + eps);
+        break;
+    }
+  }
+  return { param: p, state: [s1, s2].slice(0, state.length) };
 }
 
 /**
@@ -289,28 +299,21 @@ export function applyReferenceUpdate(
   lr: number,
   optimizer: Optimizer | undefined,
 ): void {
+  const kind = optimizer?.kind ?? 'sgd';
   const updates = PARAM_NAMES.map((name) => {
-    const current = params[name].data() as Float32Array;
-    if (optimizer) return optimizer.referenceValues(name, current, grads[name], lr);
-    const p = current.slice();
-    const g = grads[name];
-    for (let i = 0; i < p.length; i++) p[i] -= lr * g[i];
-    return { param: p, slots: [] as Float32Array[] };
+    const state = optimizer ? optimizer.slots(name).map((t) => t.data() as Float32Array) : [];
+    return updatedValues(kind, optimizer?.hyper ?? DEFAULT_HYPERPARAMETERS, (optimizer?.step ?? 0) + 1, params[name].data() as Float32Array, state, grads[name], lr);
   });
   PARAM_NAMES.forEach((name, i) => {
-    const named: [string, Float32Array][] = [[name, updates[i].param], ...updates[i].slots.map((s, j): [string, Float32Array] => [`${name}.${SLOT_NAMES[optimizer!.kind][j]}`, s])];
+    const named: [string, Float32Array][] = [[name, updates[i].param], ...updates[i].state.map((s, j): [string, Float32Array] => [`${name}.${SLOT_NAMES[kind][j]}`, s])];
     for (const [what, values] of named) {
       const at = values.findIndex((x) => !Number.isFinite(x));
-      if (at >= 0) {
-        throw new NonFiniteError(
-          `the ${optimizer?.kind ?? 'sgd'} update (lr ${lr}) would make ${what}[${at}] ${values[at]}; parameters and optimizer state were left unchanged`,
-        );
-      }
+      if (at >= 0) throw new NonFiniteError(`the ${kind} update (lr ${lr}) would make ${what}[${at}] ${values[at]}; parameters and optimizer state were left unchanged`);
     }
   });
   PARAM_NAMES.forEach((name, i) => {
     (params[name] as Tensor<'float32'>).write(updates[i].param);
-    if (optimizer) optimizer.slots(name).forEach((t, j) => t.write(updates[i].slots[j]));
+    optimizer?.slots(name).forEach((t, j) => t.write(updates[i].state[j]));
   });
   optimizer?.advance();
 }
