@@ -13,7 +13,7 @@ import * as path from 'path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as cliProgress from 'cli-progress';
 import { setNumThreads } from './index';
-import { OPTIMIZER_KINDS, OptimizerKind } from './optim';
+import { OPTIMIZER_KINDS, OptimizerKind, STATE_SLOTS } from './optim';
 import { Rng } from './rng';
 import { nativeAvailable } from './native';
 import { BackendName, RNN } from './rnn';
@@ -217,8 +217,6 @@ function trainingBytes(vocab: number, hidden: number, slots: number, steps: numb
   return 4 * floats;
 }
 
-const STATE_SLOTS: Record<OptimizerKind, number> = { sgd: 0, momentum: 1, nesterov: 1, adagrad: 1, rmsprop: 1, adam: 2 };
-
 function gigabytes(bytes: number): string {
   return `${(bytes / 1e9).toFixed(1)} GB`;
 }
@@ -382,7 +380,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   }
 
   if (!resumed) {
-    const need = trainingBytes(tokenizer.vocabSize, settings.hidden, STATE_SLOTS[settings.optim], settings.k2, settings.batch);
+    const need = trainingBytes(tokenizer.vocabSize, settings.hidden, STATE_SLOTS[settings.optim].length, settings.k2, settings.batch);
     if (need > os.totalmem()) {
       throw new UsageError(
         `--hidden ${settings.hidden} with a vocabulary of ${tokenizer.vocabSize} needs at least ${gigabytes(need)} (parameters, gradients, ${settings.optim} state, a checkpoint being written); this machine has ${gigabytes(os.totalmem())}`,
@@ -458,7 +456,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
               try {
                 save();
               } catch (err) {
-                throw new SaveError(`${(err as Error).message}; the run stopped at step ${info.step}, the last checkpoint is the one before`);
+                throw new SaveError(`${(err as Error).message}; the run stopped after step ${info.step}, ${out} is as it was before this save`);
               }
               bar.log(`checkpoint saved to ${out} at step ${info.step}`);
             },

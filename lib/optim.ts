@@ -35,7 +35,8 @@ export interface OptimizerHyperparameters {
   rho: number;
 }
 
-const SLOT_NAMES: Record<OptimizerKind, readonly string[]> = {
+/** The state arrays each optimizer keeps per parameter, by the names state() uses. */
+export const STATE_SLOTS: Readonly<Record<OptimizerKind, readonly string[]>> = {
   sgd: [],
   momentum: ['velocity'],
   nesterov: ['velocity'],
@@ -122,7 +123,7 @@ export class Optimizer {
     this.hyper = Object.freeze(checkHyperparameters(options));
     const slots = {} as Record<ParamName, Tensor<'float32'>[]>;
     for (const name of PARAM_NAMES) {
-      slots[name] = SLOT_NAMES[this.kind].map(() => Tensor.zeros(model.params[name].shape, 'float32') as Tensor<'float32'>);
+      slots[name] = STATE_SLOTS[this.kind].map(() => Tensor.zeros(model.params[name].shape, 'float32') as Tensor<'float32'>);
     }
     this.#slots = slots;
   }
@@ -136,7 +137,7 @@ export class Optimizer {
   state(): Record<string, Float32Array> {
     const out: Record<string, Float32Array> = {};
     for (const name of PARAM_NAMES) {
-      SLOT_NAMES[this.kind].forEach((slot, i) => {
+      STATE_SLOTS[this.kind].forEach((slot, i) => {
         out[`${name}.${slot}`] = this.#slots[name][i].toArray();
       });
     }
@@ -152,7 +153,7 @@ export class Optimizer {
     if (typeof state !== 'object' || state === null) throw new TypeError(`optimizer state must be an object of Float32Arrays, got ${describeValue(state)}`);
     const pending: [Tensor<'float32'>, Float32Array][] = [];
     for (const name of PARAM_NAMES) {
-      SLOT_NAMES[this.kind].forEach((slot, i) => {
+      STATE_SLOTS[this.kind].forEach((slot, i) => {
         const key = `${name}.${slot}`;
         const target = this.#slots[name][i];
         pending.push([target, checkFloatArray(`optimizer state ${key}`, state[key], target.size, false) as Float32Array]);
@@ -180,7 +181,7 @@ export class Optimizer {
    */
   checkState(state: Readonly<Record<string, Float32Array>>, step: number): void {
     if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`step must be a non-negative integer, got ${describeValue(step)}`);
-    const slots = SLOT_NAMES[this.kind];
+    const slots = STATE_SLOTS[this.kind];
     for (const name of PARAM_NAMES) {
       for (const slot of slots) {
         const key = `${name}.${slot}`;
@@ -305,7 +306,7 @@ export function applyReferenceUpdate(
     return updatedValues(kind, optimizer?.hyper ?? DEFAULT_HYPERPARAMETERS, (optimizer?.step ?? 0) + 1, params[name].data() as Float32Array, state, grads[name], lr);
   });
   PARAM_NAMES.forEach((name, i) => {
-    const named: [string, Float32Array][] = [[name, updates[i].param], ...updates[i].state.map((s, j): [string, Float32Array] => [`${name}.${SLOT_NAMES[kind][j]}`, s])];
+    const named: [string, Float32Array][] = [[name, updates[i].param], ...updates[i].state.map((s, j): [string, Float32Array] => [`${name}.${STATE_SLOTS[kind][j]}`, s])];
     for (const [what, values] of named) {
       const at = values.findIndex((x) => !Number.isFinite(x));
       if (at >= 0) throw new NonFiniteError(`the ${kind} update (lr ${lr}) would make ${what}[${at}] ${values[at]}; parameters and optimizer state were left unchanged`);
