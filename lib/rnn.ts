@@ -16,6 +16,7 @@ import {
   Sequence,
   checkDims,
   checkFinite,
+  checkFloat32Scalar,
   checkSize,
   checkTargets,
   checkSequence,
@@ -25,7 +26,7 @@ import {
 import { reference } from './backends/reference';
 import { NativeEngine, NativeRequest, createEngine, nativeArgs, nativeRequest, translateNativeError } from './backends/native';
 import { DTypeError, NonFiniteError, ShapeError } from './errors';
-import { Optimizer } from './optim';
+import { Optimizer, applyReferenceUpdate } from './optim';
 import { Rng } from './rng';
 import { Tensor } from './tensor';
 import { SampleOptions, sample } from './train/sample';
@@ -195,7 +196,11 @@ export class RNN {
       out.logits.data().set(r.logits);
       out.hT.data().set(r.hT);
     } else {
-      this.engine().forward(...nativeArgs(this.forwardRequest(call, out)));
+      try {
+        this.engine().forward(...nativeArgs(this.forwardRequest(call, out)));
+      } catch (err) {
+        throw translateNativeError(err);
+      }
     }
     return out;
   }
@@ -411,9 +416,9 @@ export class RNN {
     const call = this.prepare(inputs, targets, options.h0);
     const truncate = this.checkTruncate(options.truncate);
     const reduction = checkReduction(options.reduction);
-    checkPositive('lr', options.lr, true);
-    if (options.clipNorm !== undefined) checkPositive('clipNorm', options.clipNorm, false);
-    if (options.clipValue !== undefined) checkPositive('clipValue', options.clipValue, false);
+    checkFloat32Scalar('lr', options.lr, true);
+    if (options.clipNorm !== undefined) checkFloat32Scalar('clipNorm', options.clipNorm, false);
+    if (options.clipValue !== undefined) checkFloat32Scalar('clipValue', options.clipValue, false);
     const optimizer = options.optimizer;
     if (optimizer !== undefined) {
       if (!(optimizer instanceof Optimizer)) throw new TypeError(`optimizer must be an Optimizer, got ${describeValue(optimizer)}`);
@@ -479,10 +484,10 @@ export class RNN {
     }
     // Same order as the native step: value clipping first, then global-norm rescaling.
     let clipped = false;
-    const grads = PARAM_NAMES.map((name) => Float64Array.from(r.grads[name]));
+    const grads = Object.fromEntries(PARAM_NAMES.map((name) => [name, Float64Array.from(r.grads[name])])) as Record<ParamName, Float64Array>;
     if (options.clipValue !== undefined) {
       const v = options.clipValue;
-      for (const g of grads) {
+      for (const g of Object.values(grads)) {
         for (let i = 0; i < g.length; i++) {
           const y = Math.min(Math.max(g[i], -v), v);
           if (y !== g[i]) clipped = true;
@@ -492,15 +497,10 @@ export class RNN {
     }
     if (options.clipNorm !== undefined && gradNorm > options.clipNorm) {
       const factor = options.clipNorm / gradNorm;
-      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= factor;
+      for (const g of Object.values(grads)) for (let i = 0; i < g.length; i++) g[i] *= factor;
       clipped = true;
     }
-    PARAM_NAMES.forEach((name, i) => {
-      const p = this.params[name].data() as Float32Array;
-      if (optimizer) optimizer.applyReference(name, p, grads[i], options.lr);
-      else for (let j = 0; j < p.length; j++) p[j] -= options.lr * grads[i][j];
-    });
-    optimizer?.advance();
+    applyReferenceUpdate(this.params, grads, options.lr, optimizer);
     hT.data().set(r.hT);
     return { loss: r.loss, gradNorm, clipped, hT, hAt: capture.hAt };
   }
@@ -522,10 +522,4 @@ function checkReduction(reduction: Reduction | undefined): Reduction {
   const r = reduction ?? 'mean';
   if (r !== 'mean' && r !== 'sum') throw new TypeError(`reduction must be 'mean' or 'sum', got ${describeValue(r)}`);
   return r;
-}
-
-function checkPositive(name: string, value: unknown, allowZero: boolean): void {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new RangeError(`${name} must be a finite number ${allowZero ? '>= 0' : '> 0'}, got ${describeValue(value)}`);
-  }
 }

@@ -13,7 +13,7 @@
  * PyTorch users load such a file with `load_state_dict(sd, strict=False)` or drop those keys.
  */
 import * as fs from 'fs';
-import { PARAM_NAMES, ParamName } from '../backend';
+import { PARAM_NAMES, ParamName, checkFinite } from '../backend';
 import { CheckpointError } from '../errors';
 import { nativeAvailable } from '../native';
 import { OPTIMIZER_KINDS, Optimizer, OptimizerKind } from '../optim';
@@ -69,7 +69,12 @@ export interface LoadOptions {
   backend?: BackendName;
 }
 
-/** Writes a checkpoint atomically: a crash leaves the old file or the complete new one. */
+/**
+ * Writes a checkpoint atomically: a crash leaves the old file or the complete new one. Refuses
+ * (and writes nothing) when a parameter, the optimizer state or the carried hidden state holds NaN
+ * or Infinity (NonFiniteError), or the optimizer state is one loadCheckpoint would refuse
+ * (RangeError): what saves, loads.
+ */
 export function saveCheckpoint(path: string, rnn: RNN, extra: CheckpointExtra = {}): void {
   writeFileAtomic(path, encodeCheckpoint(rnn, extra));
 }
@@ -79,7 +84,9 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
   const tensors = new Map<string, WritableTensor>();
   for (const name of PARAM_NAMES) {
     const p = rnn.params[name];
-    tensors.set(TORCH_NAMES[name], { shape: p.shape, data: p.toArray() as Float32Array });
+    const data = p.toArray() as Float32Array;
+    checkFinite(`parameter ${name} (not saved)`, data);
+    tensors.set(TORCH_NAMES[name], { shape: p.shape, data });
     if (name === 'b') tensors.set(TORCH_BIAS_HH, { shape: p.shape, data: new Float32Array(p.size) });
   }
   const metadata: Record<string, string> = {
@@ -98,7 +105,9 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
   const optimizer = extra.trainer?.optimizer ?? extra.optimizer;
   if (optimizer) {
     metadata.optimizer = JSON.stringify({ kind: optimizer.kind, ...optimizer.hyper, step: optimizer.step });
-    for (const [key, data] of Object.entries(optimizer.state())) {
+    const state = optimizer.state();
+    optimizer.checkState(state, optimizer.step);
+    for (const [key, data] of Object.entries(state)) {
       tensors.set(`optim.${key}`, { shape: rnn.params[key.split('.')[0] as ParamName].shape, data });
     }
   }
@@ -107,7 +116,10 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
     const s = extra.trainer.state();
     const batch = s.h ? s.h.length / rnn.hiddenSize : s.historySteps > 0 ? s.historyInputs.length / s.historySteps : 0;
     metadata.training = JSON.stringify({ step: s.step, k1: s.k1, k2: s.k2, data: s.data, clip: s.clip, historySteps: s.historySteps, batch });
-    if (s.h) tensors.set('train.h', { shape: [batch, rnn.hiddenSize], data: s.h });
+    if (s.h) {
+      checkFinite('carried hidden state train.h (not saved)', s.h);
+      tensors.set('train.h', { shape: [batch, rnn.hiddenSize], data: s.h });
+    }
     if (s.historySteps > 0) tensors.set('train.history', { shape: [s.historySteps, batch], data: s.historyInputs });
   }
   if (extra.rng) metadata.rng = JSON.stringify(Array.from(extra.rng.getState()));
@@ -125,7 +137,24 @@ export function loadCheckpoint(path: string, options: LoadOptions = {}): Checkpo
   return decodeCheckpoint(bytes, options, `checkpoint ${path}`);
 }
 
+/**
+ * Decodes and validates a checkpoint. Every failure is a CheckpointError whose message starts with
+ * `what` (loadCheckpoint passes the file name), whatever part of the loader found it.
+ */
 export function decodeCheckpoint(bytes: Uint8Array, options: LoadOptions = {}, what = 'checkpoint'): Checkpoint {
+  const made: { dispose(): void }[] = [];
+  try {
+    return decodeContents(bytes, options, what, made);
+  } catch (err) {
+    // Native memory of a half-built model goes back now, not at the next GC.
+    for (const m of made) m.dispose();
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof CheckpointError && message.startsWith(what)) throw err;
+    throw new CheckpointError(`${what}: ${message}`);
+  }
+}
+
+function decodeContents(bytes: Uint8Array, options: LoadOptions, what: string, made: { dispose(): void }[]): Checkpoint {
   const { metadata, tensors } = decodeSafetensors(bytes, what);
   const fail = (msg: string): never => {
     throw new CheckpointError(`${what}: ${msg}`);
@@ -133,17 +162,9 @@ export function decodeCheckpoint(bytes: Uint8Array, options: LoadOptions = {}, w
   const floatTensor = (name: string, shape: readonly number[] | null): Float32Array => {
     const t = tensors.get(name) ?? fail(`missing tensor ${name}`);
     if (shape && (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i]))) fail(`tensor ${name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    const data = wrap(() => toFloat32(t, `tensor ${name}`));
+    const data = toFloat32(t, `tensor ${name}`);
     for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) fail(`tensor ${name}[${i}] is ${data[i]}`);
     return data;
-  };
-  const wrap = <T>(f: () => T): T => {
-    try {
-      return f();
-    } catch (err) {
-      if (err instanceof CheckpointError) throw err;
-      return fail((err as Error).message);
-    }
   };
 
   const ih = tensors.get(TORCH_NAMES.U) ?? fail(`missing tensor ${TORCH_NAMES.U}`);
@@ -164,18 +185,24 @@ export function decodeCheckpoint(bytes: Uint8Array, options: LoadOptions = {}, w
   if (tensors.has(TORCH_BIAS_HH)) {
     const bhh = floatTensor(TORCH_BIAS_HH, [H]);
     // Skipping zeros keeps a -0 bias bit-identical through a save/load round trip.
-    for (let i = 0; i < H; i++) if (bhh[i] !== 0) b[i] += bhh[i];
+    for (let i = 0; i < H; i++) {
+      if (bhh[i] === 0) continue;
+      const sum = b[i] + bhh[i];
+      b[i] = sum;
+      if (!Number.isFinite(b[i])) fail(`${TORCH_NAMES.b}[${i}] + ${TORCH_BIAS_HH}[${i}] = ${sum} overflows float32 (the model has one bias, their sum)`);
+    }
   }
   const V = floatTensor(TORCH_NAMES.V, [K, H]);
   const c = floatTensor(TORCH_NAMES.c, [K]);
   const seed = typeof model.seed === 'number' && Number.isSafeInteger(model.seed) ? model.seed : 0;
   const backend = options.backend ?? (nativeAvailable() ? 'native' : 'reference');
-  const rnn = wrap(() => new RNN({ inputSize: D, hiddenSize: H, outputSize: K, seed, backend }));
+  const rnn = new RNN({ inputSize: D, hiddenSize: H, outputSize: K, seed, backend });
+  made.push(rnn);
   rnn.setParams({ U, W, b, V, c });
 
   let tokenizer: CharTokenizer | null = null;
   if (metadata.vocab !== undefined) {
-    tokenizer = wrap(() => CharTokenizer.deserialize(metadata.vocab));
+    tokenizer = CharTokenizer.deserialize(metadata.vocab);
     if (tokenizer.vocabSize !== D || tokenizer.vocabSize !== K) fail(`vocabulary has ${tokenizer.vocabSize} characters but the model has ${D} inputs and ${K} outputs`);
     rnn.tokenizer = tokenizer;
   }
@@ -185,14 +212,14 @@ export function decodeCheckpoint(bytes: Uint8Array, options: LoadOptions = {}, w
     const o = parseObject(metadata.optimizer, 'optimizer', fail);
     if (typeof o.kind !== 'string' || !OPTIMIZER_KINDS.includes(o.kind as OptimizerKind)) fail(`unknown optimizer ${JSON.stringify(o.kind)}`);
     const num = (k: string): number | undefined => (typeof o[k] === 'number' ? (o[k] as number) : o[k] === undefined ? undefined : fail(`optimizer ${k} must be a number`));
-    const opt = wrap(() => new Optimizer(rnn, { kind: o.kind as OptimizerKind, momentum: num('momentum'), beta1: num('beta1'), beta2: num('beta2'), eps: num('eps'), rho: num('rho') }));
+    const opt = new Optimizer(rnn, { kind: o.kind as OptimizerKind, momentum: num('momentum'), beta1: num('beta1'), beta2: num('beta2'), eps: num('eps'), rho: num('rho') });
+    made.push(opt);
     const state: Record<string, Float32Array> = {};
-    for (const [key, values] of Object.entries(opt.state())) {
+    for (const key of Object.keys(opt.state())) {
       const param = key.split('.')[0] as ParamName;
       state[key] = floatTensor(`optim.${key}`, rnn.params[param].shape);
-      if (state[key].length !== values.length) fail(`tensor optim.${key} has the wrong size`);
     }
-    wrap(() => opt.loadState(state, num('step') ?? 0));
+    opt.loadState(state, num('step') ?? 0);
     optimizer = opt;
   }
 

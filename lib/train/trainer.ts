@@ -9,7 +9,8 @@
  * starts k1 steps later; its start state comes out of the same call's forward pass (stateAt),
  * computed with the parameters before the update like every state of the window.
  */
-import type { Reduction } from '../backend';
+import { Reduction, checkFinite, checkFloat32Scalar } from '../backend';
+import { TensorInUseError } from '../errors';
 import { Optimizer, OptimizerKind, OptimizerOptions } from '../optim';
 import type { RNN, TrainStepOutput } from '../rnn';
 import { Tensor } from '../tensor';
@@ -57,6 +58,17 @@ export interface FitOptions {
   signal?: AbortSignal;
   /** Called after every update, before the next starts (awaited when it returns a promise). */
   onStep?: (info: StepInfo) => void | Promise<void>;
+  /**
+   * Calls onCheckpoint after each update that brings the trainer's step count (over the whole
+   * run, resumed runs included) to a multiple of this, so a job killed later loses fewer updates.
+   */
+  checkpointEvery?: number;
+  /**
+   * Called (and awaited) after onStep when a checkpoint is due. The trainer is between updates, so
+   * saveCheckpoint(path, rnn, { trainer }) there captures a state a resumed run continues from
+   * bit-identically. A throw stops fit() and is its error.
+   */
+  onCheckpoint?: (info: StepInfo) => void | Promise<void>;
 }
 
 export interface FitResult {
@@ -88,10 +100,6 @@ function checkCount(name: string, v: unknown, min: number): number {
   return v;
 }
 
-function checkPositive(name: string, v: number | undefined): void {
-  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new RangeError(`${name} must be a positive number, got ${String(v)}`);
-}
-
 export class Trainer {
   readonly rnn: RNN;
   readonly optimizer: Optimizer;
@@ -108,6 +116,8 @@ export class Trainer {
   #historyInputs = new Int32Array(0);
   #historySteps = 0;
   #running = false;
+  /** True while an update is between taking its data and recording its result. */
+  #updating = false;
 
   constructor(rnn: RNN, options: TrainerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('trainer options must be an object');
@@ -115,8 +125,8 @@ export class Trainer {
     this.k1 = checkCount('k1', options.k1, 1);
     this.k2 = checkCount('k2', options.k2 ?? this.k1, 1);
     if (this.k2 < this.k1) throw new RangeError(`k2 (${this.k2}) must be >= k1 (${this.k1}): the window backpropagated through includes the k1 new steps`);
-    checkPositive('clipNorm', options.clipNorm);
-    checkPositive('clipValue', options.clipValue);
+    if (options.clipNorm !== undefined) checkFloat32Scalar('clipNorm', options.clipNorm, false);
+    if (options.clipValue !== undefined) checkFloat32Scalar('clipValue', options.clipValue, false);
     this.clipNorm = options.clipNorm;
     this.clipValue = options.clipValue;
     this.reduction = options.reduction ?? 'mean';
@@ -142,8 +152,12 @@ export class Trainer {
 
   async fit(data: StreamBatcher, options: FitOptions = {}): Promise<FitResult> {
     if (!(data instanceof StreamBatcher)) throw new TypeError('fit needs a StreamBatcher');
-    if (this.#running) throw new Error('this trainer is already running fit()');
-    const { signal, onStep } = options;
+    if (this.#running) throw new TensorInUseError('this trainer is already running fit(); await it first');
+    const { signal, onStep, onCheckpoint } = options;
+    const checkpointEvery = options.checkpointEvery === undefined ? undefined : checkCount('checkpointEvery', options.checkpointEvery, 1);
+    if ((checkpointEvery === undefined) !== (onCheckpoint === undefined) || (onCheckpoint !== undefined && typeof onCheckpoint !== 'function')) {
+      throw new TypeError('checkpointEvery and onCheckpoint (a function) go together');
+    }
     let steps: number;
     if (options.steps !== undefined) steps = checkCount('steps', options.steps, 0);
     else if (options.epochs !== undefined) steps = checkCount('epochs', options.epochs, 0) * data.chunksPerEpoch(this.k1);
@@ -160,6 +174,7 @@ export class Trainer {
         done++;
         loss = info.loss;
         if (onStep) await onStep(info);
+        if (onCheckpoint && info.step % checkpointEvery! === 0) await onCheckpoint(info);
         // A macrotask turn per step lets signals and timers run even when a step completes
         // synchronously (the reference backend), so an abort is always seen.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -170,8 +185,9 @@ export class Trainer {
     return { steps: done, aborted: done < steps, loss, tokens: done * this.k1 * data.batch, seconds: (performance.now() - started) / 1000 };
   }
 
-  /** Snapshot for a checkpoint (copies). Not while fit() runs. */
+  /** Snapshot for a checkpoint (copies): after fit(), or between updates (in onStep, onCheckpoint). */
   state(): TrainerState {
+    if (this.#updating) throw new TensorInUseError('a training update is running; take the state between updates (onStep, onCheckpoint) or after fit()');
     return {
       step: this.#step,
       k1: this.k1,
@@ -186,7 +202,7 @@ export class Trainer {
 
   /** Restores a snapshot and moves `data` to the position it records. */
   loadState(state: TrainerState, data: StreamBatcher): void {
-    if (this.#running) throw new Error('cannot load state while fit() runs');
+    if (this.#running) throw new TensorInUseError('cannot load state while fit() runs');
     if (state.k1 !== this.k1 || state.k2 !== this.k2) throw new RangeError(`saved state is for k1=${state.k1}, k2=${state.k2}, this trainer uses k1=${this.k1}, k2=${this.k2}`);
     const B = data.batch;
     const H = this.rnn.hiddenSize;
@@ -194,7 +210,10 @@ export class Trainer {
     const m = checkCount('historySteps', state.historySteps, 0);
     if (m > this.k2 - this.k1) throw new RangeError(`${m} history steps exceed k2 - k1 = ${this.k2 - this.k1}`);
     if (state.historyInputs.length !== m * B) throw new RangeError(`history must hold ${m} steps of ${B} streams`);
-    if (state.h !== null && state.h.length !== B * H) throw new RangeError(`carried state must be [${B}, ${H}], got ${state.h.length} values`);
+    if (state.h !== null) {
+      if (!(state.h instanceof Float32Array) || state.h.length !== B * H) throw new RangeError(`carried state must be a Float32Array [${B}, ${H}], got ${state.h?.length} values`);
+      checkFinite('carried state h', state.h);
+    }
     if (state.data) data.restore(state.data);
     this.#h?.dispose();
     this.#h = state.h ? Tensor.from(state.h, [B, H]) : null;
@@ -226,6 +245,15 @@ export class Trainer {
   }
 
   private async update(data: StreamBatcher): Promise<StepInfo> {
+    this.#updating = true;
+    try {
+      return await this.runUpdate(data);
+    } finally {
+      this.#updating = false;
+    }
+  }
+
+  private async runUpdate(data: StreamBatcher): Promise<StepInfo> {
     const B = data.batch;
     const before = data.state();
     const chunk = data.next(this.k1);
