@@ -5,7 +5,7 @@
 //
 // V provides: R (register type), M (comparison mask), kWidth, Set1, Load, Store, LoadPartial(p,
 // n, fill), StorePartial(p, n, v), Add, Sub, Mul, Div, Fma(a, b, c) = a*b + c, Max, Min, Abs,
-// Less(a, b), Select(m, if_true, if_false), RoundNearest, ScaleByPow2(x, n) = x * 2^n (n
+// Less(a, b), IsNan(a), Select(m, if_true, if_false), RoundNearest, ScaleByPow2(x, n) = x * 2^n (n
 // integral-valued), CopySign(magnitude, sign), KeepFirst(v, n) (zeroes lanes >= n), HorizontalSum,
 // HorizontalMax.
 
@@ -30,8 +30,11 @@ inline typename V::R ExpV(typename V::R x) {
 }
 
 // tanh: below |x| = 0.4 its odd Taylor series through x^13 (error < 1e-9 relative), where
-// 1 - 2/(e^{2x} + 1) would lose digits to cancellation; above, that formula, saturating at 9
-// (tanh(9) rounds to 1 in float).
+// 1 - 2/(e^{2x} + 1) would lose digits to cancellation; above, that formula, with |x| capped at 10.
+// From |x| = 9.0109 on, tanh rounds to 1 in float: 2/(e^{2x} + 1) is then below half an ulp of 1,
+// so 1 - it comes out exactly 1, as the scalar kernels' tanhf gives (the cap must stay above
+// 9.0109: at 9, every larger input came out 0.99999994 and tanh' = 1 - s^2 never reached 0).
+// NaN stays NaN, as in the scalar kernels.
 template <class V>
 inline typename V::R TanhV(typename V::R x) {
   using R = typename V::R;
@@ -44,9 +47,10 @@ inline typename V::R TanhV(typename V::R x) {
   p = V::Fma(p, a2, V::Set1(2.0f / 15));
   p = V::Fma(p, a2, V::Set1(-1.0f / 3));
   const R small = V::Fma(V::Mul(p, a2), a, a);
-  const R e = ExpV<V>(V::Mul(V::Set1(2.0f), V::Min(a, V::Set1(9.0f))));
+  const R e = ExpV<V>(V::Mul(V::Set1(2.0f), V::Min(a, V::Set1(10.0f))));
   const R large = V::Sub(V::Set1(1.0f), V::Div(V::Set1(2.0f), V::Add(e, V::Set1(1.0f))));
-  return V::CopySign(V::Select(V::Less(a, V::Set1(0.4f)), small, large), x);
+  const R y = V::CopySign(V::Select(V::Less(a, V::Set1(0.4f)), small, large), x);
+  return V::Select(V::IsNan(x), x, y);
 }
 
 template <class V>
