@@ -8,8 +8,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <stdexcept>
 
+#include "errors.h"
 #include "gemm.h"
 #include "kernels/kernels.h"
 #include "optim.h"
@@ -64,12 +64,6 @@ struct StateCapture {
 struct LossResult {
   double loss;     // reduced as requested; 0 when no target counts
   size_t counted;  // non-ignored targets
-};
-
-// Thrown when the computed gradient is NaN or infinite, so no update is applied.
-class NonFiniteGradient : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
 };
 
 // 64-byte aligned, grow-only scratch buffer: reallocates only when a call needs more.
@@ -130,7 +124,8 @@ struct MutableParams {
 
 // Forward, BPTT, clipping and the optimizer update in one call. optimizer_state[i] holds the
 // state slots of parameter i (U, W, b, V, c order). Throws NonFiniteGradient, leaving the
-// parameters and the optimizer state untouched, when the gradient is not finite.
+// parameters and the optimizer state untouched, when the loss, the gradient or the update is not
+// finite.
 TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
                                const RnnShape& shape, const MutableParams& params,
                                const RnnBatch& batch, size_t truncate, Reduction reduction,

@@ -119,13 +119,35 @@ void SoftmaxRow(float* z, size_t k, float inv_temperature) {
   ScaleInplace<V>(z, k, 1.0f / sum);
 }
 
-// y[i] += alpha * x[i]: the SGD update, with the clipping factor folded into alpha.
+// y[i] += alpha * x[i] (the SGD update, the clipping factor folded into alpha) with x[i] taking
+// the old y[i], so that a refused update can be undone bit for bit; returns whether every new
+// y[i] is finite (r - r is 0 for a finite r and NaN otherwise, and a sum of zeros stays 0).
 template <class V>
-void ScaledAdd(float* y, const float* x, float alpha, size_t n) {
-  const typename V::R a = V::Set1(alpha);
+bool ScaledAddSwap(float* y, float* x, float alpha, size_t n) {
+  using R = typename V::R;
+  constexpr size_t W = V::kWidth;
+  const R a = V::Set1(alpha);
+  R a0 = V::Set1(0.0f), a1 = V::Set1(0.0f);
   size_t i = 0;
-  for (; i + V::kWidth <= n; i += V::kWidth) V::Store(y + i, V::Fma(a, V::Load(x + i), V::Load(y + i)));
-  if (i < n) V::StorePartial(y + i, n - i, V::Fma(a, V::LoadPartial(x + i, n - i, 0.0f), V::LoadPartial(y + i, n - i, 0.0f)));
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const R y0 = V::Load(y + i), y1 = V::Load(y + i + W);
+    const R r0 = V::Fma(a, V::Load(x + i), y0), r1 = V::Fma(a, V::Load(x + i + W), y1);
+    V::Store(y + i, r0);
+    V::Store(y + i + W, r1);
+    V::Store(x + i, y0);
+    V::Store(x + i + W, y1);
+    a0 = V::Add(a0, V::Sub(r0, r0));
+    a1 = V::Add(a1, V::Sub(r1, r1));
+  }
+  for (; i < n; i += W) {
+    const size_t m = n - i < W ? n - i : W;
+    const R y0 = V::LoadPartial(y + i, m, 0.0f);
+    const R r0 = V::Fma(a, V::LoadPartial(x + i, m, 0.0f), y0);
+    V::StorePartial(y + i, m, r0);
+    V::StorePartial(x + i, m, y0);
+    a0 = V::Add(a0, V::Sub(r0, r0));
+  }
+  return V::HorizontalSum(V::Add(a0, a1)) == 0.0f;
 }
 
 // sum of x[i]^2: vector lanes of float partial sums over blocks short enough to stay accurate, the
