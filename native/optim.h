@@ -1,4 +1,4 @@
-// Optimizer updates, applied in place to one parameter array with its state slots.
+// Optimizer updates, applied in place to parameter arrays and their state slots, all or nothing.
 #pragma once
 
 #include <cstddef>
@@ -27,10 +27,25 @@ int optimizer_state_slots(OptimizerKind kind);
 // Parses "sgd", "momentum", ...; returns false for an unknown name.
 bool parse_optimizer_kind(const char* name, OptimizerKind* out);
 
-// p -= update(grad_scale * g); s1 / s2 are the state slots (null when the optimizer keeps
-// fewer). grad_scale carries global-norm clipping, so the gradient is not rescaled in a pass of
-// its own.
-void optimizer_update(const kernels::KernelSet& ks, const OptimizerConfig& cfg, float* p, const float* g,
-                      float grad_scale, float* s1, float* s2, size_t n);
+// One parameter array with its gradient and the optimizer's state slots for it.
+struct UpdateEntry {
+  const char* name;  // for the error message
+  float* param;
+  float* grad;      // scratch: the update may leave other values in it
+  float* state[2];  // the first optimizer_state_slots(kind) are set
+  size_t size;
+};
+
+// param -= update(grad_scale * grad) for every entry, or for none: when any new parameter or state
+// value would be NaN or infinite, throws NonFiniteGradient (errors.h) with every parameter and
+// state array left bit-identical. grad_scale carries global-norm clipping, so the gradient is not
+// rescaled in a pass of its own.
+//
+// SGD writes in one pass and keeps each old parameter in the gradient's place, to copy back if a
+// new value is not finite. The optimizers with state compute and check every new value in a first
+// pass that writes nothing, then write in a second one with the same arithmetic, so the written
+// bits are the checked ones.
+void apply_optimizer_update(const kernels::KernelSet& ks, const OptimizerConfig& cfg, float grad_scale,
+                            const UpdateEntry* entries, size_t count);
 
 }  // namespace bptt

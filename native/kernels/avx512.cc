@@ -31,6 +31,7 @@ struct V512 {
   static R Min(R a, R b) { return _mm512_min_ps(a, b); }
   static R Abs(R a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff))); }
   static M Less(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static M IsNan(R a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
   static R Select(M m, R if_true, R if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
   static R RoundNearest(R a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static R ScaleByPow2(R x, R n) { return _mm512_scalef_ps(x, n); }
@@ -63,9 +64,9 @@ double Xent(float* z, size_t k, int32_t target, float scale) { return SoftmaxXen
 void Softmax(float* z, size_t k, float inv_t) { SoftmaxRow<V>(z, k, inv_t); }
 double SquaredNorm(const float* x, size_t n) { return SumSquares<V>(x, n); }
 bool Finite(const float* x, size_t n) { return AllFinite<V>(x, n); }
-void Axpy(float* y, const float* x, float alpha, size_t n) { ScaledAdd<V>(y, x, alpha, n); }
+bool AxpySwap(float* y, float* x, float alpha, size_t n) { return ScaledAddSwap<V>(y, x, alpha, n); }
 
-const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, Axpy};
+const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap};
 
 }  // namespace
 
