@@ -10,7 +10,7 @@
  *   adam      m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
  *             p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
  */
-import { PARAM_NAMES, ParamName, checkFinite, checkFloatArray, describeValue } from './backend';
+import { checkFinite, checkFloatArray, describeValue } from './backend';
 import { NonFiniteError } from './errors';
 import { Tensor } from './tensor';
 import type { NativeOptimizerConfig } from './backends/native';
@@ -45,9 +45,9 @@ export const STATE_SLOTS: Readonly<Record<OptimizerKind, readonly string[]>> = {
   adam: ['m', 'v'],
 };
 
-/** What an optimizer needs to know about the model it updates. */
+/** What an optimizer needs to know about the model it updates: its parameters, by name, in order. */
 export interface ParameterOwner {
-  readonly params: Readonly<Record<ParamName, Tensor>>;
+  readonly params: Readonly<Record<string, Tensor>>;
 }
 
 function checkHyper(name: string, value: number | undefined, fallback: number, lo: number, hi: number, openHi = false): number {
@@ -113,7 +113,9 @@ export class Optimizer {
   readonly kind: OptimizerKind;
   readonly hyper: Readonly<OptimizerHyperparameters>;
   #step = 0;
-  readonly #slots: Record<ParamName, Tensor<'float32'>[]>;
+  /** The model's parameter names, in the model's order. */
+  readonly #names: readonly string[];
+  readonly #slots: Record<string, Tensor<'float32'>[]>;
 
   constructor(model: ParameterOwner, options: OptimizerOptions) {
     if (typeof options !== 'object' || options === null || !OPTIMIZER_KINDS.includes(options.kind)) {
@@ -121,8 +123,9 @@ export class Optimizer {
     }
     this.kind = options.kind;
     this.hyper = Object.freeze(checkHyperparameters(options));
-    const slots = {} as Record<ParamName, Tensor<'float32'>[]>;
-    for (const name of PARAM_NAMES) {
+    this.#names = Object.freeze(Object.keys(model.params));
+    const slots: Record<string, Tensor<'float32'>[]> = {};
+    for (const name of this.#names) {
       slots[name] = STATE_SLOTS[this.kind].map(() => Tensor.zeros(model.params[name].shape, 'float32') as Tensor<'float32'>);
     }
     this.#slots = slots;
@@ -136,7 +139,7 @@ export class Optimizer {
   /** Copies of the state, named `${param}.${slot}` (e.g. 'U.m', 'W.velocity'). */
   state(): Record<string, Float32Array> {
     const out: Record<string, Float32Array> = {};
-    for (const name of PARAM_NAMES) {
+    for (const name of this.#names) {
       STATE_SLOTS[this.kind].forEach((slot, i) => {
         out[`${name}.${slot}`] = this.#slots[name][i].toArray();
       });
@@ -152,7 +155,7 @@ export class Optimizer {
   loadState(state: Record<string, Float32Array>, step: number): void {
     if (typeof state !== 'object' || state === null) throw new TypeError(`optimizer state must be an object of Float32Arrays, got ${describeValue(state)}`);
     const pending: [Tensor<'float32'>, Float32Array][] = [];
-    for (const name of PARAM_NAMES) {
+    for (const name of this.#names) {
       STATE_SLOTS[this.kind].forEach((slot, i) => {
         const key = `${name}.${slot}`;
         const target = this.#slots[name][i];
@@ -182,7 +185,7 @@ export class Optimizer {
   checkState(state: Readonly<Record<string, Float32Array>>, step: number): void {
     if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`step must be a non-negative integer, got ${describeValue(step)}`);
     const slots = STATE_SLOTS[this.kind];
-    for (const name of PARAM_NAMES) {
+    for (const name of this.#names) {
       for (const slot of slots) {
         const key = `${name}.${slot}`;
         const values = state[key];
@@ -214,8 +217,15 @@ export class Optimizer {
   }
 
   /** @internal The state tensors of one parameter. */
-  slots(name: ParamName): readonly Tensor<'float32'>[] {
-    return this.#slots[name];
+  slots(name: string): readonly Tensor<'float32'>[] {
+    const slots = this.#slots[name];
+    if (slots === undefined) throw new TypeError(`this optimizer was made for another model: it has no parameter '${name}'`);
+    return slots;
+  }
+
+  /** The names of the parameters it updates, in the model's order. */
+  get parameterNames(): readonly string[] {
+    return this.#names;
   }
 
   /** @internal The configuration the native update reads for the next step. */
@@ -231,7 +241,7 @@ export class Optimizer {
 
   /** Frees the state tensors. */
   dispose(): void {
-    for (const name of PARAM_NAMES) for (const t of this.#slots[name]) t.dispose();
+    for (const name of this.#names) for (const t of this.#slots[name]) t.dispose();
   }
 }
 
@@ -294,27 +304,77 @@ function updatedValues(
  * SGD. Every new parameter and state value is computed first; when any is NaN or infinite it
  * throws NonFiniteError and the parameters and the optimizer state stay as they were, bit for bit.
  */
-export function applyReferenceUpdate(
-  params: Readonly<Record<ParamName, Tensor>>,
-  grads: Readonly<Record<ParamName, ArrayLike<number>>>,
+export function applyReferenceUpdate<N extends string>(
+  params: Readonly<Record<N, Tensor>>,
+  grads: Readonly<Record<N, ArrayLike<number>>>,
   lr: number,
   optimizer: Optimizer | undefined,
 ): void {
   const kind = optimizer?.kind ?? 'sgd';
-  const updates = PARAM_NAMES.map((name) => {
+  const names = Object.keys(params) as N[];
+  const updates = names.map((name) => {
     const state = optimizer ? optimizer.slots(name).map((t) => t.data() as Float32Array) : [];
     return updatedValues(kind, optimizer?.hyper ?? DEFAULT_HYPERPARAMETERS, (optimizer?.step ?? 0) + 1, params[name].data() as Float32Array, state, grads[name], lr);
   });
-  PARAM_NAMES.forEach((name, i) => {
+  names.forEach((name, i) => {
     const named: [string, Float32Array][] = [[name, updates[i].param], ...updates[i].state.map((s, j): [string, Float32Array] => [`${name}.${STATE_SLOTS[kind][j]}`, s])];
     for (const [what, values] of named) {
       const at = values.findIndex((x) => !Number.isFinite(x));
       if (at >= 0) throw new NonFiniteError(`the ${kind} update (lr ${lr}) would make ${what}[${at}] ${values[at]}; parameters and optimizer state were left unchanged`);
     }
   });
-  PARAM_NAMES.forEach((name, i) => {
+  names.forEach((name, i) => {
     (params[name] as Tensor<'float32'>).write(updates[i].param);
     optimizer?.slots(name).forEach((t, j) => t.write(updates[i].state[j]));
   });
   optimizer?.advance();
+}
+
+export interface ReferenceStepOptions {
+  lr: number;
+  clipNorm?: number;
+  clipValue?: number;
+}
+
+/**
+ * The reference backend's update from a loss and its gradients: the global norm (before
+ * clipping), value clipping then global-norm rescaling (the native step's order), then the
+ * optimizer. A loss or gradient that is not finite throws NonFiniteError before anything changes,
+ * as does an update whose results would not be finite (applyReferenceUpdate).
+ */
+export function applyReferenceStep<N extends string>(
+  params: Readonly<Record<N, Tensor>>,
+  loss: number,
+  gradients: Readonly<Record<N, ArrayLike<number>>>,
+  options: ReferenceStepOptions,
+  optimizer: Optimizer | undefined,
+): { gradNorm: number; clipped: boolean } {
+  const names = Object.keys(params) as N[];
+  let squares = 0;
+  for (const name of names) for (let i = 0; i < gradients[name].length; i++) squares += gradients[name][i] * gradients[name][i];
+  const gradNorm = Math.sqrt(squares);
+  if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) {
+    throw new NonFiniteError(`the loss or gradient is not finite (loss ${loss}, gradient norm ${gradNorm}); parameters and optimizer state were left unchanged`);
+  }
+  let clipped = false;
+  const grads = {} as Record<N, Float64Array>;
+  for (const name of names) grads[name] = Float64Array.from(gradients[name]);
+  if (options.clipValue !== undefined) {
+    const v = options.clipValue;
+    for (const name of names) {
+      const g = grads[name];
+      for (let i = 0; i < g.length; i++) {
+        const y = Math.min(Math.max(g[i], -v), v);
+        if (y !== g[i]) clipped = true;
+        g[i] = y;
+      }
+    }
+  }
+  if (options.clipNorm !== undefined && gradNorm > options.clipNorm) {
+    const factor = options.clipNorm / gradNorm;
+    for (const name of names) for (let i = 0; i < grads[name].length; i++) grads[name][i] *= factor;
+    clipped = true;
+  }
+  applyReferenceUpdate(params, grads, options.lr, optimizer);
+  return { gradNorm, clipped };
 }

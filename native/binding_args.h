@@ -19,6 +19,7 @@
 #include "aligned_buffer.h"
 #include "cpu.h"
 #include "engine/layer.h"
+#include "errors.h"
 
 namespace bptt {
 namespace args {
@@ -48,6 +49,14 @@ class Staging {
     o.array = Napi::Persistent(array);
     o.n = n;
     return o.buffer.floats(n);
+  }
+
+  // An array the job reads and rewrites (parameters and optimizer state of a training step):
+  // a copy of it, written back when the job succeeds.
+  float* InOut(Napi::Value array, const float* data, size_t n) {
+    float* copy = Output(array, n);
+    std::memcpy(copy, data, n * sizeof(float));
+    return copy;
   }
 
   // Copies every result into its array; false (and a message) if one cannot take it any more.
@@ -144,12 +153,6 @@ inline size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const 
   return static_cast<size_t>(n);
 }
 
-inline std::string ParamName(const LayerSpec& spec, size_t p) {
-  static const char* kKinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
-  const size_t dirs = spec.directions();
-  const size_t l = p / (dirs * 4), d = (p / 4) % dirs;
-  return std::string(kKinds[p % 4]) + "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
-}
 
 // An Array of parameter_count() Float32Arrays in parameter order.
 // Inputs (weights) go through `stage->Input`, outputs (grads) through `stage->Output`, when staged.
@@ -163,7 +166,7 @@ std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& 
   Napi::Array list = v.As<Napi::Array>();
   std::vector<Ptr> out(count);
   for (size_t p = 0; p < count; ++p) {
-    const std::string name = std::string(what) + " " + ParamName(spec, p);
+    const std::string name = std::string(what) + " " + spec.parameter_name(p);
     const Napi::Value array = list.Get(static_cast<uint32_t>(p));
     float* data = ArrayArg<float>(env, array, name, spec.parameter_size(p), false);
     if (is_input) {
@@ -293,6 +296,9 @@ class StagedWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       work_();
+    } catch (const NonFiniteGradient& e) {
+      non_finite_ = true;
+      SetError(e.what());
     } catch (const std::bad_alloc&) {
       SetError("out of memory: a native allocation for this call failed");
     } catch (const std::exception& e) {
@@ -310,6 +316,7 @@ class StagedWorker : public Napi::AsyncWorker {
   }
   void OnError(const Napi::Error& error) override {
     done_(Env());
+    if (non_finite_) error.Set("code", "BPTT_NON_FINITE");
     deferred_.Reject(error.Value());
   }
 
@@ -320,6 +327,7 @@ class StagedWorker : public Napi::AsyncWorker {
   std::function<Napi::Value(Napi::Env)> result_;
   Napi::Promise::Deferred deferred_;
   std::vector<Napi::Reference<Napi::Value>> keep_;
+  bool non_finite_ = false;
 };
 
 // Runs a synchronous job, every C++ failure becoming a JS error.
@@ -327,6 +335,10 @@ template <class Body>
 void RunSync(Napi::Env env, Body&& body) {
   try {
     body();
+  } catch (const NonFiniteGradient& e) {
+    Napi::Error error = Napi::Error::New(env, e.what());
+    error.Set("code", "BPTT_NON_FINITE");
+    throw error;
   } catch (const std::bad_alloc&) {
     throw Napi::RangeError::New(env, "out of memory: a native allocation for this call failed");
   } catch (const Napi::Error&) {

@@ -1,7 +1,9 @@
 #include "optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "errors.h"
@@ -148,6 +150,64 @@ void apply_optimizer_update(const kernels::KernelSet& ks, const OptimizerConfig&
       break;
     }
   }
+}
+
+void set_optimizer_hyperparameters(const double* h, OptimizerConfig* cfg) {
+  auto value = [&](size_t i, const char* name, double fallback, double lo, double hi, bool required) {
+    const double d = h[i];
+    if (std::isnan(d)) {
+      if (required) throw std::invalid_argument(std::string(name) + " must be given");
+      return fallback;
+    }
+    if (!(d >= lo && d <= hi)) {
+      throw std::invalid_argument(std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                                  std::to_string(d));
+    }
+    return d;
+  };
+  cfg->lr = static_cast<float>(value(0, "lr", 0, 0, 3.4e38, true));
+  cfg->momentum = static_cast<float>(value(1, "momentum", cfg->momentum, 0, 1, false));
+  cfg->beta1 = static_cast<float>(value(2, "beta1", cfg->beta1, 0, 1, false));
+  cfg->beta2 = static_cast<float>(value(3, "beta2", cfg->beta2, 0, 1, false));
+  cfg->rho = static_cast<float>(value(4, "rho", cfg->rho, 0, 1, false));
+  cfg->eps = static_cast<float>(value(5, "eps", cfg->eps, 0, 1, false));
+  const double step = value(6, "step", 1, 1, 9007199254740991.0, true);
+  if (step != std::floor(step)) throw std::invalid_argument("step must be an integer, got " + std::to_string(step));
+  cfg->step = static_cast<int64_t>(step);
+  // The update runs in float32: Adam's bias correction 1 / (1 - beta^t) divides by zero when a
+  // beta rounds to 1, and a zero gradient gives 0 / 0 when eps rounds to 0.
+  if (cfg->beta1 >= 1.0f || cfg->beta2 >= 1.0f) throw std::invalid_argument("beta1 and beta2 must stay below 1 after rounding to float32");
+  if (!(cfg->eps > 0.0f)) throw std::invalid_argument("eps must stay above 0 after rounding to float32");
+}
+
+TrainStepResult finish_train_step(const kernels::KernelSet& ks, double loss, const ClipConfig& clip,
+                                  const OptimizerConfig& optimizer, const UpdateEntry* entries, size_t count) {
+  double squares = 0;
+  for (size_t i = 0; i < count; ++i) squares += ks.sum_squares(entries[i].grad, entries[i].size);
+  const double norm = std::sqrt(squares);
+  if (!std::isfinite(norm) || !std::isfinite(loss)) {
+    throw NonFiniteGradient("the loss or gradient is not finite (loss " + std::to_string(loss) + ", gradient norm " +
+                            std::to_string(norm) + "); parameters and optimizer state were left unchanged");
+  }
+  bool clipped = false;
+  if (clip.max_value > 0) {
+    const float v = clip.max_value;
+    for (size_t i = 0; i < count; ++i) {
+      float* g = entries[i].grad;
+      for (size_t j = 0; j < entries[i].size; ++j) {
+        const float y = std::min(std::max(g[j], -v), v);
+        clipped |= y != g[j];
+        g[j] = y;
+      }
+    }
+  }
+  float grad_scale = 1.0f;
+  if (clip.max_norm > 0 && norm > clip.max_norm) {
+    grad_scale = static_cast<float>(clip.max_norm / norm);
+    clipped = true;
+  }
+  apply_optimizer_update(ks, optimizer, grad_scale, entries, count);
+  return {loss, norm, clipped};
 }
 
 }  // namespace bptt

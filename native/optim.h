@@ -21,6 +21,12 @@ struct OptimizerConfig {
   int64_t step = 1;       // 1-based index of this update (adam's bias correction)
 };
 
+// Fills cfg's numbers from h = [lr, momentum, beta1, beta2, rho, eps, step] (NaN: keep cfg's
+// default; lr and step are required). Throws std::invalid_argument saying what is wrong with a
+// value the float32 update cannot use: out of range, a beta that rounds to 1 or an eps that rounds
+// to 0 in float32.
+void set_optimizer_hyperparameters(const double* h, OptimizerConfig* cfg);
+
 // How many state arrays of the parameter's size the optimizer keeps (0, 1 or 2).
 int optimizer_state_slots(OptimizerKind kind);
 
@@ -47,5 +53,22 @@ struct UpdateEntry {
 // bits are the checked ones.
 void apply_optimizer_update(const kernels::KernelSet& ks, const OptimizerConfig& cfg, float grad_scale,
                             const UpdateEntry* entries, size_t count);
+
+struct ClipConfig {
+  float max_norm = 0;   // 0: no global-norm rescaling
+  float max_value = 0;  // 0: no elementwise clipping
+};
+
+struct TrainStepResult {
+  double loss;
+  double grad_norm;  // global L2 norm of the parameter gradients before clipping
+  bool clipped;
+};
+
+// The end of every training step, given its loss and the gradients in the entries: the global
+// norm, a refusal (NonFiniteGradient, nothing changed) when the loss or the norm is not finite,
+// value clipping then global-norm rescaling, and the all-or-nothing update.
+TrainStepResult finish_train_step(const kernels::KernelSet& ks, double loss, const ClipConfig& clip,
+                                  const OptimizerConfig& optimizer, const UpdateEntry* entries, size_t count);
 
 }  // namespace bptt

@@ -82,17 +82,6 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
                                   RnnWorkspace& ws, const RnnGrads& grads, float* hT,
                                   const StateCapture& capture = {});
 
-struct ClipConfig {
-  float max_norm = 0;   // 0: no global-norm rescaling
-  float max_value = 0;  // 0: no elementwise clipping
-};
-
-struct TrainStepResult {
-  double loss;
-  double grad_norm;  // global L2 norm of the parameter gradients before clipping
-  bool clipped;
-};
-
 struct MutableParams {
   float* U;
   float* W;

@@ -9,7 +9,7 @@
  * starts k1 steps later; its start state comes out of the same call's forward pass (stateAt),
  * computed with the parameters before the update like every state of the window.
  */
-import { Reduction, checkFinite, checkFloat32Scalar } from '../backend';
+import { Reduction, checkFinite, checkFloat32Scalar, describeValue } from '../backend';
 import { TensorInUseError } from '../errors';
 import { Optimizer, OptimizerKind, OptimizerOptions } from '../optim';
 import type { RNN, TrainStepOutput } from '../rnn';
@@ -88,8 +88,10 @@ export interface TrainerState {
   k2: number;
   data: BatcherState | null;
   clip: ClipSummary;
-  /** Hidden state at the start of the next window, [batch, H]; null after a reset. */
+  /** Hidden state at the start of the next window (rnn.stateShape(batch)); null after a reset. */
   h: Float32Array | null;
+  /** The LSTM cell state beside it, else null. */
+  c?: Float32Array | null;
   /** Inputs of the steps kept from earlier windows, int32 [historySteps, batch]; their targets are never scored again. */
   historyInputs: Int32Array;
   historySteps: number;
@@ -113,6 +115,8 @@ export class Trainer {
   #clip = new ClipStats();
   #data: StreamBatcher | null = null;
   #h: Tensor | null = null;
+  /** LSTM: the cell state carried beside #h. */
+  #c: Tensor | null = null;
   #historyInputs = new Int32Array(0);
   #historySteps = 0;
   #running = false;
@@ -121,6 +125,7 @@ export class Trainer {
 
   constructor(rnn: RNN, options: TrainerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('trainer options must be an object');
+    if (rnn.bidirectional) throw new TypeError('TBPTT carries the state forward along a stream, so it needs a unidirectional model (bidirectional is set)');
     this.rnn = rnn;
     this.k1 = checkCount('k1', options.k1, 1);
     this.k2 = checkCount('k2', options.k2 ?? this.k1, 1);
@@ -195,6 +200,7 @@ export class Trainer {
       data: this.#data?.state() ?? null,
       clip: this.#clip.summary(),
       h: this.#h ? (this.#h.toArray() as Float32Array) : null,
+      c: this.#c ? (this.#c.toArray() as Float32Array) : null,
       historyInputs: this.#historyInputs.slice(),
       historySteps: this.#historySteps,
     };
@@ -205,18 +211,26 @@ export class Trainer {
     if (this.#running) throw new TensorInUseError('cannot load state while fit() runs');
     if (state.k1 !== this.k1 || state.k2 !== this.k2) throw new RangeError(`saved state is for k1=${state.k1}, k2=${state.k2}, this trainer uses k1=${this.k1}, k2=${this.k2}`);
     const B = data.batch;
-    const H = this.rnn.hiddenSize;
+    const shape = this.rnn.stateShape(B);
+    const size = shape.reduce((a, b) => a * b, 1);
     checkCount('step', state.step, 0);
     const m = checkCount('historySteps', state.historySteps, 0);
     if (m > this.k2 - this.k1) throw new RangeError(`${m} history steps exceed k2 - k1 = ${this.k2 - this.k1}`);
     if (state.historyInputs.length !== m * B) throw new RangeError(`history must hold ${m} steps of ${B} streams`);
-    if (state.h !== null) {
-      if (!(state.h instanceof Float32Array) || state.h.length !== B * H) throw new RangeError(`carried state must be a Float32Array [${B}, ${H}], got ${state.h?.length} values`);
-      checkFinite('carried state h', state.h);
+    const lstm = this.rnn.cell === 'lstm';
+    const c = state.c ?? null;
+    for (const [name, v] of [['h', state.h], ['c', c]] as const) {
+      if (v === null) continue;
+      if (!(v instanceof Float32Array) || v.length !== size) throw new RangeError(`carried state ${name} must be a Float32Array [${shape.join(', ')}], got ${describeValue(v)}`);
+      checkFinite(`carried state ${name}`, v);
     }
+    if (lstm && (state.h === null) !== (c === null)) throw new RangeError('an LSTM carries h and c together: the saved state has one without the other');
+    if (!lstm && c !== null) throw new RangeError(`a '${this.rnn.cell}' model carries no cell state c`);
     if (state.data) data.restore(state.data);
     this.#h?.dispose();
-    this.#h = state.h ? Tensor.from(state.h, [B, H]) : null;
+    this.#c?.dispose();
+    this.#h = state.h ? Tensor.from(state.h, shape) : null;
+    this.#c = c ? Tensor.from(c, shape) : null;
     this.#historyInputs = state.historyInputs.slice();
     this.#historySteps = m;
     this.#step = state.step;
@@ -226,8 +240,7 @@ export class Trainer {
 
   /** Frees the carried state (the optimizer belongs to the caller when it was passed in). */
   dispose(): void {
-    this.#h?.dispose();
-    this.#h = null;
+    this.resetCarry();
   }
 
   /** Carried state belongs to one data stream; another stream starts from scratch. */
@@ -239,7 +252,9 @@ export class Trainer {
 
   private resetCarry(): void {
     this.#h?.dispose();
+    this.#c?.dispose();
     this.#h = null;
+    this.#c = null;
     this.#historyInputs = new Int32Array(0);
     this.#historySteps = 0;
   }
@@ -278,6 +293,7 @@ export class Trainer {
         optimizer: this.optimizer,
         reduction: this.reduction,
         ...(this.#h ? { h0: this.#h } : {}),
+        ...(this.#c ? { c0: this.#c } : {}),
         // The state where the next window starts, from the same forward pass (before the update).
         ...(advance > 0 && advance < T ? { stateAt: advance - 1 } : {}),
         ...(this.clipNorm !== undefined ? { clipNorm: this.clipNorm } : {}),
@@ -292,10 +308,14 @@ export class Trainer {
     }
 
     const nextH = advance === T ? result.hT : result.hAt;
+    const nextC = advance === T ? result.cT : result.cAt;
     if (nextH !== result.hT) result.hT.dispose();
+    if (nextC !== result.cT) result.cT?.dispose();
     if (advance > 0) {
       this.#h?.dispose();
+      this.#c?.dispose();
       this.#h = nextH ?? null;
+      this.#c = nextC ?? null;
     }
     this.#historyInputs = inputs.slice(advance * B);
     this.#historySteps = keep;
