@@ -16,6 +16,7 @@ import { setNumThreads } from './index';
 import { OPTIMIZER_KINDS, OptimizerKind, STATE_SLOTS } from './optim';
 import { Rng } from './rng';
 import { nativeAvailable } from './native';
+import { CELL_KINDS, CellKind, gatesPerCell } from './engine/spec';
 import { BackendName, RNN } from './rnn';
 import { StreamBatcher, holdoutSplit } from './train/batcher';
 import { Checkpoint, loadCheckpoint, saveCheckpoint } from './train/checkpoint';
@@ -37,7 +38,18 @@ export interface CliOptions {
 }
 
 /** Settings of a training run, saved in the checkpoint so --resume continues the same run. */
+/** The recurrent stack of a run (absent in checkpoints of runs before it existed: the default model). */
+interface ModelSettings {
+  cell: CellKind;
+  layers: number;
+  bidirectional: boolean;
+  dropout: number;
+}
+
+const DEFAULT_MODEL: ModelSettings = { cell: 'tanh', layers: 1, bidirectional: false, dropout: 0 };
+
 interface RunSettings {
+  model?: ModelSettings;
   hidden: number;
   seq: number;
   batch: number;
@@ -58,7 +70,7 @@ const TEXT_ENCODINGS = ['utf8', 'utf16le', 'latin1'] as const;
 type TextEncoding = (typeof TEXT_ENCODINGS)[number];
 
 /** Options that define a run; on --resume they come from the checkpoint. */
-const RUN_OPTIONS = ['hidden', 'seq', 'batch', 'k1', 'k2', 'clip', 'clipValue', 'optim', 'lr', 'schedule', 'warmup', 'decaySteps', 'seed', 'holdout'] as const;
+const RUN_OPTIONS = ['cell', 'layers', 'bidirectional', 'dropout', 'hidden', 'seq', 'batch', 'k1', 'k2', 'clip', 'clipValue', 'optim', 'lr', 'schedule', 'warmup', 'decaySteps', 'seed', 'holdout'] as const;
 
 const DEFAULT_DATA = 'default: English first names (@stdlib)';
 const SAMPLE_TEMPERATURE = 0.8;
@@ -80,6 +92,12 @@ function positiveNumber(value: string): number {
 function nonNegativeNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0.');
+  return n;
+}
+
+function dropoutFraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n < 1)) throw new InvalidArgumentError('must be a number in [0, 1).');
   return n;
 }
 
@@ -111,7 +129,20 @@ function runSettings(v: unknown): RunSettings | null {
     typeof data.source === 'string' &&
     typeof data.sha256 === 'string' &&
     (data.encoding === undefined || TEXT_ENCODINGS.includes(data.encoding as TextEncoding));
-  if (!ok) return null;
+  const m = r.model as Record<string, unknown> | undefined;
+  const modelOk =
+    m === undefined ||
+    (typeof m === 'object' &&
+      m !== null &&
+      CELL_KINDS.includes(m.cell as CellKind) &&
+      typeof m.layers === 'number' &&
+      Number.isSafeInteger(m.layers) &&
+      m.layers >= 1 &&
+      typeof m.bidirectional === 'boolean' &&
+      typeof m.dropout === 'number' &&
+      m.dropout >= 0 &&
+      m.dropout < 1);
+  if (!ok || !modelOk) return null;
   try {
     checkSchedule(r.schedule as Schedule);
   } catch {
@@ -211,9 +242,14 @@ function checkOutput(out: string): void {
  * Refusing runs that cannot fit in the machine's memory turns what would be an allocation failure
  * (or the OOM killer) mid-run into an error before anything runs.
  */
-function trainingBytes(vocab: number, hidden: number, slots: number, steps: number, batch: number): number {
-  const params = hidden * vocab + hidden * hidden + hidden + vocab * hidden + vocab;
-  const floats = params * (2 + slots) + hidden * hidden + steps * batch * (hidden + vocab) + 2 * params * (1 + slots);
+function trainingBytes(vocab: number, hidden: number, model: ModelSettings, slots: number, steps: number, batch: number): number {
+  const G = gatesPerCell(model.cell);
+  const dirs = model.bidirectional ? 2 : 1;
+  // Every layer's input and recurrent weights with their biases, and the head.
+  const first = G * hidden * (vocab + hidden + 2);
+  const above = G * hidden * (dirs * hidden + hidden + 2);
+  const params = dirs * (first + (model.layers - 1) * above) + vocab * dirs * hidden + vocab;
+  const floats = params * (2 + slots) + G * hidden * hidden + steps * batch * (model.layers * dirs * G * hidden + vocab) + 2 * params * (1 + slots);
   return 4 * floats;
 }
 
@@ -284,7 +320,20 @@ function progress(io: CliIO, total: number): Progress {
   };
 }
 
+/** "lstm, 2 layers, bidirectional, dropout 0.2, hidden": the model part of the run's summary line. */
+function describeModel(rnn: RNN): string {
+  const parts: string[] = [rnn.cell];
+  if (rnn.numLayers > 1) parts.push(`${rnn.numLayers} layers`);
+  if (rnn.bidirectional) parts.push('bidirectional');
+  if (rnn.dropout > 0) parts.push(`dropout ${rnn.dropout}`);
+  return `${parts.join(', ')}, hidden`;
+}
+
 interface TrainFlags {
+  cell: CellKind;
+  layers: number;
+  bidirectional?: boolean;
+  dropout: number;
   hidden: number;
   seq: number;
   batch: number;
@@ -337,6 +386,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
           : { kind: 'constant', lr };
     checkSchedule(schedule);
     settings = {
+      model: { cell: flags.cell, layers: flags.layers, bidirectional: flags.bidirectional ?? false, dropout: flags.dropout },
       hidden: flags.hidden,
       seq: flags.seq,
       batch: flags.batch,
@@ -380,7 +430,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   }
 
   if (!resumed) {
-    const need = trainingBytes(tokenizer.vocabSize, settings.hidden, STATE_SLOTS[settings.optim].length, settings.k2, settings.batch);
+    const need = trainingBytes(tokenizer.vocabSize, settings.hidden, settings.model ?? DEFAULT_MODEL, STATE_SLOTS[settings.optim].length, settings.k2, settings.batch);
     if (need > os.totalmem()) {
       throw new UsageError(
         `--hidden ${settings.hidden} with a vocabulary of ${tokenizer.vocabSize} needs at least ${gigabytes(need)} (parameters, gradients, ${settings.optim} state, a checkpoint being written); this machine has ${gigabytes(os.totalmem())}`,
@@ -393,7 +443,25 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     backend = 'reference';
     io.stderr.write('bptt: note: the native addon did not load; training on the (slow) pure-TS reference backend\n');
   }
-  const rnn = resumed?.rnn ?? new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: settings.hidden, outputSize: tokenizer.vocabSize, seed: settings.seed, backend });
+  const model = settings.model ?? DEFAULT_MODEL;
+  const rnn =
+    resumed?.rnn ??
+    new RNN({
+      inputSize: tokenizer.vocabSize,
+      hiddenSize: settings.hidden,
+      outputSize: tokenizer.vocabSize,
+      seed: settings.seed,
+      backend,
+      cell: model.cell,
+      numLayers: model.layers,
+      bidirectional: model.bidirectional,
+      dropout: model.dropout,
+    });
+  if (rnn.bidirectional) {
+    io.stderr.write(
+      'bptt: note: a bidirectional language model reads each window both ways from zero states; its reverse direction sees the characters it predicts, so its loss is not a language model\'s and it cannot sample\n',
+    );
+  }
   rnn.tokenizer = tokenizer;
   const trainer = new Trainer(rnn, {
     optimizer: resumed?.optimizer ?? settings.optim,
@@ -407,13 +475,14 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   if (resumed?.training) {
     const sameData = settings.data.sha256 === sha256;
     if (!sameData) io.stderr.write(`bptt: note: the training text differs from the checkpoint's; starting from the beginning of the new text\n`);
-    trainer.loadState(sameData ? resumed.training : { ...resumed.training, data: null, h: null, historyInputs: new Int32Array(0), historySteps: 0 }, data);
+    trainer.loadState(sameData ? resumed.training : { ...resumed.training, data: null, h: null, c: null, historyInputs: new Int32Array(0), historySteps: 0 }, data);
   }
   settings = { ...settings, data: { source, sha256, ...(encoding !== 'utf8' ? { encoding } : {}) } };
   const save = (): void => saveCheckpoint(out, rnn, { tokenizer, trainer, rng, hyperparameters: { run: settings } });
   const validate = (): EvalResult | null => (validTokens.length >= 2 ? evaluate(rnn, validTokens, { batch: settings.batch, seq: 64 }) : null);
   // One line, so it reads well between progress lines: names as a list, other text JSON-quoted.
   const showSample = (): string => {
+    if (rnn.bidirectional) return '(a bidirectional model cannot sample)';
     const s = sample(rnn, { tokenizer, length: known ? 200 : 120, temperature: SAMPLE_TEMPERATURE, rng });
     return known ? formatNames(s) : JSON.stringify(s);
   };
@@ -432,7 +501,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   const steps = flags.steps;
   io.stdout.write(
     `training on ${file ?? DEFAULT_DATA}: ${trainTokens.length} training and ${validTokens.length} held-out characters, vocabulary ${tokenizer.vocabSize}; ` +
-      `hidden ${settings.hidden}, batch ${settings.batch}, TBPTT(k1=${settings.k1}, k2=${settings.k2}), ${settings.optim}, lr ${settings.schedule.lr}${settings.schedule.kind === 'constant' ? '' : ` (${settings.schedule.kind})`}` +
+      `${describeModel(rnn)} ${settings.hidden}, batch ${settings.batch}, TBPTT(k1=${settings.k1}, k2=${settings.k2}), ${settings.optim}, lr ${settings.schedule.lr}${settings.schedule.kind === 'constant' ? '' : ` (${settings.schedule.kind})`}` +
       `${settings.clip !== null ? `, clip ${settings.clip}` : ''}${settings.clipValue !== null ? `, clip-value ${settings.clipValue}` : ''}; ` +
       `${resumed ? `resuming at step ${trainer.step}, ` : ''}${steps} steps\n`,
   );
@@ -502,6 +571,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   if (v) io.stdout.write(`held-out loss ${v.loss.toFixed(4)} nats/char, perplexity ${v.perplexity.toFixed(3)} (${v.tokens} characters)\n`);
   io.stdout.write(`checkpoint saved to ${out}\n`);
   if (result.aborted) return 130;
+  if (rnn.bidirectional) return 0;
   if (known) {
     const names = newNames(rnn, tokenizer, known, 20, rng);
     io.stdout.write(`new names, not in the training list:\n${names.join(', ')}\n`);
@@ -570,6 +640,10 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
     .command('train')
     .description('train a model on FILE (default: the embedded English first-name lists) and save a checkpoint')
     .argument('[file]', 'text file to train on (UTF-8 unless --encoding says otherwise)')
+    .addOption(new Option('--cell <kind>', 'recurrent cell').choices(CELL_KINDS as string[]).default('tanh'))
+    .option('--layers <n>', 'stacked recurrent layers', integer(1), 1)
+    .option('--bidirectional', 'read each window both ways (not a language model: see the note it prints)')
+    .option('--dropout <p>', 'dropout between stacked layers in training, in [0, 1)', dropoutFraction, 0)
     .option('--hidden <n>', 'hidden units', integer(1), 128)
     .option('--seq <n>', 'steps per chunk: the default for --k1 (and --k2)', integer(1), 32)
     .option('--batch <n>', 'parallel streams per step', integer(1), 32)

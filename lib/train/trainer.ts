@@ -125,7 +125,6 @@ export class Trainer {
 
   constructor(rnn: RNN, options: TrainerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('trainer options must be an object');
-    if (rnn.bidirectional) throw new TypeError('TBPTT carries the state forward along a stream, so it needs a unidirectional model (bidirectional is set)');
     this.rnn = rnn;
     this.k1 = checkCount('k1', options.k1, 1);
     this.k2 = checkCount('k2', options.k2 ?? this.k1, 1);
@@ -295,7 +294,8 @@ export class Trainer {
         ...(this.#h ? { h0: this.#h } : {}),
         ...(this.#c ? { c0: this.#c } : {}),
         // The state where the next window starts, from the same forward pass (before the update).
-        ...(advance > 0 && advance < T ? { stateAt: advance - 1 } : {}),
+        // A bidirectional model has no state to carry forward: each window starts from zeros.
+        ...(advance > 0 && advance < T && !this.rnn.bidirectional ? { stateAt: advance - 1 } : {}),
         ...(this.clipNorm !== undefined ? { clipNorm: this.clipNorm } : {}),
         ...(this.clipValue !== undefined ? { clipValue: this.clipValue } : {}),
       });
@@ -311,7 +311,10 @@ export class Trainer {
     const nextC = advance === T ? result.cT : result.cAt;
     if (nextH !== result.hT) result.hT.dispose();
     if (nextC !== result.cT) result.cT?.dispose();
-    if (advance > 0) {
+    if (this.rnn.bidirectional) {
+      result.hT.dispose();
+      result.cT?.dispose();
+    } else if (advance > 0) {
       this.#h?.dispose();
       this.#c?.dispose();
       this.#h = nextH ?? null;
