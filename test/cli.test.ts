@@ -39,6 +39,37 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('bptt CLI (in process)', () => {
+  it.each([
+    ['lstm', '2', false],
+    ['gru', '1', true],
+  ] as const)('trains a %s model with %s layers (bidirectional %s), writes the PyTorch layout, resumes', async (cell, layers, bidirectional) => {
+    const ck = path.join(dir, `${cell}.safetensors`);
+    const flags = ['--cell', cell, '--layers', layers, ...(bidirectional ? ['--bidirectional'] : []), '--dropout', layers === '2' ? '0.1' : '0'];
+    const t = await run('train', corpus, ...small, ...flags, '--steps', '6', '--seed', '4', '--out', ck);
+    expect(t.code).toBe(0);
+    expect(t.out).toContain(`${cell}${layers === '2' ? ', 2 layers' : ''}${bidirectional ? ', bidirectional' : ''}`);
+    if (bidirectional) expect(t.err).toMatch(/not a language model/);
+    const { tensors, metadata } = decodeSafetensors(fs.readFileSync(ck));
+    const G = cell === 'lstm' ? 4 : 3;
+    const dirs = bidirectional ? 2 : 1;
+    for (let l = 0; l < Number(layers); l++) {
+      for (const suffix of bidirectional ? ['', '_reverse'] : ['']) {
+        expect(tensors.get(`rnn.weight_ih_l${l}${suffix}`)!.shape).toEqual([G * 16, l === 0 ? tensors.get('rnn.weight_ih_l0')!.shape[1] : dirs * 16]);
+        expect(tensors.get(`rnn.weight_hh_l${l}${suffix}`)!.shape).toEqual([G * 16, 16]);
+        expect(tensors.get(`rnn.bias_ih_l${l}${suffix}`)!.shape).toEqual([G * 16]);
+        expect(tensors.get(`rnn.bias_hh_l${l}${suffix}`)!.shape).toEqual([G * 16]);
+      }
+    }
+    expect(tensors.get('fc.weight')!.shape[1]).toBe(dirs * 16);
+    expect(JSON.parse(metadata.model)).toMatchObject({ cell, numLayers: Number(layers), bidirectional });
+    const again = await run('train', corpus, '--resume', ck, '--steps', '2', '--out', ck);
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/resuming at step 6/);
+    const changed = await run('train', corpus, '--resume', ck, '--cell', 'tanh', '--steps', '1', '--out', ck);
+    expect(changed.code).toBe(1);
+    expect(changed.err).toMatch(/--cell cannot be changed on --resume/);
+  });
+
   it('trains a few steps, then samples and evaluates the checkpoint', async () => {
     const ck = path.join(dir, 'a.safetensors');
     const t = await run('train', corpus, ...small, '--k1', '4', '--k2', '8', '--clip', '1', '--optim', 'adam', '--lr', '0.01', '--steps', '8', '--seed', '3', '--out', ck);
