@@ -59,7 +59,7 @@ export interface RNNOptions {
  * state_dict names (`rnn.weight_ih_l0`, ..., `fc.weight`, `fc.bias`) for every other.
  */
 export type Params = Readonly<Record<string, Tensor>>;
-export type ParamValues = Record<string, Float32Array | Tensor>;
+export type ParamValues = Readonly<Record<string, Float32Array | Tensor>> | Readonly<Record<ParamName, Float32Array | Tensor>>;
 
 export interface ForwardOptions {
   /** Initial state: [B, H] for the default model, [L*dirs, B, H] (or [B, H] when L*dirs = 1) for the others. */
@@ -226,7 +226,7 @@ export class RNN {
     const pending: [Tensor, Float32Array][] = [];
     for (const name of names) {
       const shape = this.params[name].shape;
-      const given = values[name];
+      const given = (values as Readonly<Record<string, Float32Array | Tensor | undefined>>)[name];
       let data: Float32Array;
       if (given instanceof Tensor) {
         if (given.dtype !== 'float32') throw new DTypeError(`params.${name} must be float32, got ${given.toString()}`);
