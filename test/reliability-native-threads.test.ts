@@ -25,6 +25,31 @@ const MODEL = `
 `;
 
 describe('worker threads', () => {
+  test('two workers and the main thread create and dispose tensors, or leave them to the GC, at the same time', () => {
+    const r = runChild(
+      `
+      const { Worker } = require('worker_threads');
+      const churn = \`
+        const { Tensor } = require(REPO + '/lib');
+        let refused = 0;
+        for (let i = 0; i < 60000; i++) {
+          const t = Tensor.zeros([1 + (i % 300)]);
+          if (i % 3 !== 0) try { t.dispose(); } catch (e) { refused++; }
+        }
+        refused;
+      \`;
+      const setup = 'const REPO = ' + JSON.stringify(REPO) + '; require(' + JSON.stringify(HOOK) + ');';
+      const workers = [0, 1].map(() => new Worker(setup + 'require("worker_threads").parentPort.postMessage(eval(' + JSON.stringify(churn) + '))', { eval: true }));
+      const results = workers.map((w) => new Promise((resolve, reject) => { w.on('message', resolve); w.on('error', reject); }));
+      const mine = eval(churn);
+      Promise.all(results).then((theirs) => console.log('refused', mine + theirs[0] + theirs[1]));
+    `,
+      { timeoutMs: 120_000 },
+    );
+    expectCleanExit(r);
+    expect(r.stdout).toBe('refused 0\n');
+  });
+
   test("each thread keeps its own ISA: loading the addon in a worker no longer resets the main thread's", () => {
     const r = runChild(`
       const bptt = require(REPO + '/lib');
@@ -201,5 +226,30 @@ describe('C++ exceptions of any type become JS errors', () => {
     expectCleanExit(r);
     const error = 'Error: native error: could not start kernel thread 1 of 1 (Resource temporarily unavailable); setNumThreads(1) runs the kernels on the calling thread alone';
     expect(r.stdout).toBe(`${error}\n${error}\nunchanged true\n1 thread trains\n`);
+  });
+
+  test('release() refuses memory an asynchronous job is using (it freed it under the job)', () => {
+    const r = runChild(`
+      const { addon } = require(REPO + '/lib/native');
+      const { Tensor } = require(REPO + '/lib');
+      const { createEngine, nativeArgs } = require(REPO + '/lib/backends/native');
+      const T = 64, B = 32, D = 16, H = 256, K = 16;
+      const t = (n) => Tensor.zeros([n]).data();
+      const hT = t(B * H);
+      const req = { D, H, K, T, B, U: t(H * D), W: t(H * H), b: t(H), V: t(K * H), c: t(K), tokens: new Int32Array(T * B), dense: undefined, h0: undefined, hT,
+        states: t(T * B * H), logits: t(T * B * K) };
+      (async () => {
+        const job = createEngine().forwardAsync(...nativeArgs(req));
+        for (const a of [hT, req.W, req.states]) {
+          try { addon().release(a.buffer); console.log('released'); } catch (e) { console.log(e.code + ': ' + e.message); }
+        }
+        await job;
+        addon().release(hT.buffer);
+        console.log('released after the job', hT.length);
+      })();
+    `);
+    expectCleanExit(r);
+    const inUse = 'BPTT_IN_USE: release: an asynchronous job is using this memory; await it first\n';
+    expect(r.stdout).toBe(`${inUse}${inUse}${inUse}released after the job 0\n`);
   });
 });
