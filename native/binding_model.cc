@@ -10,7 +10,6 @@
 
 #include "binding_args.h"
 #include "bindings.h"
-#include "cpu.h"
 #include "model.h"
 #include "thread_pool.h"
 
@@ -42,6 +41,7 @@ model::ModelStates ReadStates(const Napi::CallbackInfo& info, size_t first, cons
 
 struct ModelJob {
   enum class Kind { kForward, kGradients, kTrainStep } kind;
+  const kernels::KernelSet* ks = nullptr;  // the environment's when the call was made
   engine::LayerWeights weights;
   model::SoftmaxHead head;
   engine::LayerInput input;
@@ -80,7 +80,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
 
   // new ModelEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout, outputSize)
   explicit ModelEngine(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<ModelEngine>(info), spec_(ReadLayerSpec(info, 0, 7, "ModelEngine")) {
+      : Napi::ObjectWrap<ModelEngine>(info), spec_(ReadLayerSpec(info, 0, 7, "ModelEngine")), state_(&State(info.Env())) {
     classes_ = CountArg(info.Env(), info[6], "outputSize", 1, kMaxElements);
     Product(info.Env(), {classes_, spec_.output_width()}, "fc.weight");
   }
@@ -100,7 +100,8 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
 
   // The parameters (or arrays shaped like them): the stack's then fc.weight, fc.bias. What the
   // call reads is checked finite.
-  void ReadParameters(Napi::Env env, Napi::Value v, Use use, Staging* stage, std::vector<float*>* out) const {
+  void ReadParameters(Napi::Env env, const kernels::KernelSet& ks, Napi::Value v, Use use, Staging* stage,
+                      std::vector<float*>* out) const {
     const size_t count = spec_.parameter_count();
     if (!v.IsArray() || v.As<Napi::Array>().Length() != count + 2) {
       throw Napi::TypeError::New(env, std::string(use == Use::kOutput ? "gradients" : "parameters") + " must be an Array of " +
@@ -113,7 +114,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
       const std::string name = ParameterName(p);
       const Napi::Value array = list.Get(static_cast<uint32_t>(p));
       float* data = ArrayArg<float>(env, array, name, n, false);
-      if (use != Use::kOutput) CheckFinite(env, data, n, name);
+      if (use != Use::kOutput) CheckFinite(env, ks, data, n, name);
       switch (use) {
         case Use::kInput: (*out)[p] = const_cast<float*>(In(stage, data, n)); break;
         case Use::kOutput: (*out)[p] = Out(stage, array, data, n); break;
@@ -138,14 +139,16 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
     }
     ModelJob job;
     job.kind = kind;
+    job.ks = state_->kernels;
+    const kernels::KernelSet& ks = *job.ks;
     if (staged) job.stage = std::make_unique<Staging>();
     Staging* stage = job.stage.get();
     std::vector<float*> params;
-    ReadParameters(env, info[0], kind == ModelJob::Kind::kTrainStep ? Use::kUpdated : Use::kInput, stage, &params);
+    ReadParameters(env, ks, info[0], kind == ModelJob::Kind::kTrainStep ? Use::kUpdated : Use::kInput, stage, &params);
     const size_t count = spec_.parameter_count();
     job.weights.arrays.assign(params.begin(), params.begin() + count);
     job.head = {classes_, params[count], params[count + 1]};
-    job.input = ReadLayerInput(info, 1, spec_, stage, job.ids);
+    job.input = ReadLayerInput(info, ks, 1, spec_, stage, job.ids);
     const size_t rows = job.input.steps * job.input.batch;
     const size_t state_n = spec_.layers * spec_.directions() * job.input.batch * spec_.hidden;
     const bool lstm = engine::cell_info(spec_.cell).has_cell_state;
@@ -176,7 +179,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
       return job;
     }
     std::vector<float*> grads;
-    ReadParameters(env, info[13], Use::kOutput, stage, &grads);
+    ReadParameters(env, ks, info[13], Use::kOutput, stage, &grads);
     job.grads.arrays.assign(grads.begin(), grads.begin() + count);
     job.head_grads = {grads[count], grads[count + 1]};
     job.input_grads.dh0 = Out(stage, info[14], ArrayArg<float>(env, info[14], "dh0", state_n, true), state_n);
@@ -226,7 +229,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
         const size_t n = ParameterSize(p);
         const std::string name = "optimizer state " + std::to_string(j) + " of " + ParameterName(p);
         float* state = ArrayArg<float>(env, array, name, n, false);
-        CheckFinite(env, state, n, name);
+        CheckFinite(env, *job.ks, state, n, name);
         job.state[p][j] = stage ? stage->InOut(array, state, n) : state;
       }
     if (napi_get_typedarray_info(env, info[23], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array || length != 3) {
@@ -236,7 +239,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
   }
 
   void Run(ModelJob& job) {
-    const kernels::KernelSet& ks = active_kernels();
+    const kernels::KernelSet& ks = *job.ks;
     ThreadPool* pool = &ThreadPool::global();
     if (job.kind == ModelJob::Kind::kForward) {
       model::model_forward(ks, pool, spec_, job.weights, job.head, job.input, workspace_, job.logits, job.states);
@@ -261,37 +264,51 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
                    .loss;
   }
 
-  template <ModelJob::Kind kKind, bool kAsync>
-  Napi::Value Call(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (busy_) throw InUseError(env, "this model is running an asynchronous job; await it first");
-    ModelJob job = Parse(info, kKind, kAsync);
-    // The loss for gradients; trainStep writes loss, gradNorm and clipped into its `out`.
-    auto result = [](Napi::Env e, const ModelJob& j) -> Napi::Value {
-      if (j.step_out != nullptr) {
-        j.step_out[0] = j.loss;
-        j.step_out[1] = j.grad_norm;
-        j.step_out[2] = j.clipped ? 1.0 : 0.0;
-      }
-      return kKind == ModelJob::Kind::kGradients ? Napi::Number::New(e, j.loss) : e.Undefined();
-    };
-    if constexpr (!kAsync) {
-      RunSync(env, [&] { Run(job); });
-      return result(env, job);
-    } else {
-      std::unique_ptr<Staging> stage = std::move(job.stage);
-      auto shared = std::make_shared<ModelJob>(std::move(job));
-      auto* worker = new StagedWorker(
-          env, {Value(), info[info.Length() - 1]}, std::move(stage), [this, shared] { Run(*shared); },
-          [this](Napi::Env) { busy_ = false; }, [shared, result](Napi::Env e) { return result(e, *shared); });
-      busy_ = true;
-      return worker->Start();
+  // The call's value: the loss for gradients; trainStep writes loss, gradNorm and clipped into its
+  // `out` instead. Throws nothing (it also runs as an asynchronous job completes).
+  template <ModelJob::Kind kKind>
+  static napi_value Result(napi_env env, const ModelJob& job) noexcept {
+    if (job.step_out != nullptr) {
+      job.step_out[0] = job.loss;
+      job.step_out[1] = job.grad_norm;
+      job.step_out[2] = job.clipped ? 1.0 : 0.0;
     }
+    napi_value value = nullptr;
+    if (kKind == ModelJob::Kind::kGradients) {
+      napi_create_double(env, job.loss, &value);
+    } else {
+      napi_get_undefined(env, &value);
+    }
+    return value;
   }
 
-  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+  template <ModelJob::Kind kKind, bool kAsync>
+  Napi::Value Call(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&]() -> Napi::Value {
+      if (busy_) throw InUse("this model is running an asynchronous job; await it first");
+      ModelJob job = Parse(info, kKind, kAsync);
+      if constexpr (!kAsync) {
+        Run(job);
+        return Napi::Value(info.Env(), Result<kKind>(info.Env(), job));
+      } else {
+        std::unique_ptr<Staging> stage = std::move(job.stage);
+        auto shared = std::make_shared<ModelJob>(std::move(job));
+        auto worker = std::make_unique<StagedWorker>(
+            info.Env(), std::vector<Napi::Value>{Value(), info[info.Length() - 1]}, std::move(stage),
+            [this, shared] { Run(*shared); }, [this](napi_env) { busy_ = false; },
+            [shared](napi_env e) { return Result<kKind>(e, *shared); });
+        busy_ = true;
+        return StagedWorker::Start(info.Env(), std::move(worker));
+      }
+    });
+  }
+
+  Napi::Value Busy(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), busy_); });
+  }
 
   LayerSpec spec_;
+  EnvState* state_;
   size_t classes_ = 0;
   model::ModelWorkspace workspace_;
   bool busy_ = false;

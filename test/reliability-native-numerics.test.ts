@@ -1,6 +1,7 @@
 /**
  * Issue 13, native numerics: an update whose result would not be finite is refused with every
- * parameter and state bit left as it was (all six optimizers, sync and async).
+ * parameter and state bit left as it was (all six optimizers, sync and async), and the native
+ * parser refuses Adam betas that round to 1 and eps that rounds to 0 in float32.
  */
 import { NonFiniteError, RNN, Tensor } from '../lib';
 import { NativeOptimizerConfig, createEngine, nativeArgs } from '../lib/backends/native';
@@ -86,5 +87,29 @@ describe('updates that would not be finite are refused, leaving parameters and s
     expect(snapshot()).toEqual(before);
     const step = rnn.trainStep(x, y, { lr: 1e-3 });
     expect(Number.isFinite(step.loss)).toBe(true);
+  });
+});
+
+describe('the native parser refuses optimizer settings that break in float32', () => {
+  test.each([
+    ['beta1', 0.99999999, /^beta1 must be below 1 also in float32 \(at most 0\.99999994\), got 0\.99999998999999995$/],
+    ['beta2', 0.99999999, /^beta2 must be below 1 also in float32/],
+    ['beta1', 0.99999998, /^beta1 must be below 1 also in float32/],
+    ['eps', 1e-46, /^eps must be above 0 also in float32 \(at least 1\.4e-45\), got 1e-46$/],
+    ['eps', 0, /^eps must be above 0 also in float32/],
+  ])('%s = %p is a RangeError (sync and async)', async (name, value, message) => {
+    for (const method of ['trainStep', 'trainStepAsync'] as const) {
+      const { arrays, req } = request('adam', 0.01, 0, 0, { [name]: value });
+      const before = bits(arrays);
+      const e = await failure(() => createEngine()[method](...nativeArgs(req)));
+      expect([e.name, e.message]).toEqual(['RangeError', expect.stringMatching(message)]);
+      expect(bits(arrays)).toEqual(before);
+    }
+  });
+
+  test('the largest float32 below 1 and the smallest above 0 are accepted', () => {
+    const { arrays, req } = request('adam', 0.01, 0, 0, { beta1: 0.99999994, beta2: 0.99999994, eps: 1.5e-45 });
+    createEngine().trainStep(...nativeArgs(req));
+    expect(allFinite(arrays)).toBe(true);
   });
 });
