@@ -21,7 +21,7 @@ const { WORKLOADS, STEP_OPTIONS, flops, stepMemory, makeData } = require('./work
 
 const program = new Command()
   .name('npm run bench --')
-  .option('--workloads <list>', 'comma-separated workloads', 'C1,C2,C3')
+  .option('--workloads <list>', 'comma-separated workloads', 'C1,C2,C3,L1,L2,G2')
   .option('--isa <list>', 'comma-separated native ISAs (default: every one supportedIsas() lists)')
   .option('--threads <list>', 'comma-separated native thread counts', '1,2')
   .option('--quick', 'fewer samples and a shorter FMA probe')
@@ -58,6 +58,9 @@ const SLOW_STEP_MS = 1000;
 // Extra hrtime-timed steps of a slow entry: at most this many, and only while they fit in the budget.
 const SLOW_MAX_STEPS = 3;
 const SLOW_BUDGET_MS = QUICK ? 3000 : 15000;
+// The reference backend's speed as measured (0.2 GFLOP/s on C3 and L1), and the longest step it gets.
+const REFERENCE_FLOPS_PER_S = 0.2e9;
+const REFERENCE_MAX_S = 60;
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -107,7 +110,7 @@ function nativeEntry(w, data, kind, isa, threads) {
         setIsa(isa);
         setNumThreads(threads);
       }
-      const rnn = new RNN({ inputSize: w.D, hiddenSize: w.H, outputSize: w.K, seed: 7, backend: kind });
+      const rnn = new RNN({ inputSize: w.D, hiddenSize: w.H, outputSize: w.K, cell: w.cell, seed: 7, backend: kind });
       const x = w.inputs === 'tokens' ? Tensor.from(data.inputs, [w.T, w.B]) : Tensor.from(data.inputs, [w.T, w.B, w.D]);
       const y = Tensor.from(data.targets, [w.T, w.B]);
       return {
@@ -186,7 +189,7 @@ function runSuite(name, entries) {
 function profile(w, data, isa, threads) {
   setIsa(isa);
   setNumThreads(threads);
-  const rnn = new RNN({ inputSize: w.D, hiddenSize: w.H, outputSize: w.K, seed: 7 });
+  const rnn = new RNN({ inputSize: w.D, hiddenSize: w.H, outputSize: w.K, cell: w.cell, seed: 7 });
   const x = w.inputs === 'tokens' ? Tensor.from(data.inputs, [w.T, w.B]) : Tensor.from(data.inputs, [w.T, w.B, w.D]);
   const y = Tensor.from(data.targets, [w.T, w.B]);
   const disposeAll = (o) => Object.values(o).forEach((v) => (v instanceof Tensor ? v.dispose() : typeof v === 'object' && v && disposeAll(v)));
@@ -276,10 +279,13 @@ async function main() {
     const f = flops(w);
     const entries = [];
     for (const isa of isas) for (const t of threadCounts) entries.push(nativeEntry(w, data, 'native', isa, t));
-    entries.push(nativeEntry(w, data, 'reference', 'float64', 1));
-    if (tfjs) for (const b of tfjs.backends) entries.push(tfjsEntry(w, data, tfjs, b));
+    // The float64 reference runs at about 0.2 GFLOP/s: skipped where one step would take minutes.
+    if (f.dense / REFERENCE_FLOPS_PER_S <= REFERENCE_MAX_S) entries.push(nativeEntry(w, data, 'reference', 'float64', 1));
+    else console.log(`${name}: reference backend skipped (one step would take about ${Math.round(f.dense / REFERENCE_FLOPS_PER_S)} s)`);
+    // The TF.js peer builds the tanh RNN only (bench/peers-tfjs.js).
+    if (tfjs && !w.cell) for (const b of tfjs.backends) entries.push(tfjsEntry(w, data, tfjs, b));
 
-    process.stdout.write(`${name} ${w.title} (T=${w.T} B=${w.B} D=${w.D} H=${w.H} K=${w.K}, ${w.inputs}): timing ${entries.length} implementations... `);
+    process.stdout.write(`${name} ${w.title} (${w.cell ?? 'tanh'}, T=${w.T} B=${w.B} D=${w.D} H=${w.H} K=${w.K}, ${w.inputs}): timing ${entries.length} implementations... `);
     const fast = [];
     for (const e of entries) {
       const slow = probe(e);
@@ -336,7 +342,7 @@ async function main() {
 
   // ---- report ----
   console.log('\nMedian ms per training step (forward + full BPTT + clip + SGD). GFLOP/s use the dense count');
-  console.log('3·2·T·B·(D·H + H·H + H·K); "% peak" is against the FMA peak above for the same thread count.');
+  console.log('3·2·T·B·(G·D·H + G·H·H + H·K) (G gate blocks: 1 tanh, 4 LSTM, 3 GRU); "% peak" is against the FMA peak above for the same thread count.');
   const headers = ['workload', 'impl', 'isa', 'thr', 'median', 'GFLOP/s', '% peak', '× ref', '× native', 'method'];
   console.log(
     table(

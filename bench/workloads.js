@@ -5,18 +5,31 @@
  * implementation trains on the same shapes and the same numbers.
  */
 
-/** One training step = forward + full BPTT + global-norm clip + SGD update, float32. */
+/**
+ * One training step = forward + full BPTT + global-norm clip + SGD update, float32. C1-C3 are the
+ * default one-layer tanh model (issue 3); L1, L2 and G2 the gated cells on the recurrent engine
+ * (issue 10).
+ */
 const WORKLOADS = {
   C1: { name: 'C1', title: 'min-char-rnn', inputs: 'tokens', D: 65, H: 100, K: 65, T: 25, B: 1 },
   C2: { name: 'C2', title: 'char-batched', inputs: 'tokens', D: 65, H: 256, K: 65, T: 64, B: 32 },
   C3: { name: 'C3', title: 'dense-large', inputs: 'dense', D: 256, H: 512, K: 256, T: 100, B: 64 },
+  L1: { name: 'L1', title: 'lstm-char', cell: 'lstm', inputs: 'tokens', D: 65, H: 256, K: 65, T: 64, B: 32 },
+  L2: { name: 'L2', title: 'lstm-dense', cell: 'lstm', inputs: 'dense', D: 256, H: 512, K: 256, T: 100, B: 64 },
+  G2: { name: 'G2', title: 'gru-dense', cell: 'gru', inputs: 'dense', D: 256, H: 512, K: 256, T: 100, B: 64 },
 };
+
+/** Gate blocks of a workload's cell: 1 for the tanh RNN, 4 for LSTM, 3 for GRU. */
+function gates(w) {
+  return w.cell === 'lstm' ? 4 : w.cell === 'gru' ? 3 : 1;
+}
 
 /** Hyperparameters every implementation uses: a realistic char-rnn step that stays finite for thousands of steps. */
 const STEP_OPTIONS = { lr: 0.01, clipNorm: 5 };
 
 /**
- * FLOPs of one step. `dense` is the issue's count, 3 · 2·T·B·(D·H + H·H + H·K): each forward
+ * FLOPs of one step. `dense` is the issues' count, 3 · 2·T·B·(G·D·H + G·H·H + H·K) with G gate
+ * blocks per cell (1 for C1-C3): each forward
  * product and two of the same size in the backward pass (data and weight gradients). It is what
  * a library multiplying one-hot matrices does, so GFLOP/s compare across libraries and with the
  * issue's targets. (It includes a gradient with respect to the inputs, 2·T·B·D·H, that nobody
@@ -26,8 +39,9 @@ const STEP_OPTIONS = { lr: 0.01, clipNorm: 5 };
  */
 function flops(w) {
   const { T, B, D, H, K } = w;
-  const dense = 3 * 2 * T * B * (D * H + H * H + H * K);
-  const gatherSaving = w.inputs === 'tokens' ? 2 * (2 * T * B * D * H) : 0;
+  const G = gates(w);
+  const dense = 3 * 2 * T * B * (G * D * H + G * H * H + H * K);
+  const gatherSaving = w.inputs === 'tokens' ? 2 * (2 * T * B * G * D * H) : 0;
   return { dense, actual: dense - gatherSaving, gatherSaving };
 }
 
@@ -95,4 +109,4 @@ function makeData(w, seed = 1234) {
   return { inputs, targets };
 }
 
-module.exports = { WORKLOADS, STEP_OPTIONS, flops, stepMemory, makeData, makeRandom };
+module.exports = { WORKLOADS, STEP_OPTIONS, flops, stepMemory, makeData, makeRandom, gates };

@@ -85,6 +85,25 @@ export function describeValue(value: unknown): string {
   return typeof value === 'number' ? String(value) : typeof value;
 }
 
+/** The largest finite float32. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * A non-negative scalar that the float32 kernels receive (a learning rate, a clipping bound):
+ * finite, and unchanged in kind by rounding to float32. Values above FLOAT32_MAX would become
+ * Infinity there, and positive values below float32's smallest (about 1.4e-45) would become 0,
+ * which for a clipping bound silently means "no clipping".
+ */
+export function checkFloat32Scalar(name: string, value: unknown, allowZero: boolean): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new RangeError(`${name} must be a finite number ${allowZero ? '>= 0' : '> 0'}, got ${describeValue(value)}`);
+  }
+  const f = Math.fround(value);
+  if (!Number.isFinite(f)) throw new RangeError(`${name} = ${value} overflows float32 (largest ${FLOAT32_MAX})`);
+  if (value > 0 && f === 0) throw new RangeError(`${name} = ${value} rounds to 0 in float32 (smallest positive ${Math.fround(2 ** -149)})`);
+  return value;
+}
+
 export function checkSize(name: string, value: unknown, min = 1): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_ELEMENTS) {
     throw new RangeError(`${name} must be an integer in [${min}, ${MAX_ELEMENTS}], got ${describeValue(value)}`);

@@ -5,15 +5,18 @@
  *
  * main(argv) runs in-process and returns the exit code, so tests can drive it without spawning.
  */
+import { isUtf8 } from 'buffer';
 import { createHash, randomInt } from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as cliProgress from 'cli-progress';
 import { setNumThreads } from './index';
-import { OPTIMIZER_KINDS, OptimizerKind } from './optim';
+import { OPTIMIZER_KINDS, OptimizerKind, STATE_SLOTS } from './optim';
 import { Rng } from './rng';
 import { nativeAvailable } from './native';
+import { CELL_KINDS, CellKind, gatesPerCell } from './engine/spec';
 import { BackendName, RNN } from './rnn';
 import { StreamBatcher, holdoutSplit } from './train/batcher';
 import { Checkpoint, loadCheckpoint, saveCheckpoint } from './train/checkpoint';
@@ -35,7 +38,18 @@ export interface CliOptions {
 }
 
 /** Settings of a training run, saved in the checkpoint so --resume continues the same run. */
+/** The recurrent stack of a run (absent in checkpoints of runs before it existed: the default model). */
+interface ModelSettings {
+  cell: CellKind;
+  layers: number;
+  bidirectional: boolean;
+  dropout: number;
+}
+
+const DEFAULT_MODEL: ModelSettings = { cell: 'tanh', layers: 1, bidirectional: false, dropout: 0 };
+
 interface RunSettings {
+  model?: ModelSettings;
   hidden: number;
   seq: number;
   batch: number;
@@ -47,11 +61,16 @@ interface RunSettings {
   schedule: Schedule;
   seed: number;
   holdout: number;
-  data: { source: string; sha256: string };
+  /** The training text: where it came from, its hash, and how its bytes were decoded (absent: utf8). */
+  data: { source: string; sha256: string; encoding?: TextEncoding };
 }
 
+/** How the CLI decodes text files. */
+const TEXT_ENCODINGS = ['utf8', 'utf16le', 'latin1'] as const;
+type TextEncoding = (typeof TEXT_ENCODINGS)[number];
+
 /** Options that define a run; on --resume they come from the checkpoint. */
-const RUN_OPTIONS = ['hidden', 'seq', 'batch', 'k1', 'k2', 'clip', 'clipValue', 'optim', 'lr', 'schedule', 'warmup', 'decaySteps', 'seed', 'holdout'] as const;
+const RUN_OPTIONS = ['cell', 'layers', 'bidirectional', 'dropout', 'hidden', 'seq', 'batch', 'k1', 'k2', 'clip', 'clipValue', 'optim', 'lr', 'schedule', 'warmup', 'decaySteps', 'seed', 'holdout'] as const;
 
 const DEFAULT_DATA = 'default: English first names (@stdlib)';
 const SAMPLE_TEMPERATURE = 0.8;
@@ -73,6 +92,12 @@ function positiveNumber(value: string): number {
 function nonNegativeNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0.');
+  return n;
+}
+
+function dropoutFraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n < 1)) throw new InvalidArgumentError('must be a number in [0, 1).');
   return n;
 }
 
@@ -102,8 +127,22 @@ function runSettings(v: unknown): RunSettings | null {
     typeof data === 'object' &&
     data !== null &&
     typeof data.source === 'string' &&
-    typeof data.sha256 === 'string';
-  if (!ok) return null;
+    typeof data.sha256 === 'string' &&
+    (data.encoding === undefined || TEXT_ENCODINGS.includes(data.encoding as TextEncoding));
+  const m = r.model as Record<string, unknown> | undefined;
+  const modelOk =
+    m === undefined ||
+    (typeof m === 'object' &&
+      m !== null &&
+      CELL_KINDS.includes(m.cell as CellKind) &&
+      typeof m.layers === 'number' &&
+      Number.isSafeInteger(m.layers) &&
+      m.layers >= 1 &&
+      typeof m.bidirectional === 'boolean' &&
+      typeof m.dropout === 'number' &&
+      m.dropout >= 0 &&
+      m.dropout < 1);
+  if (!ok || !modelOk) return null;
   try {
     checkSchedule(r.schedule as Schedule);
   } catch {
@@ -115,19 +154,107 @@ function runSettings(v: unknown): RunSettings | null {
 /** An error to report as one line and exit 1. */
 class UsageError extends Error {}
 
+/** A periodic save failed: the run stops there (saving the same state again would fail the same way). */
+class SaveError extends UsageError {}
+
 function oneLine(message: string): string {
   return message.replace(/\s*\n\s*/g, ' ').trim();
 }
 
-function readText(file: string): string {
-  let text: string;
+/**
+ * Reads a text file in `encoding`. Bytes that are not valid in it are an error, not replacement
+ * characters to train on; Latin-1 decodes any bytes.
+ */
+function readText(file: string, encoding: TextEncoding): string {
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
   }
+  let text: string;
+  if (encoding === 'latin1') {
+    text = bytes.toString('latin1');
+  } else if (encoding === 'utf8') {
+    if (!isUtf8(bytes)) {
+      const at = invalidUtf8Offset(bytes);
+      throw new UsageError(`${file} is not valid UTF-8${at >= 0 ? ` (byte ${at} is 0x${bytes[at].toString(16).padStart(2, '0')})` : ''}; pass --encoding latin1 to read it as Latin-1, or --encoding utf16le`);
+    }
+    text = bytes.toString('utf8');
+  } else {
+    try {
+      text = new TextDecoder('utf-16le', { fatal: true, ignoreBOM: true }).decode(bytes);
+    } catch {
+      throw new UsageError(`${file} is not valid UTF-16LE; pass --encoding utf8 or latin1`);
+    }
+  }
   if (text.length === 0) throw new UsageError(`${file} is empty`);
   return text;
+}
+
+/** Offset of the first byte that is not part of valid UTF-8, or -1 (for the error message). */
+function invalidUtf8Offset(bytes: Buffer): number {
+  // Decoding replaces each invalid sequence by U+FFFD; the first one not spelled EF BF BD in the
+  // file is where the bytes went wrong (everything before it decoded as written).
+  const text = bytes.toString('utf8');
+  let offset = 0;
+  let from = 0;
+  for (let i = text.indexOf('\uFFFD'); i >= 0; i = text.indexOf('\uFFFD', i + 1)) {
+    offset += Buffer.byteLength(text.slice(from, i), 'utf8');
+    from = i;
+    if (bytes[offset] !== 0xef || bytes[offset + 1] !== 0xbf || bytes[offset + 2] !== 0xbd) return offset;
+  }
+  return -1;
+}
+
+/**
+ * Refuses an output path whose directory is missing or not writable, or that is a directory,
+ * before any training runs (a save that fails after hours of training loses them).
+ */
+function checkOutput(out: string): void {
+  const target = path.resolve(out);
+  const dir = path.dirname(target);
+  let isDir: boolean;
+  try {
+    isDir = fs.statSync(dir).isDirectory();
+  } catch {
+    throw new UsageError(`cannot write the checkpoint ${out}: the directory ${dir} does not exist`);
+  }
+  if (!isDir) throw new UsageError(`cannot write the checkpoint ${out}: ${dir} is not a directory`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    throw new UsageError(`cannot write the checkpoint ${out}: the directory ${dir} is not writable`);
+  }
+  let existing: fs.Stats | undefined;
+  try {
+    existing = fs.statSync(target);
+  } catch {
+    existing = undefined; // a new file
+  }
+  if (existing?.isDirectory()) throw new UsageError(`cannot write the checkpoint ${out}: it is a directory`);
+}
+
+/**
+ * A lower bound of the memory a training run of this size holds at once: the parameters, their
+ * gradients, the optimizer's state slots, the packed recurrent weight, one step's states and
+ * logits, and, while a checkpoint is written, a copy of parameters and state plus the encoded file.
+ * Refusing runs that cannot fit in the machine's memory turns what would be an allocation failure
+ * (or the OOM killer) mid-run into an error before anything runs.
+ */
+function trainingBytes(vocab: number, hidden: number, model: ModelSettings, slots: number, steps: number, batch: number): number {
+  const G = gatesPerCell(model.cell);
+  const dirs = model.bidirectional ? 2 : 1;
+  // Every layer's input and recurrent weights with their biases, and the head.
+  const first = G * hidden * (vocab + hidden + 2);
+  const above = G * hidden * (dirs * hidden + hidden + 2);
+  const params = dirs * (first + (model.layers - 1) * above) + vocab * dirs * hidden + vocab;
+  const floats = params * (2 + slots) + G * hidden * hidden + steps * batch * (model.layers * dirs * G * hidden + vocab) + 2 * params * (1 + slots);
+  return 4 * floats;
+}
+
+function gigabytes(bytes: number): string {
+  return `${(bytes / 1e9).toFixed(1)} GB`;
 }
 
 function formatDuration(seconds: number): string {
@@ -193,7 +320,20 @@ function progress(io: CliIO, total: number): Progress {
   };
 }
 
+/** "lstm, 2 layers, bidirectional, dropout 0.2, hidden": the model part of the run's summary line. */
+function describeModel(rnn: RNN): string {
+  const parts: string[] = [rnn.cell];
+  if (rnn.numLayers > 1) parts.push(`${rnn.numLayers} layers`);
+  if (rnn.bidirectional) parts.push('bidirectional');
+  if (rnn.dropout > 0) parts.push(`dropout ${rnn.dropout}`);
+  return `${parts.join(', ')}, hidden`;
+}
+
 interface TrainFlags {
+  cell: CellKind;
+  layers: number;
+  bidirectional?: boolean;
+  dropout: number;
   hidden: number;
   seq: number;
   batch: number;
@@ -214,15 +354,22 @@ interface TrainFlags {
   holdout: number;
   sampleEvery?: number;
   evalEvery?: number;
+  saveEvery?: number;
+  encoding?: TextEncoding;
 }
 
 async function train(file: string | undefined, flags: TrainFlags, given: (name: string) => boolean, io: CliIO, options: CliOptions): Promise<number> {
   if (flags.threads !== undefined) setNumThreads(flags.threads);
+  const out = flags.out ?? (file === undefined ? 'names.safetensors' : `${path.basename(file).replace(/\.[^.]*$/, '') || 'model'}.safetensors`);
+  checkOutput(out);
   const resumed: Checkpoint | null = flags.resume ? loadCheckpoint(flags.resume) : null;
   let settings: RunSettings;
   if (resumed) {
     const saved = runSettings(resumed.hyperparameters.run);
     if (!saved || !resumed.tokenizer || !resumed.optimizer || !resumed.training) throw new UsageError(`${flags.resume} is not a training checkpoint of this CLI (no valid run settings, vocabulary, optimizer or training state)`);
+    if (resumed.training.step !== resumed.optimizer.step) {
+      throw new UsageError(`${flags.resume} is inconsistent: its training state is at step ${resumed.training.step} but its optimizer at step ${resumed.optimizer.step}`);
+    }
     const clash = RUN_OPTIONS.find((name) => given(name));
     if (clash) throw new UsageError(`--${clash.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} cannot be changed on --resume: the run's settings come from the checkpoint`);
     settings = saved;
@@ -239,6 +386,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
           : { kind: 'constant', lr };
     checkSchedule(schedule);
     settings = {
+      model: { cell: flags.cell, layers: flags.layers, bidirectional: flags.bidirectional ?? false, dropout: flags.dropout },
       hidden: flags.hidden,
       seq: flags.seq,
       batch: flags.batch,
@@ -255,6 +403,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   }
 
   // Data. The default names are shuffled with the run's seed so the held-out names are a random sample.
+  const encoding = flags.encoding ?? settings.data.encoding ?? 'utf8';
   let text: string;
   let known: Set<string> | null = null;
   if (file === undefined) {
@@ -262,7 +411,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     known = new Set(names);
     text = namesText(shuffled(names, settings.seed));
   } else {
-    text = readText(file);
+    text = readText(file, encoding);
   }
   const source = file === undefined ? DEFAULT_DATA : path.resolve(file);
   const sha256 = createHash('sha256').update(text).digest('hex');
@@ -280,12 +429,39 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     throw new UsageError(`the training text (${trainTokens.length} characters in ${settings.batch} streams of ${data.streamLength}) is too short for --k1 ${settings.k1}; use a smaller --batch or --k1`);
   }
 
+  if (!resumed) {
+    const need = trainingBytes(tokenizer.vocabSize, settings.hidden, settings.model ?? DEFAULT_MODEL, STATE_SLOTS[settings.optim].length, settings.k2, settings.batch);
+    if (need > os.totalmem()) {
+      throw new UsageError(
+        `--hidden ${settings.hidden} with a vocabulary of ${tokenizer.vocabSize} needs at least ${gigabytes(need)} (parameters, gradients, ${settings.optim} state, a checkpoint being written); this machine has ${gigabytes(os.totalmem())}`,
+      );
+    }
+  }
+
   let backend: BackendName = 'native';
   if (!nativeAvailable()) {
     backend = 'reference';
     io.stderr.write('bptt: note: the native addon did not load; training on the (slow) pure-TS reference backend\n');
   }
-  const rnn = resumed?.rnn ?? new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: settings.hidden, outputSize: tokenizer.vocabSize, seed: settings.seed, backend });
+  const model = settings.model ?? DEFAULT_MODEL;
+  const rnn =
+    resumed?.rnn ??
+    new RNN({
+      inputSize: tokenizer.vocabSize,
+      hiddenSize: settings.hidden,
+      outputSize: tokenizer.vocabSize,
+      seed: settings.seed,
+      backend,
+      cell: model.cell,
+      numLayers: model.layers,
+      bidirectional: model.bidirectional,
+      dropout: model.dropout,
+    });
+  if (rnn.bidirectional) {
+    io.stderr.write(
+      'bptt: note: a bidirectional language model reads each window both ways from zero states; its reverse direction sees the characters it predicts, so its loss is not a language model\'s and it cannot sample\n',
+    );
+  }
   rnn.tokenizer = tokenizer;
   const trainer = new Trainer(rnn, {
     optimizer: resumed?.optimizer ?? settings.optim,
@@ -299,14 +475,14 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   if (resumed?.training) {
     const sameData = settings.data.sha256 === sha256;
     if (!sameData) io.stderr.write(`bptt: note: the training text differs from the checkpoint's; starting from the beginning of the new text\n`);
-    trainer.loadState(sameData ? resumed.training : { ...resumed.training, data: null, h: null, historyInputs: new Int32Array(0), historySteps: 0 }, data);
+    trainer.loadState(sameData ? resumed.training : { ...resumed.training, data: null, h: null, c: null, historyInputs: new Int32Array(0), historySteps: 0 }, data);
   }
-  settings = { ...settings, data: { source, sha256 } };
-  const out = flags.out ?? (file === undefined ? 'names.safetensors' : `${path.basename(file).replace(/\.[^.]*$/, '') || 'model'}.safetensors`);
+  settings = { ...settings, data: { source, sha256, ...(encoding !== 'utf8' ? { encoding } : {}) } };
   const save = (): void => saveCheckpoint(out, rnn, { tokenizer, trainer, rng, hyperparameters: { run: settings } });
   const validate = (): EvalResult | null => (validTokens.length >= 2 ? evaluate(rnn, validTokens, { batch: settings.batch, seq: 64 }) : null);
   // One line, so it reads well between progress lines: names as a list, other text JSON-quoted.
   const showSample = (): string => {
+    if (rnn.bidirectional) return '(a bidirectional model cannot sample)';
     const s = sample(rnn, { tokenizer, length: known ? 200 : 120, temperature: SAMPLE_TEMPERATURE, rng });
     return known ? formatNames(s) : JSON.stringify(s);
   };
@@ -325,7 +501,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   const steps = flags.steps;
   io.stdout.write(
     `training on ${file ?? DEFAULT_DATA}: ${trainTokens.length} training and ${validTokens.length} held-out characters, vocabulary ${tokenizer.vocabSize}; ` +
-      `hidden ${settings.hidden}, batch ${settings.batch}, TBPTT(k1=${settings.k1}, k2=${settings.k2}), ${settings.optim}, lr ${settings.schedule.lr}${settings.schedule.kind === 'constant' ? '' : ` (${settings.schedule.kind})`}` +
+      `${describeModel(rnn)} ${settings.hidden}, batch ${settings.batch}, TBPTT(k1=${settings.k1}, k2=${settings.k2}), ${settings.optim}, lr ${settings.schedule.lr}${settings.schedule.kind === 'constant' ? '' : ` (${settings.schedule.kind})`}` +
       `${settings.clip !== null ? `, clip ${settings.clip}` : ''}${settings.clipValue !== null ? `, clip-value ${settings.clipValue}` : ''}; ` +
       `${resumed ? `resuming at step ${trainer.step}, ` : ''}${steps} steps\n`,
   );
@@ -336,11 +512,25 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   let smooth = 0;
   let seen = 0;
   let done = 0;
+  const startStep = trainer.step;
   let result;
   try {
     result = await trainer.fit(data, {
       steps,
       signal: controller.signal,
+      ...(flags.saveEvery !== undefined
+        ? {
+            checkpointEvery: flags.saveEvery,
+            onCheckpoint: (info: StepInfo) => {
+              try {
+                save();
+              } catch (err) {
+                throw new SaveError(`${(err as Error).message}; the run stopped after step ${info.step}, ${out} is as it was before this save`);
+              }
+              bar.log(`checkpoint saved to ${out} at step ${info.step}`);
+            },
+          }
+        : {}),
       onStep: (info) => {
         done++;
         seen++;
@@ -354,6 +544,17 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
         if (done < steps && done % sampleEvery === 0) bar.log(`sample at step ${info.step}: ${showSample()}`);
       },
     });
+  } catch (err) {
+    // The trainer and the model are as they were after the last update that succeeded (a failed
+    // update changes nothing), so that state is saved rather than lost with the error.
+    const message = err instanceof Error ? err.message : String(err);
+    if (trainer.step === startStep || err instanceof SaveError) throw err;
+    try {
+      save();
+    } catch (saveErr) {
+      throw new UsageError(`${message} (saving the last good state, step ${trainer.step}, to ${out} failed too: ${(saveErr as Error).message})`);
+    }
+    throw new UsageError(`${message} (the last good state, step ${trainer.step}, was saved to ${out})`);
   } finally {
     bar.stop();
     process.removeListener('SIGINT', onSigint);
@@ -370,6 +571,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   if (v) io.stdout.write(`held-out loss ${v.loss.toFixed(4)} nats/char, perplexity ${v.perplexity.toFixed(3)} (${v.tokens} characters)\n`);
   io.stdout.write(`checkpoint saved to ${out}\n`);
   if (result.aborted) return 130;
+  if (rnn.bidirectional) return 0;
   if (known) {
     const names = newNames(rnn, tokenizer, known, 20, rng);
     io.stdout.write(`new names, not in the training list:\n${names.join(', ')}\n`);
@@ -412,10 +614,10 @@ function sampleCommand(file: string, flags: SampleFlags, io: CliIO): number {
   return 0;
 }
 
-function evalCommand(checkpoint: string, file: string, io: CliIO): number {
+function evalCommand(checkpoint: string, file: string, flags: { encoding: TextEncoding }, io: CliIO): number {
   const ck = loadCheckpoint(checkpoint);
   const tokenizer = requireTokenizer(ck, checkpoint);
-  const text = readText(file);
+  const text = readText(file, flags.encoding);
   const tokens = tokenizer.encode(text, { skipUnknown: true });
   const skipped = [...text].length - tokens.length;
   if (tokens.length < 2) throw new UsageError(`${file} has fewer than 2 characters in the model's vocabulary`);
@@ -437,7 +639,11 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
   const trainCmd = program
     .command('train')
     .description('train a model on FILE (default: the embedded English first-name lists) and save a checkpoint')
-    .argument('[file]', 'UTF-8 text file to train on')
+    .argument('[file]', 'text file to train on (UTF-8 unless --encoding says otherwise)')
+    .addOption(new Option('--cell <kind>', 'recurrent cell').choices(CELL_KINDS as string[]).default('tanh'))
+    .option('--layers <n>', 'stacked recurrent layers', integer(1), 1)
+    .option('--bidirectional', 'read each window both ways (not a language model: see the note it prints)')
+    .option('--dropout <p>', 'dropout between stacked layers in training, in [0, 1)', dropoutFraction, 0)
     .option('--hidden <n>', 'hidden units', integer(1), 128)
     .option('--seq <n>', 'steps per chunk: the default for --k1 (and --k2)', integer(1), 32)
     .option('--batch <n>', 'parallel streams per step', integer(1), 32)
@@ -456,6 +662,8 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
     .option('--holdout <f>', 'fraction of the text held out for evaluation', fraction, 0.1)
     .option('--sample-every <n>', 'print a sample every n steps (default: 4 times a run)', integer(1))
     .option('--eval-every <n>', 'print the held-out loss every n steps (default: 4 times a run)', integer(1))
+    .option('--save-every <n>', 'also write the checkpoint (atomically) every n updates, so a killed run loses fewer', integer(1))
+    .addOption(new Option('--encoding <name>', 'encoding of FILE (default utf8, or the one the resumed run used)').choices(TEXT_ENCODINGS as unknown as string[]))
     .option('--out <path>', 'checkpoint to write (default: <FILE name>.safetensors, or names.safetensors)')
     .option('--resume <path>', 'continue the run saved in this checkpoint')
     .action(async (file: string | undefined, flags: TrainFlags) => {
@@ -480,9 +688,10 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
     .command('eval')
     .description('held-out loss and perplexity of a checkpoint on a text file')
     .argument('<checkpoint>', 'checkpoint written by `bptt train`')
-    .argument('<file>', 'UTF-8 text file')
-    .action((checkpoint: string, file: string) => {
-      code = evalCommand(checkpoint, file, io);
+    .argument('<file>', 'text file (UTF-8 unless --encoding says otherwise)')
+    .addOption(new Option('--encoding <name>', 'encoding of FILE').choices(TEXT_ENCODINGS as unknown as string[]).default('utf8'))
+    .action((checkpoint: string, file: string, flags: { encoding: TextEncoding }) => {
+      code = evalCommand(checkpoint, file, flags, io);
     });
 
   try {

@@ -16,6 +16,7 @@ import {
   Sequence,
   checkDims,
   checkFinite,
+  checkFloat32Scalar,
   checkSize,
   checkTargets,
   checkSequence,
@@ -24,8 +25,11 @@ import {
 } from './backend';
 import { reference } from './backends/reference';
 import { NativeEngine, NativeRequest, createEngine, nativeArgs, nativeRequest, translateNativeError } from './backends/native';
-import { DTypeError, NonFiniteError, ShapeError } from './errors';
-import { Optimizer } from './optim';
+import { DTypeError, ShapeError } from './errors';
+import { CellKind } from './engine/spec';
+import { checkModelSpec } from './engine/model';
+import { Optimizer, applyReferenceStep } from './optim';
+import { StackModel } from './stack';
 import { Rng } from './rng';
 import { Tensor } from './tensor';
 import { SampleOptions, sample } from './train/sample';
@@ -40,34 +44,60 @@ export interface RNNOptions {
   /** Seeds the initialisation (random when omitted; read it back from rnn.seed). */
   seed?: number;
   backend?: BackendName;
+  /** 'tanh' (default), 'relu', 'lstm' or 'gru'. */
+  cell?: CellKind;
+  /** Stacked recurrent layers (default 1). */
+  numLayers?: number;
+  /** Each layer reads the sequence both ways; outputs [forward, reverse] (default false). */
+  bidirectional?: boolean;
+  /** Dropout between stacked layers in training calls, in [0, 1) (default 0). */
+  dropout?: number;
 }
 
-export type Params = Readonly<Record<ParamName, Tensor>>;
-export type ParamValues = Record<ParamName, Float32Array | Tensor>;
+/**
+ * The parameters by name: U, W, b, V, c for the default one-layer tanh model; PyTorch's
+ * state_dict names (`rnn.weight_ih_l0`, ..., `fc.weight`, `fc.bias`) for every other.
+ */
+export type Params = Readonly<Record<string, Tensor>>;
+export type ParamValues = Readonly<Record<string, Float32Array | Tensor>> | Readonly<Record<ParamName, Float32Array | Tensor>>;
 
 export interface ForwardOptions {
+  /** Initial state: [B, H] for the default model, [L*dirs, B, H] (or [B, H] when L*dirs = 1) for the others. */
   h0?: Tensor;
+  /** LSTM initial cell state, like h0. */
+  c0?: Tensor;
+  /** Valid steps per sequence (Int32Array or int32 Tensor [B], each in [1, T]); later steps are padding. */
+  lengths?: Int32Array | Tensor;
 }
 
 export interface ForwardOutput {
+  /** The top layer's outputs [T, B, dirs*H] (the hidden states s_t for the default model). */
   states: Tensor;
   logits: Tensor;
   hT: Tensor;
+  /** LSTM only. */
+  cT?: Tensor;
 }
 
-export interface LossAndGradientsOptions {
-  h0?: Tensor;
+export interface LossAndGradientsOptions extends ForwardOptions {
   truncate?: number;
   reduction?: Reduction;
-  /** Also return the state s_t at this step (0-based) as `hAt`: where an overlapping TBPTT window resumes. */
+  /** Also return the state after this step (0-based) as `hAt` (and `cAt`): where an overlapping TBPTT window resumes. */
   stateAt?: number;
+  /** Dropout between layers (models with dropout); default true: these are training calls. */
+  training?: boolean;
+  /** Seed of this call's dropout masks; default: the next one of the model's dropout stream. */
+  dropoutSeed?: number;
 }
 
 export interface LossAndGradientsOutput {
   loss: number;
-  grads: Record<ParamName | 'h0', Tensor>;
+  /** Every parameter's gradient, and h0 (and c0 for an LSTM): the initial state's. */
+  grads: Record<string, Tensor>;
   hT: Tensor;
+  cT?: Tensor;
   hAt?: Tensor;
+  cAt?: Tensor;
 }
 
 export interface TrainStepOptions extends LossAndGradientsOptions {
@@ -93,7 +123,9 @@ export interface TrainStepOutput {
   gradNorm: number;
   clipped: boolean;
   hT: Tensor;
+  cT?: Tensor;
   hAt?: Tensor;
+  cAt?: Tensor;
 }
 
 interface GradientOutputs {
@@ -116,7 +148,14 @@ export class RNN {
   readonly outputSize: number;
   readonly backend: BackendName;
   readonly seed: number;
+  readonly cell: CellKind;
+  readonly numLayers: number;
+  readonly bidirectional: boolean;
+  readonly dropout: number;
   readonly params: Params;
+  /** Every model but the default one-layer tanh RNN runs on the recurrent engine. */
+  readonly #stack: StackModel | null;
+  #disposed = false;
   /** The vocabulary of a character model (set by loadCheckpoint and the CLI); sample() returns text when set. */
   tokenizer: CharTokenizer | undefined;
   #engine: NativeEngine | undefined;
@@ -130,11 +169,25 @@ export class RNN {
     if (backend !== 'native' && backend !== 'reference') throw new TypeError(`backend must be 'native' or 'reference', got ${describeValue(backend)}`);
     const seed = options.seed ?? randomInt(2 ** 31);
     if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${describeValue(seed)}`);
+    const spec = checkModelSpec({ ...dims, cell: options.cell ?? 'tanh', numLayers: options.numLayers, bidirectional: options.bidirectional, dropout: options.dropout });
     this.inputSize = dims.inputSize;
     this.hiddenSize = dims.hiddenSize;
     this.outputSize = dims.outputSize;
     this.backend = backend;
     this.seed = seed;
+    this.cell = spec.cell;
+    this.numLayers = spec.numLayers;
+    this.bidirectional = spec.bidirectional;
+    this.dropout = spec.dropout;
+    this.tokenizer = undefined;
+    // The default model keeps its own tuned native path (rnn.cc) and its single bias b.
+    const elman = spec.cell === 'tanh' && spec.numLayers === 1 && !spec.bidirectional && spec.dropout === 0;
+    if (!elman) {
+      this.#stack = new StackModel(spec, backend, seed);
+      this.params = this.#stack.params;
+      return;
+    }
+    this.#stack = null;
     if (backend === 'native') this.#engine = createEngine();
     // nn.RNN / nn.Linear default: every weight and bias uniform in +-1/sqrt(H), drawn in the
     // order U, W, b, V, c from one generator, so both backends start identical.
@@ -149,7 +202,16 @@ export class RNN {
       params[name] = t;
     }
     this.params = Object.freeze(params);
-    this.tokenizer = undefined;
+  }
+
+  /** Where the dropout masks of training calls are drawn from (models with dropout), else null. Checkpoints save it. */
+  get dropoutStream(): Rng | null {
+    return this.#stack && this.dropout > 0 ? this.#stack.dropoutStream : null;
+  }
+
+  /** Shape of a state (h0, hT, c0, cT) for a batch of B: [B, H] for the default model, [L*dirs, B, H] otherwise. */
+  stateShape(batch: number): number[] {
+    return this.#stack ? [this.numLayers * (this.bidirectional ? 2 : 1), batch, this.hiddenSize] : [batch, this.hiddenSize];
   }
 
   get dims(): Dims {
@@ -158,12 +220,13 @@ export class RNN {
 
   /** Replaces all parameters (copies). Validates everything before changing anything. */
   setParams(values: ParamValues): void {
-    if (typeof values !== 'object' || values === null) throw new TypeError(`setParams expects { U, W, b, V, c }, got ${describeValue(values)}`);
-    const shapes = paramShapes(this.dims);
+    const names = Object.keys(this.params);
+    if (typeof values !== 'object' || values === null) throw new TypeError(`setParams expects { ${names.join(', ')} }, got ${describeValue(values)}`);
+    for (const key of Object.keys(values)) if (!(key in this.params)) throw new TypeError(`setParams: this model has no parameter '${key}' (it has ${names.join(', ')})`);
     const pending: [Tensor, Float32Array][] = [];
-    for (const name of PARAM_NAMES) {
-      const shape = shapes[name];
-      const given = values[name];
+    for (const name of names) {
+      const shape = this.params[name].shape;
+      const given = (values as Readonly<Record<string, Float32Array | Tensor | undefined>>)[name];
       let data: Float32Array;
       if (given instanceof Tensor) {
         if (given.dtype !== 'float32') throw new DTypeError(`params.${name} must be float32, got ${given.toString()}`);
@@ -187,7 +250,8 @@ export class RNN {
 
   /** Runs the model over a batch of sequences. */
   forward(inputs: Tensor, options: ForwardOptions = {}): ForwardOutput {
-    const call = this.prepare(inputs, null, options.h0);
+    if (this.#stack) return this.#stack.forward(inputs, options);
+    const call = this.prepare(inputs, null, options);
     const out = this.forwardOutputs(call.seq);
     if (this.backend === 'reference') {
       const r = reference.forward(this.dims, this.paramViews(), call.seq, call.h0);
@@ -195,14 +259,19 @@ export class RNN {
       out.logits.data().set(r.logits);
       out.hT.data().set(r.hT);
     } else {
-      this.engine().forward(...nativeArgs(this.forwardRequest(call, out)));
+      try {
+        this.engine().forward(...nativeArgs(this.forwardRequest(call, out)));
+      } catch (err) {
+        throw translateNativeError(err);
+      }
     }
     return out;
   }
 
   async forwardAsync(inputs: Tensor, options: ForwardOptions = {}): Promise<ForwardOutput> {
+    if (this.#stack) return this.#stack.forwardAsync(inputs, options);
     if (this.backend === 'reference') return this.forward(inputs, options);
-    const call = this.prepare(inputs, null, options.h0);
+    const call = this.prepare(inputs, null, options);
     const out = this.forwardOutputs(call.seq);
     await this.runPinned(call, [out.states, out.logits, out.hT], () => this.engine().forwardAsync(...nativeArgs(this.forwardRequest(call, out))));
     return out;
@@ -210,7 +279,8 @@ export class RNN {
 
   /** Loss and exact (or truncated) BPTT gradients; parameters are not changed. */
   lossAndGradients(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): LossAndGradientsOutput {
-    const call = this.prepare(inputs, targets, options.h0);
+    if (this.#stack) return this.#stack.lossAndGradients(inputs, targets, options);
+    const call = this.prepare(inputs, targets, options);
     const truncate = this.checkTruncate(options.truncate);
     const reduction = checkReduction(options.reduction);
     const out = this.gradientOutputs(call.seq, this.checkStateAt(options.stateAt, call.seq));
@@ -231,8 +301,9 @@ export class RNN {
   }
 
   async lossAndGradientsAsync(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): Promise<LossAndGradientsOutput> {
+    if (this.#stack) return this.#stack.lossAndGradientsAsync(inputs, targets, options);
     if (this.backend === 'reference') return this.lossAndGradients(inputs, targets, options);
-    const call = this.prepare(inputs, targets, options.h0);
+    const call = this.prepare(inputs, targets, options);
     const truncate = this.checkTruncate(options.truncate);
     const reduction = checkReduction(options.reduction);
     const out = this.gradientOutputs(call.seq, this.checkStateAt(options.stateAt, call.seq));
@@ -246,6 +317,7 @@ export class RNN {
    * parameters and the optimizer state are left as they were.
    */
   trainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions): TrainStepOutput {
+    if (this.#stack) return this.#stack.trainStep(inputs, targets, options);
     const { call, truncate, reduction, hT, capture, optimizer } = this.prepareTrainStep(inputs, targets, options);
     if (this.backend === 'reference') return this.referenceTrainStep(call, truncate, reduction, options, optimizer, hT, capture);
     const out = this.#stepResults;
@@ -260,6 +332,7 @@ export class RNN {
 
   /** trainStep off the main thread; the tensors it uses are pinned until it settles. */
   async trainStepAsync(inputs: Tensor, targets: Tensor, options: TrainStepOptions): Promise<TrainStepOutput> {
+    if (this.#stack) return this.#stack.trainStepAsync(inputs, targets, options);
     if (this.backend === 'reference') return this.trainStep(inputs, targets, options);
     const { call, truncate, reduction, hT, capture, optimizer } = this.prepareTrainStep(inputs, targets, options);
     const state = optimizer ? PARAM_NAMES.flatMap((n) => optimizer.slots(n)) : [];
@@ -286,9 +359,22 @@ export class RNN {
     return sample(this, { ...options, tokenizer: undefined, prime: options?.prime as ArrayLike<number> | undefined });
   }
 
-  /** Frees the parameters (the model is unusable afterwards). */
+  /** Frees the parameters and the native scratch memory now (the model is unusable afterwards). Idempotent. */
   dispose(): void {
-    for (const name of PARAM_NAMES) this.params[name].dispose();
+    if (this.#disposed) return;
+    for (const t of Object.values(this.params)) t.checkWritable();
+    for (const t of Object.values(this.params)) t.dispose();
+    this.#stack?.dispose();
+    this.#engine = undefined;
+    this.#disposed = true;
+  }
+
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   // --- internals ---
@@ -302,7 +388,12 @@ export class RNN {
     return { U: p.U.data() as Float32Array, W: p.W.data() as Float32Array, b: p.b.data() as Float32Array, V: p.V.data() as Float32Array, c: p.c.data() as Float32Array };
   }
 
-  private prepare(inputs: Tensor, targets: Tensor | null, h0: Tensor | undefined): PreparedCall {
+  private prepare(inputs: Tensor, targets: Tensor | null, options: LossAndGradientsOptions): PreparedCall {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+    for (const key of ['c0', 'lengths', 'training', 'dropoutSeed'] as const) {
+      if (options[key] !== undefined) throw new TypeError(`options.${key} is for models with cell, numLayers, bidirectional or dropout set; the default one-layer tanh model has no ${key === 'c0' ? 'cell state' : key === 'lengths' ? 'variable lengths' : 'dropout'}`);
+    }
+    const h0 = options.h0;
     if (!(inputs instanceof Tensor)) throw new TypeError(`inputs must be a Tensor (int32 [T, B] or float32 [T, B, D]), got ${describeValue(inputs)}`);
     const shape = inputs.shape;
     let seq: Sequence;
@@ -408,12 +499,12 @@ export class RNN {
 
   private prepareTrainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`trainStep options must be an object with lr, got ${describeValue(options)}`);
-    const call = this.prepare(inputs, targets, options.h0);
+    const call = this.prepare(inputs, targets, options);
     const truncate = this.checkTruncate(options.truncate);
     const reduction = checkReduction(options.reduction);
-    checkPositive('lr', options.lr, true);
-    if (options.clipNorm !== undefined) checkPositive('clipNorm', options.clipNorm, false);
-    if (options.clipValue !== undefined) checkPositive('clipValue', options.clipValue, false);
+    checkFloat32Scalar('lr', options.lr, true);
+    if (options.clipNorm !== undefined) checkFloat32Scalar('clipNorm', options.clipNorm, false);
+    if (options.clipValue !== undefined) checkFloat32Scalar('clipValue', options.clipValue, false);
     const optimizer = options.optimizer;
     if (optimizer !== undefined) {
       if (!(optimizer instanceof Optimizer)) throw new TypeError(`optimizer must be an Optimizer, got ${describeValue(optimizer)}`);
@@ -471,36 +562,7 @@ export class RNN {
   ): TrainStepOutput {
     this.referenceCapture(call, capture);
     const r = reference.lossAndGradients(this.dims, this.paramViews(), call.seq, call.targets!, { h0: call.h0, truncate, reduction });
-    let squares = 0;
-    for (const name of PARAM_NAMES) for (const g of r.grads[name]) squares += g * g;
-    const gradNorm = Math.sqrt(squares);
-    if (!Number.isFinite(gradNorm) || !Number.isFinite(r.loss)) {
-      throw new NonFiniteError(`the loss or gradient is not finite (loss ${r.loss}, gradient norm ${gradNorm}); parameters and optimizer state were left unchanged`);
-    }
-    // Same order as the native step: value clipping first, then global-norm rescaling.
-    let clipped = false;
-    const grads = PARAM_NAMES.map((name) => Float64Array.from(r.grads[name]));
-    if (options.clipValue !== undefined) {
-      const v = options.clipValue;
-      for (const g of grads) {
-        for (let i = 0; i < g.length; i++) {
-          const y = Math.min(Math.max(g[i], -v), v);
-          if (y !== g[i]) clipped = true;
-          g[i] = y;
-        }
-      }
-    }
-    if (options.clipNorm !== undefined && gradNorm > options.clipNorm) {
-      const factor = options.clipNorm / gradNorm;
-      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= factor;
-      clipped = true;
-    }
-    PARAM_NAMES.forEach((name, i) => {
-      const p = this.params[name].data() as Float32Array;
-      if (optimizer) optimizer.applyReference(name, p, grads[i], options.lr);
-      else for (let j = 0; j < p.length; j++) p[j] -= options.lr * grads[i][j];
-    });
-    optimizer?.advance();
+    const { gradNorm, clipped } = applyReferenceStep<ParamName>(this.params as Record<ParamName, Tensor>, r.loss, r.grads, options, optimizer);
     hT.data().set(r.hT);
     return { loss: r.loss, gradNorm, clipped, hT, hAt: capture.hAt };
   }
@@ -522,10 +584,4 @@ function checkReduction(reduction: Reduction | undefined): Reduction {
   const r = reduction ?? 'mean';
   if (r !== 'mean' && r !== 'sum') throw new TypeError(`reduction must be 'mean' or 'sum', got ${describeValue(r)}`);
   return r;
-}
-
-function checkPositive(name: string, value: unknown, allowZero: boolean): void {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new RangeError(`${name} must be a finite number ${allowZero ? '>= 0' : '> 0'}, got ${describeValue(value)}`);
-  }
 }

@@ -1,10 +1,11 @@
 /**
- * Safe tensor handles over native, 64-byte aligned memory.
+ * Safe tensor handles over 64-byte aligned memory.
  *
- * The data lives outside the JS heap (an external ArrayBuffer the addon allocated), so kernels
- * read it in place. A Tensor never hands out its storage: toArray() copies. dispose() frees the
- * memory at once; a forgotten tensor is freed by the GC. While an asynchronous job uses a tensor
- * it is pinned: dispose() and writes throw TensorInUseError instead of racing the native thread.
+ * The data lives in an ArrayBuffer the addon allocates (V8-owned memory at an aligned offset), so
+ * kernels read it in place. A Tensor never hands out its storage: toArray() copies. dispose()
+ * frees the memory at once; a forgotten tensor is freed by the GC, inside a synchronous loop too.
+ * While an asynchronous job uses a tensor it is pinned: dispose() and writes throw
+ * TensorInUseError instead of racing the native thread.
  */
 import { checkedProduct, describeValue } from './backend';
 import { DisposedError, DTypeError, ShapeError, TensorInUseError } from './errors';
@@ -14,9 +15,10 @@ import { Rng } from './rng';
 export type DType = 'float32' | 'int32';
 export type TypedArrayFor<D extends DType> = D extends 'float32' ? Float32Array : Int32Array;
 
-function allocateBuffer(bytes: number): ArrayBuffer {
+/** `bytes` zeroed bytes, 64-byte aligned (their byteOffset into a buffer of their own). */
+function allocateBytes(bytes: number): ArrayBufferView {
   // Falls back to JS memory where the addon cannot load (the reference backend still works).
-  return nativeAvailable() ? (addon().allocate(bytes) as ArrayBuffer) : new ArrayBuffer(bytes);
+  return nativeAvailable() ? (addon().allocate(bytes) as DataView) : new DataView(new ArrayBuffer(bytes));
 }
 
 function checkShape(shape: unknown): number[] {
@@ -43,8 +45,9 @@ export class Tensor<D extends DType = DType> {
     this.shape = Object.freeze(shape);
     this.size = shape.reduce((a, b) => a * b, 1);
     const bytesPer = 4;
-    this.#buffer = allocateBuffer(this.size * bytesPer);
-    this.#view = (dtype === 'float32' ? new Float32Array(this.#buffer, 0, this.size) : new Int32Array(this.#buffer, 0, this.size)) as TypedArrayFor<D>;
+    const block = allocateBytes(this.size * bytesPer);
+    this.#buffer = block.buffer as ArrayBuffer;
+    this.#view = (dtype === 'float32' ? new Float32Array(this.#buffer, block.byteOffset, this.size) : new Int32Array(this.#buffer, block.byteOffset, this.size)) as TypedArrayFor<D>;
   }
 
   /** A tensor holding a copy of `data`, whose dtype follows the array type. */

@@ -1,17 +1,29 @@
 #include <napi.h>
 
 #include "bindings.h"
+#include "napi_guard.h"
+
+namespace bptt {
+
+EnvState& State(Napi::Env env) { return *env.GetInstanceData<EnvState>(); }
+
+}  // namespace bptt
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  bptt::InitKernelBindings(env, exports);
-  bptt::InitTensorBindings(env, exports);
-  bptt::InitRnnBindings(env, exports);
-  bptt::InitLayerBindings(env, exports);
-  bptt::InitModelBindings(env, exports);
-  bptt::InitBenchBindings(env, exports);
-  return exports;
+  // Guarded like every entry point: a failed load is a JS exception from require().
+  const Napi::Value result = bptt::Guarded(env, [&]() -> Napi::Value {
+    env.SetInstanceData(new bptt::EnvState());  // deleted by Node when the environment goes
+    bptt::InitKernelBindings(env, exports);
+    bptt::InitTensorBindings(env, exports);
+    bptt::InitRnnBindings(env, exports);
+    bptt::InitLayerBindings(env, exports);
+    bptt::InitModelBindings(env, exports);
+    bptt::InitBenchBindings(env, exports);
+    return exports;
+  });
+  return result.IsEmpty() ? Napi::Object() : exports;
 }
 
 }  // namespace

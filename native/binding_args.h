@@ -17,8 +17,9 @@
 #include <vector>
 
 #include "aligned_buffer.h"
-#include "cpu.h"
 #include "engine/layer.h"
+#include "errors.h"
+#include "napi_guard.h"
 
 namespace bptt {
 namespace args {
@@ -48,6 +49,14 @@ class Staging {
     o.array = Napi::Persistent(array);
     o.n = n;
     return o.buffer.floats(n);
+  }
+
+  // An array the job reads and rewrites (parameters and optimizer state of a training step):
+  // a copy of it, written back when the job succeeds.
+  float* InOut(Napi::Value array, const float* data, size_t n) {
+    float* copy = Output(array, n);
+    std::memcpy(copy, data, n * sizeof(float));
+    return copy;
   }
 
   // Copies every result into its array; false (and a message) if one cannot take it any more.
@@ -123,8 +132,8 @@ T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expect
   return static_cast<T*>(data);
 }
 
-inline void CheckFinite(Napi::Env env, const float* data, size_t n, const std::string& what) {
-  if (!active_kernels().all_finite(data, n)) throw Napi::RangeError::New(env, what + " contains NaN or infinite values");
+inline void CheckFinite(Napi::Env env, const kernels::KernelSet& ks, const float* data, size_t n, const std::string& what) {
+  if (!ks.all_finite(data, n)) throw Napi::RangeError::New(env, what + " contains NaN or infinite values");
 }
 
 inline size_t CountArg(Napi::Env env, Napi::Value v, const char* name, double lo, double hi) {
@@ -144,17 +153,11 @@ inline size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const 
   return static_cast<size_t>(n);
 }
 
-inline std::string ParamName(const LayerSpec& spec, size_t p) {
-  static const char* kKinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
-  const size_t dirs = spec.directions();
-  const size_t l = p / (dirs * 4), d = (p / 4) % dirs;
-  return std::string(kKinds[p % 4]) + "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
-}
 
 // An Array of parameter_count() Float32Arrays in parameter order.
 // Inputs (weights) go through `stage->Input`, outputs (grads) through `stage->Output`, when staged.
 template <class Ptr>
-std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& spec, const char* what, bool is_input,
+std::vector<Ptr> ParameterArrays(Napi::Env env, const kernels::KernelSet& ks, Napi::Value v, const LayerSpec& spec, const char* what, bool is_input,
                                  Staging* stage) {
   const size_t count = spec.parameter_count();
   if (!v.IsArray() || v.As<Napi::Array>().Length() != count) {
@@ -163,11 +166,11 @@ std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& 
   Napi::Array list = v.As<Napi::Array>();
   std::vector<Ptr> out(count);
   for (size_t p = 0; p < count; ++p) {
-    const std::string name = std::string(what) + " " + ParamName(spec, p);
+    const std::string name = std::string(what) + " " + spec.parameter_name(p);
     const Napi::Value array = list.Get(static_cast<uint32_t>(p));
     float* data = ArrayArg<float>(env, array, name, spec.parameter_size(p), false);
     if (is_input) {
-      CheckFinite(env, data, spec.parameter_size(p), name);
+      CheckFinite(env, ks, data, spec.parameter_size(p), name);
       out[p] = const_cast<Ptr>(stage ? stage->Input(data, spec.parameter_size(p)) : data);
     } else {
       out[p] = stage ? stage->Output(array, spec.parameter_size(p)) : data;
@@ -176,11 +179,6 @@ std::vector<Ptr> ParameterArrays(Napi::Env env, Napi::Value v, const LayerSpec& 
   return out;
 }
 
-inline Napi::Error InUseError(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", "BPTT_IN_USE");
-  return error;
-}
 
 // A layer spec from constructor arguments info[first ..]: cell, inputSize, hiddenSize, numLayers,
 // bidirectional, dropout; `count` is the constructor's whole argument count.
@@ -217,8 +215,8 @@ struct OwnedIds {
 
 // Reads a batch at info[first ..]: T, B, tokens | null, dense | null, lengths | null, h0 | null,
 // c0 | null, training (boolean), dropout seed. Float inputs go through the staging.
-inline engine::LayerInput ReadLayerInput(const Napi::CallbackInfo& info, size_t first, const LayerSpec& s, Staging* stage,
-                                         OwnedIds& ids) {
+inline engine::LayerInput ReadLayerInput(const Napi::CallbackInfo& info, const kernels::KernelSet& ks, size_t first,
+                                         const LayerSpec& s, Staging* stage, OwnedIds& ids) {
   Napi::Env env = info.Env();
   auto given = [&](size_t i) { return !info[first + i].IsUndefined() && !info[first + i].IsNull(); };
   engine::LayerInput in;
@@ -243,7 +241,7 @@ inline engine::LayerInput ReadLayerInput(const Napi::CallbackInfo& info, size_t 
   } else {
     const size_t n = Product(env, {rows, s.input}, "dense inputs");
     const float* dense = ArrayArg<float>(env, info[first + 3], "dense inputs", n, false);
-    CheckFinite(env, dense, n, "dense inputs");
+    CheckFinite(env, ks, dense, n, "dense inputs");
     in.dense = In(stage, dense, n);
   }
   if (given(4)) {
@@ -258,11 +256,11 @@ inline engine::LayerInput ReadLayerInput(const Napi::CallbackInfo& info, size_t 
     in.lengths = ids.lengths.data();
   }
   const float* h0 = ArrayArg<float>(env, info[first + 5], "h0", state_n, true);
-  if (h0) CheckFinite(env, h0, state_n, "h0");
+  if (h0) CheckFinite(env, ks, h0, state_n, "h0");
   in.h0 = In(stage, h0, state_n);
   if (given(6) && !engine::cell_info(s.cell).has_cell_state) throw Napi::TypeError::New(env, "c0 is only for lstm cells");
   const float* c0 = ArrayArg<float>(env, info[first + 6], "c0", state_n, true);
-  if (c0) CheckFinite(env, c0, state_n, "c0");
+  if (c0) CheckFinite(env, ks, c0, state_n, "c0");
   in.c0 = In(stage, c0, state_n);
   if (!info[first + 7].IsBoolean()) throw Napi::TypeError::New(env, "training must be a boolean, got " + Describe(info[first + 7]));
   in.training = info[first + 7].As<Napi::Boolean>().Value();
@@ -270,71 +268,77 @@ inline engine::LayerInput ReadLayerInput(const Napi::CallbackInfo& info, size_t 
   return in;
 }
 
-// One asynchronous job: `work` runs off the JS thread; back on it `done` runs whatever happened
-// (clearing busy flags), then the staged outputs are copied out and the promise resolves with
-// `result()` or rejects. The objects in `keep` (the native object, records) stay alive until then.
+// One asynchronous job: `work` runs off the JS thread and touches no JS; back on it `done` runs
+// whatever happened (clearing busy flags), then the staged outputs are copied out and the promise
+// resolves with `result()` or rejects. The completion throws nothing: it also runs while a worker
+// thread is being terminated, when Node refuses to settle the promise, and after a cancellation at
+// teardown. The objects in `keep` (the native object, records) stay alive until then.
 class StagedWorker : public Napi::AsyncWorker {
  public:
   StagedWorker(Napi::Env env, std::vector<Napi::Value> keep, std::unique_ptr<Staging> stage, std::function<void()> work,
-               std::function<void(Napi::Env)> done, std::function<Napi::Value(Napi::Env)> result)
+               std::function<void(napi_env)> done, std::function<napi_value(napi_env)> result)
       : Napi::AsyncWorker(env, "bptt.job"), stage_(std::move(stage)), work_(std::move(work)), done_(std::move(done)),
-        result_(std::move(result)), deferred_(Napi::Promise::Deferred::New(env)) {
+        result_(std::move(result)) {
     for (Napi::Value v : keep) keep_.push_back(Napi::Persistent(v));
+    if (napi_create_promise(env, &deferred_, &promise_) != napi_ok) throw Napi::Error::New(env);
   }
 
-  // Queues the job; returns its promise.
-  Napi::Promise Start() {
-    Napi::Promise promise = deferred_.Promise();
-    Queue();
-    return promise;
+  // Queues the job (Node owns it from then on: its completion destroys it); returns its promise.
+  static Napi::Value Start(Napi::Env env, std::unique_ptr<StagedWorker> worker) {
+    worker->Queue();
+    return Napi::Value(env, worker.release()->promise_);
   }
 
  protected:
-  void Execute() override {
+  void Execute() override { work_(); }
+
+  // Replaces node-addon-api's, which lets exceptions of other types than std::exception escape.
+  void OnExecute(Napi::Env) override {
     try {
-      work_();
-    } catch (const std::bad_alloc&) {
-      SetError("out of memory: a native allocation for this call failed");
-    } catch (const std::exception& e) {
-      SetError(std::string("native error: ") + e.what());
+      Execute();
+    } catch (...) {
+      failure_ = CaptureFailure(std::current_exception());
+      failed_ = true;
     }
   }
-  void OnOK() override {
-    done_(Env());
-    std::string error;
-    if (stage_ && !stage_->CopyOut(Env(), &error)) {
-      deferred_.Reject(Napi::Error::New(Env(), error).Value());
-      return;
+
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    done_(env);
+    if (status != napi_ok) {
+      failure_ = {Failure::Kind::kError, "the job was cancelled (its environment is shutting down)"};
+      failed_ = true;
+    } else if (!failed_ && stage_) {
+      std::string error;
+      try {
+        if (!stage_->CopyOut(env, &error)) failure_ = {Failure::Kind::kError, error}, failed_ = true;
+      } catch (...) {
+        failure_ = CaptureFailure(std::current_exception());
+        failed_ = true;
+      }
     }
-    deferred_.Resolve(result_ ? result_(Env()) : Env().Undefined());
-  }
-  void OnError(const Napi::Error& error) override {
-    done_(Env());
-    deferred_.Reject(error.Value());
+    if (!failed_) {
+      napi_value value = result_ ? result_(env) : nullptr;
+      if (value == nullptr) napi_get_undefined(env, &value);
+      napi_resolve_deferred(env, deferred_, value);
+    } else {
+      napi_value error = MakeError(env, failure_);
+      if (error == nullptr) napi_get_undefined(env, &error);
+      napi_reject_deferred(env, deferred_, error);
+    }
+    Destroy();
   }
 
  private:
   std::unique_ptr<Staging> stage_;
   std::function<void()> work_;
-  std::function<void(Napi::Env)> done_;
-  std::function<Napi::Value(Napi::Env)> result_;
-  Napi::Promise::Deferred deferred_;
+  std::function<void(napi_env)> done_;
+  std::function<napi_value(napi_env)> result_;
   std::vector<Napi::Reference<Napi::Value>> keep_;
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
+  Failure failure_;
+  bool failed_ = false;
 };
-
-// Runs a synchronous job, every C++ failure becoming a JS error.
-template <class Body>
-void RunSync(Napi::Env env, Body&& body) {
-  try {
-    body();
-  } catch (const std::bad_alloc&) {
-    throw Napi::RangeError::New(env, "out of memory: a native allocation for this call failed");
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string("native error: ") + e.what());
-  }
-}
 
 }  // namespace args
 }  // namespace bptt

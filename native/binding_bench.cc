@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "napi_guard.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -139,12 +140,21 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   std::vector<ProbeResult> results(threads);
   std::vector<std::thread> pool;
   pool.reserve(threads);
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      ready.fetch_add(1, std::memory_order_acq_rel);
-      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-      results[t] = probe(deadline, kA, kB);
-    });
+  try {
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        ready.fetch_add(1, std::memory_order_acq_rel);
+        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        results[t] = probe(deadline, kA, kB);
+      });
+    }
+  } catch (...) {
+    // A thread that cannot start: let the started ones run out (a deadline already past) and
+    // join them, since destroying a running std::thread aborts the process.
+    deadline = Clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& th : pool) th.join();
+    throw;
   }
   while (ready.load(std::memory_order_acquire) < threads) std::this_thread::yield();
   const Clock::time_point start = Clock::now();
@@ -178,6 +188,7 @@ Napi::Value CoreRoundTrip(const Napi::CallbackInfo& info) {
   constexpr int kRuns = 9;
   alignas(64) std::atomic<std::int64_t> line{0};
   std::vector<double> ns;
+  ns.reserve(kRuns);  // nothing below may throw while the partner thread runs
   std::thread partner([&] {
     for (std::int64_t i = 0; i < kRuns * n; ++i) {
       for (int spins = 1; line.load(std::memory_order_acquire) != 2 * i + 1; ++spins) {
@@ -205,8 +216,8 @@ Napi::Value CoreRoundTrip(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitBenchBindings(Napi::Env env, Napi::Object exports) {
-  exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
-  exports.Set("_coreRoundTrip", Napi::Function::New(env, CoreRoundTrip, "_coreRoundTrip"));
+  ExportGuarded<FmaPeak>(env, exports, "_fmaPeak");
+  ExportGuarded<CoreRoundTrip>(env, exports, "_coreRoundTrip");
 }
 
 }  // namespace bptt

@@ -6,12 +6,15 @@
 #include "bindings.h"
 #include "cpu.h"
 #include "gemm.h"
+#include "napi_guard.h"
 #include "thread_pool.h"
 
 namespace bptt {
 namespace {
 
-Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), active_kernels().isa); }
+const kernels::KernelSet& Kernels(Napi::Env env) { return *State(env).kernels; }
+
+Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), Kernels(info.Env()).isa); }
 
 Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
   const auto names = supported_isas();
@@ -23,8 +26,10 @@ Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
 Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "setIsa(name) expects a string");
-  const std::string error = select_isa(info[0].As<Napi::String>().Utf8Value());
-  if (!error.empty()) throw Napi::RangeError::New(env, error);
+  std::string error;
+  const kernels::KernelSet* ks = find_kernels(info[0].As<Napi::String>().Utf8Value(), &error);
+  if (ks == nullptr) throw Napi::RangeError::New(env, error);
+  State(env).kernels = ks;  // this environment only: other threads keep their choice
   return env.Undefined();
 }
 
@@ -86,7 +91,7 @@ Napi::Value GemmHook(const Napi::CallbackInfo& info, const char* name, bool prep
       Span(M, N, ldc) > c.ElementLength()) {
     throw Napi::RangeError::New(env, std::string(name) + ": an array is too short for its dimensions");
   }
-  const kernels::KernelSet& ks = active_kernels();
+  const kernels::KernelSet& ks = Kernels(env);
   const MatrixRef A{a.Data(), lda, ta ? Trans::kYes : Trans::kNo};
   const MatrixRef B{b.Data(), ldb, tb ? Trans::kYes : Trans::kNo};
   const Epilogue epilogue = tanh ? Epilogue::Tanh() : Epilogue::None();
@@ -106,7 +111,7 @@ Napi::Value GemmPacked(const Napi::CallbackInfo& info) { return GemmHook(info, "
 Napi::Value TanhHook(const Napi::CallbackInfo& info) {
   if (info.Length() != 1) throw Napi::TypeError::New(info.Env(), "_tanh expects one Float32Array");
   auto x = FloatArg(info.Env(), info[0], "x");
-  active_kernels().tanh_inplace(x.Data(), x.ElementLength());
+  Kernels(info.Env()).tanh_inplace(x.Data(), x.ElementLength());
   return info.Env().Undefined();
 }
 
@@ -121,7 +126,7 @@ Napi::Value SoftmaxXentHook(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "target must be -1 or an index into z");
   }
   const float scale = info[2].As<Napi::Number>().FloatValue();
-  return Napi::Number::New(env, active_kernels().softmax_xent_row(z.Data(), z.ElementLength(), static_cast<int32_t>(target), scale));
+  return Napi::Number::New(env, Kernels(env).softmax_xent_row(z.Data(), z.ElementLength(), static_cast<int32_t>(target), scale));
 }
 
 // _softmax(z, invTemperature): z becomes softmax(z * invTemperature).
@@ -132,8 +137,21 @@ Napi::Value SoftmaxHook(const Napi::CallbackInfo& info) {
   if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "invTemperature must be a number");
   const float inv_t = info[1].As<Napi::Number>().FloatValue();
   if (!(inv_t > 0) || !std::isfinite(inv_t)) throw Napi::RangeError::New(env, "invTemperature must be positive and finite");
-  active_kernels().softmax_row(z.Data(), z.ElementLength(), inv_t);
+  Kernels(env).softmax_row(z.Data(), z.ElementLength(), inv_t);
   return env.Undefined();
+}
+
+// BPTT_ISA from this environment's process.env (a worker's is its own copy): the kernels it names,
+// or the best supported when unset.
+const kernels::KernelSet* KernelsFromEnvironment(Napi::Env env) {
+  Napi::Value process = env.Global().Get("process");
+  Napi::Value value = process.IsObject() ? process.As<Napi::Object>().Get("env") : env.Undefined();
+  value = value.IsObject() ? value.As<Napi::Object>().Get("BPTT_ISA") : env.Undefined();
+  const std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  std::string error;
+  const kernels::KernelSet* ks = find_kernels(name.empty() ? "auto" : name, &error);
+  if (ks == nullptr) throw Napi::Error::New(env, "BPTT_ISA=" + name + ": " + error);
+  return ks;
 }
 
 // Environments (the main thread, worker threads) that loaded the addon. The pool's workers are
@@ -143,22 +161,21 @@ std::atomic<int> g_live_envs{0};
 }  // namespace
 
 void InitKernelBindings(Napi::Env env, Napi::Object exports) {
+  State(env).kernels = KernelsFromEnvironment(env);
   g_live_envs.fetch_add(1);
   env.AddCleanupHook([] {
     if (g_live_envs.fetch_sub(1) == 1) ThreadPool::global().shutdown();
   });
-  const std::string error = select_isa_from_environment();
-  if (!error.empty()) throw Napi::Error::New(env, error);
-  exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
-  exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsas, "supportedIsas"));
-  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
-  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
-  exports.Set("numThreads", Napi::Function::New(env, NumThreads, "numThreads"));
-  exports.Set("_gemm", Napi::Function::New(env, Gemm, "_gemm"));
-  exports.Set("_gemmPacked", Napi::Function::New(env, GemmPacked, "_gemmPacked"));
-  exports.Set("_tanh", Napi::Function::New(env, TanhHook, "_tanh"));
-  exports.Set("_softmaxXent", Napi::Function::New(env, SoftmaxXentHook, "_softmaxXent"));
-  exports.Set("_softmax", Napi::Function::New(env, SoftmaxHook, "_softmax"));
+  ExportGuarded<Isa>(env, exports, "isa");
+  ExportGuarded<SupportedIsas>(env, exports, "supportedIsas");
+  ExportGuarded<SetIsa>(env, exports, "setIsa");
+  ExportGuarded<SetNumThreads>(env, exports, "setNumThreads");
+  ExportGuarded<NumThreads>(env, exports, "numThreads");
+  ExportGuarded<Gemm>(env, exports, "_gemm");
+  ExportGuarded<GemmPacked>(env, exports, "_gemmPacked");
+  ExportGuarded<TanhHook>(env, exports, "_tanh");
+  ExportGuarded<SoftmaxXentHook>(env, exports, "_softmaxXent");
+  ExportGuarded<SoftmaxHook>(env, exports, "_softmax");
 }
 
 }  // namespace bptt

@@ -12,7 +12,6 @@
 
 #include "binding_args.h"
 #include "bindings.h"
-#include "cpu.h"
 #include "engine/layer.h"
 #include "thread_pool.h"
 
@@ -32,7 +31,7 @@ class LayerRecord : public Napi::ObjectWrap<LayerRecord> {
     return DefineClass(env, "LayerRecord",
                        {InstanceMethod<&LayerRecord::Dispose>("dispose"),
                         InstanceAccessor<&LayerRecord::Disposed>("disposed"),
-                        InstanceAccessor<&LayerRecord::InUse>("inUse"),
+                        InstanceAccessor<&LayerRecord::InUseValue>("inUse"),
                         InstanceAccessor<&LayerRecord::Bytes>("bytes")});
   }
 
@@ -53,30 +52,37 @@ class LayerRecord : public Napi::ObjectWrap<LayerRecord> {
   bool disposed() const { return record_ == nullptr; }
   bool in_use = false;
 
-  // Tells V8 how much native memory the record holds now.
-  void Report(Napi::Env env) {
+  // Tells V8 how much native memory the record holds now (throws nothing: it also runs when a
+  // job completes in an environment that is going away).
+  void Report(napi_env env) noexcept {
     const int64_t now = record_ ? static_cast<int64_t>(record_->bytes()) : 0;
-    if (now != reported_) Napi::MemoryManagement::AdjustExternalMemory(env, now - reported_);
+    int64_t total = 0;
+    if (now != reported_) napi_adjust_external_memory(env, now - reported_, &total);
     reported_ = now;
   }
 
   void Finalize(Napi::Env env) override {
     record_.reset();
-    if (reported_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_);
-    reported_ = 0;
+    Report(env);
   }
 
  private:
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    if (in_use) throw Napi::Error::New(info.Env(), "this saved forward pass is used by a running asynchronous backward");
-    record_.reset();
-    Report(info.Env());
-    return info.Env().Undefined();
+    return Guarded(info.Env(), [&] {
+      if (in_use) throw InUse("this saved forward pass is used by a running asynchronous job");
+      record_.reset();
+      Report(info.Env());
+      return info.Env().Undefined();
+    });
   }
-  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed()); }
-  Napi::Value InUse(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), in_use); }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), disposed()); });
+  }
+  Napi::Value InUseValue(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), in_use); });
+  }
   Napi::Value Bytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), record_ ? static_cast<double>(record_->bytes()) : 0.0);
+    return Guarded(info.Env(), [&] { return Napi::Number::New(info.Env(), record_ ? static_cast<double>(record_->bytes()) : 0.0); });
   }
 
   std::unique_ptr<ForwardRecord> record_ = std::make_unique<ForwardRecord>();
@@ -86,6 +92,7 @@ class LayerRecord : public Napi::ObjectWrap<LayerRecord> {
 // A validated forward call. Token ids and lengths are copies taken before their range check, so
 // memory the caller shares with another thread can change numbers but never an index.
 struct ForwardJob {
+  const kernels::KernelSet* ks = nullptr;  // the environment's when the call was made
   engine::LayerWeights weights;
   engine::LayerInput input;
   engine::LayerOutputs out;
@@ -95,6 +102,7 @@ struct ForwardJob {
 };
 
 struct BackwardJob {
+  const kernels::KernelSet* ks = nullptr;
   engine::LayerWeights weights;
   engine::LayerUpstream up;
   engine::LayerInputGrads input_grads;
@@ -116,11 +124,11 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
 
   // new LayerEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout)
   explicit LayerEngine(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<LayerEngine>(info), spec_(ReadLayerSpec(info, 0, 6, "LayerEngine")) {}
+      : Napi::ObjectWrap<LayerEngine>(info), spec_(ReadLayerSpec(info, 0, 6, "LayerEngine")), state_(&State(info.Env())) {}
 
  private:
-  void CheckIdle(Napi::Env env) const {
-    if (busy_) throw InUseError(env, "this layer engine is running an asynchronous job; await it first");
+  void CheckIdle() const {
+    if (busy_) throw InUse("this layer engine is running an asynchronous job; await it first");
   }
 
   // forward(weights[], T, B, tokens, dense, lengths, h0, c0, training, seed, y, hT, cT, record)
@@ -129,10 +137,11 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     if (info.Length() != 14) throw Napi::TypeError::New(env, "forward expects 14 arguments, got " + std::to_string(info.Length()));
     const LayerSpec& s = spec_;
     ForwardJob job;
+    job.ks = state_->kernels;
     if (staged) job.stage = std::make_unique<Staging>();
     Staging* stage = job.stage.get();
-    job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, stage);
-    job.input = ReadLayerInput(info, 1, s, stage, job.ids);
+    job.weights.arrays = ParameterArrays<const float*>(env, *job.ks, info[0], s, "weights", true, stage);
+    job.input = ReadLayerInput(info, *job.ks, 1, s, stage, job.ids);
     const size_t rows = job.input.steps * job.input.batch;
     const size_t out_n = rows * s.output_width(), state_n = s.layers * s.directions() * job.input.batch * s.hidden;
     const bool lstm = engine::cell_info(s.cell).has_cell_state;
@@ -141,7 +150,7 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     job.out.cT = lstm ? Out(stage, info[12], ArrayArg<float>(env, info[12], "cT", state_n, false), state_n) : nullptr;
     if (!info[13].IsUndefined() && !info[13].IsNull()) {
       job.target = LayerRecord::From(env, info[13], "record");
-      if (job.target->in_use) throw InUseError(env, "this saved forward pass is used by a running asynchronous job");
+      if (job.target->in_use) throw InUse("this saved forward pass is used by a running asynchronous job");
       if (job.target->disposed()) throw Napi::TypeError::New(env, "record was disposed");
     }
     return job;
@@ -153,12 +162,13 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     if (info.Length() != 10) throw Napi::TypeError::New(env, "backward expects 10 arguments, got " + std::to_string(info.Length()));
     const LayerSpec& s = spec_;
     BackwardJob job;
+    job.ks = state_->kernels;
     if (staged) job.stage = std::make_unique<Staging>();
     Staging* stage = job.stage.get();
-    job.weights.arrays = ParameterArrays<const float*>(env, info[0], s, "weights", true, stage);
+    job.weights.arrays = ParameterArrays<const float*>(env, *job.ks, info[0], s, "weights", true, stage);
     job.source = LayerRecord::From(env, info[1], "saved");
     if (job.source->disposed()) throw Napi::TypeError::New(env, "saved was disposed");
-    if (job.source->in_use) throw InUseError(env, "this saved forward pass is used by a running asynchronous job");
+    if (job.source->in_use) throw InUse("this saved forward pass is used by a running asynchronous job");
     const ForwardRecord& rec = *job.source->record();
     if (!rec.valid) throw Napi::TypeError::New(env, "saved holds no completed forward pass");
     if (!(rec.spec == s)) throw Napi::TypeError::New(env, "saved comes from a forward pass of another layer spec");
@@ -167,14 +177,14 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     const bool lstm = engine::cell_info(s.cell).has_cell_state;
     engine::LayerUpstream& up = job.up;
     const float* dy = ArrayArg<float>(env, info[2], "dy", out_n, false);
-    CheckFinite(env, dy, out_n, "dy");
+    CheckFinite(env, *job.ks, dy, out_n, "dy");
     up.dy = In(stage, dy, out_n);
     const float* dhT = ArrayArg<float>(env, info[3], "dhT", state_n, true);
-    if (dhT) CheckFinite(env, dhT, state_n, "dhT");
+    if (dhT) CheckFinite(env, *job.ks, dhT, state_n, "dhT");
     up.dhT = In(stage, dhT, state_n);
     if (!lstm && !info[4].IsUndefined() && !info[4].IsNull()) throw Napi::TypeError::New(env, "dcT is only for lstm cells");
     const float* dcT = ArrayArg<float>(env, info[4], "dcT", state_n, true);
-    if (dcT) CheckFinite(env, dcT, state_n, "dcT");
+    if (dcT) CheckFinite(env, *job.ks, dcT, state_n, "dcT");
     up.dcT = In(stage, dcT, state_n);
     up.truncate = CountArg(env, info[5], "truncate", 0, kMaxElements);
     engine::LayerInputGrads& ig = job.input_grads;
@@ -185,45 +195,47 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     }
     ig.dh0 = Out(stage, info[7], ArrayArg<float>(env, info[7], "dh0", state_n, false), state_n);
     ig.dc0 = lstm ? Out(stage, info[8], ArrayArg<float>(env, info[8], "dc0", state_n, false), state_n) : nullptr;
-    job.grads.arrays = ParameterArrays<float*>(env, info[9], s, "grads", false, stage);
+    job.grads.arrays = ParameterArrays<float*>(env, *job.ks, info[9], s, "grads", false, stage);
     return job;
   }
 
   void RunForward(ForwardJob& job) {
     ForwardRecord& rec = job.target ? *job.target->record() : own_record_;
-    engine::layer_forward(active_kernels(), &ThreadPool::global(), spec_, job.weights, job.input, workspace_, rec, job.out);
+    engine::layer_forward(*job.ks, &ThreadPool::global(), spec_, job.weights, job.input, workspace_, rec, job.out);
   }
 
   void RunBackward(BackwardJob& job) {
-    engine::layer_backward(active_kernels(), &ThreadPool::global(), job.weights, *job.source->record(), job.up, workspace_,
+    engine::layer_backward(*job.ks, &ThreadPool::global(), job.weights, *job.source->record(), job.up, workspace_,
                            job.input_grads, job.grads);
   }
 
   template <bool kAsync>
   Napi::Value Forward(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    CheckIdle(env);
-    ForwardJob job = ParseForward(info, kAsync);
-    if constexpr (kAsync) {
-      return Start(env, std::move(job), info[13], job.target);
-    } else {
-      RunSync(env, [&] { RunForward(job); });
-      if (job.target) job.target->Report(env);
-      return env.Undefined();
-    }
+    return Guarded(info.Env(), [&]() -> Napi::Value {
+      CheckIdle();
+      ForwardJob job = ParseForward(info, kAsync);
+      if constexpr (kAsync) {
+        return Start(info.Env(), std::move(job), info[13], job.target);
+      } else {
+        RunForward(job);
+        if (job.target) job.target->Report(info.Env());
+        return info.Env().Undefined();
+      }
+    });
   }
 
   template <bool kAsync>
   Napi::Value Backward(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    CheckIdle(env);
-    BackwardJob job = ParseBackward(info, kAsync);
-    if constexpr (kAsync) {
-      return Start(env, std::move(job), info[1], job.source);
-    } else {
-      RunSync(env, [&] { RunBackward(job); });
-      return env.Undefined();
-    }
+    return Guarded(info.Env(), [&]() -> Napi::Value {
+      CheckIdle();
+      BackwardJob job = ParseBackward(info, kAsync);
+      if constexpr (kAsync) {
+        return Start(info.Env(), std::move(job), info[1], job.source);
+      } else {
+        RunBackward(job);
+        return info.Env().Undefined();
+      }
+    });
   }
 
   // Queues a parsed job; the engine is busy and the record in use until it ends.
@@ -232,11 +244,8 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
     std::unique_ptr<Staging> stage = std::move(job.stage);
     auto shared = std::make_shared<Job>(std::move(job));
     std::vector<Napi::Value> keep{Value()};
-    if (record != nullptr) {
-      keep.push_back(record_value);
-      record->in_use = true;
-    }
-    auto* worker = new StagedWorker(
+    if (record != nullptr) keep.push_back(record_value);
+    auto worker = std::make_unique<StagedWorker>(
         env, keep, std::move(stage),
         [this, shared] {
           if constexpr (std::is_same<Job, ForwardJob>::value) {
@@ -245,7 +254,7 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
             RunBackward(*shared);
           }
         },
-        [this, record](Napi::Env e) {
+        [this, record](napi_env e) {
           busy_ = false;
           if (record != nullptr) {
             record->in_use = false;
@@ -254,12 +263,16 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
         },
         nullptr);
     busy_ = true;
-    return worker->Start();
+    if (record != nullptr) record->in_use = true;
+    return StagedWorker::Start(env, std::move(worker));
   }
 
-  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+  Napi::Value Busy(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), busy_); });
+  }
 
   LayerSpec spec_;
+  EnvState* state_;
   engine::LayerWorkspace workspace_;
   ForwardRecord own_record_;
   bool busy_ = false;

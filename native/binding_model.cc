@@ -1,14 +1,15 @@
 // JS glue for recurrent models (model.h): a ModelEngine per model shape, validated once in its
 // constructor, with forward, loss-and-gradients and the training step, sync and async. Parameters
 // come as one Array: the recurrent stack's in PyTorch's order, then fc.weight and fc.bias.
+#include <array>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "binding_args.h"
 #include "bindings.h"
-#include "cpu.h"
 #include "model.h"
 #include "thread_pool.h"
 
@@ -39,7 +40,8 @@ model::ModelStates ReadStates(const Napi::CallbackInfo& info, size_t first, cons
 }
 
 struct ModelJob {
-  enum class Kind { kForward, kGradients } kind;
+  enum class Kind { kForward, kGradients, kTrainStep } kind;
+  const kernels::KernelSet* ks = nullptr;  // the environment's when the call was made
   engine::LayerWeights weights;
   model::SoftmaxHead head;
   engine::LayerInput input;
@@ -53,7 +55,13 @@ struct ModelJob {
   engine::LayerGrads grads;
   model::HeadGrads head_grads;
   engine::LayerInputGrads input_grads;
-  double loss = 0;
+  std::vector<float*> params;  // trainStep: written by the update
+  ClipConfig clip;
+  OptimizerConfig optimizer;
+  std::vector<std::array<float*, 2>> state;
+  double* step_out = nullptr;  // trainStep: loss, gradNorm, clipped (1 or 0), written on the JS thread
+  double loss = 0, grad_norm = 0;
+  bool clipped = false;
   std::unique_ptr<Staging> stage;
 };
 
@@ -65,36 +73,52 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kForward, true>>("forwardAsync"),
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kGradients, false>>("gradients"),
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kGradients, true>>("gradientsAsync"),
+                        InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kTrainStep, false>>("trainStep"),
+                        InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kTrainStep, true>>("trainStepAsync"),
                         InstanceAccessor<&ModelEngine::Busy>("busy")});
   }
 
   // new ModelEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout, outputSize)
   explicit ModelEngine(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<ModelEngine>(info), spec_(ReadLayerSpec(info, 0, 7, "ModelEngine")) {
+      : Napi::ObjectWrap<ModelEngine>(info), spec_(ReadLayerSpec(info, 0, 7, "ModelEngine")), state_(&State(info.Env())) {
     classes_ = CountArg(info.Env(), info[6], "outputSize", 1, kMaxElements);
     Product(info.Env(), {classes_, spec_.output_width()}, "fc.weight");
   }
 
  private:
-  // The parameters: the stack's then fc.weight, fc.bias. Inputs are checked finite.
-  void ReadParameters(Napi::Env env, Napi::Value v, bool is_input, Staging* stage, std::vector<float*>* out) const {
+  enum class Use { kInput, kOutput, kUpdated };
+
+  size_t ParameterSize(size_t p) const {
+    const size_t count = spec_.parameter_count();
+    return p < count ? spec_.parameter_size(p) : p == count ? classes_ * spec_.output_width() : classes_;
+  }
+
+  std::string ParameterName(size_t p) const {
+    const size_t count = spec_.parameter_count();
+    return p < count ? "rnn." + spec_.parameter_name(p) : p == count ? "fc.weight" : "fc.bias";
+  }
+
+  // The parameters (or arrays shaped like them): the stack's then fc.weight, fc.bias. What the
+  // call reads is checked finite.
+  void ReadParameters(Napi::Env env, const kernels::KernelSet& ks, Napi::Value v, Use use, Staging* stage,
+                      std::vector<float*>* out) const {
     const size_t count = spec_.parameter_count();
     if (!v.IsArray() || v.As<Napi::Array>().Length() != count + 2) {
-      throw Napi::TypeError::New(env, std::string(is_input ? "parameters" : "gradients") + " must be an Array of " +
+      throw Napi::TypeError::New(env, std::string(use == Use::kOutput ? "gradients" : "parameters") + " must be an Array of " +
                                           std::to_string(count + 2) + " Float32Arrays, got " + Describe(v));
     }
     Napi::Array list = v.As<Napi::Array>();
     out->resize(count + 2);
     for (size_t p = 0; p < count + 2; ++p) {
-      const size_t n = p < count ? spec_.parameter_size(p) : p == count ? classes_ * spec_.output_width() : classes_;
-      const std::string name = p < count ? ParamName(spec_, p) : p == count ? "fc.weight" : "fc.bias";
+      const size_t n = ParameterSize(p);
+      const std::string name = ParameterName(p);
       const Napi::Value array = list.Get(static_cast<uint32_t>(p));
       float* data = ArrayArg<float>(env, array, name, n, false);
-      if (is_input) {
-        CheckFinite(env, data, n, name);
-        (*out)[p] = const_cast<float*>(In(stage, data, n));
-      } else {
-        (*out)[p] = Out(stage, array, data, n);
+      if (use != Use::kOutput) CheckFinite(env, ks, data, n, name);
+      switch (use) {
+        case Use::kInput: (*out)[p] = const_cast<float*>(In(stage, data, n)); break;
+        case Use::kOutput: (*out)[p] = Out(stage, array, data, n); break;
+        case Use::kUpdated: (*out)[p] = stage ? stage->InOut(array, data, n) : data; break;
       }
     }
   }
@@ -103,22 +127,28 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
   //         hT, cT, hAt, cAt, step)
   // gradients(params, T, B, tokens, dense, lengths, h0, c0, training, seed, targets, truncate,
   //           reduction (0 mean, 1 sum), grads, dh0 | null, dc0 | null, hT, cT, hAt, cAt, step)
+  // trainStep(params, T, B, tokens, dense, lengths, h0, c0, training, seed, targets, truncate,
+  //           reduction, hT, cT, hAt, cAt, step, clipNorm, clipValue, optimizer kind,
+  //           hyperparameters Float64Array [lr, momentum, beta1, beta2, rho, eps, step],
+  //           state (Array: each parameter's slots in order), out Float64Array [3])
   ModelJob Parse(const Napi::CallbackInfo& info, ModelJob::Kind kind, bool staged) {
     Napi::Env env = info.Env();
-    const size_t expected = kind == ModelJob::Kind::kForward ? 17 : 21;
+    const size_t expected = kind == ModelJob::Kind::kForward ? 17 : kind == ModelJob::Kind::kGradients ? 21 : 24;
     if (info.Length() != expected) {
       throw Napi::TypeError::New(env, "expected " + std::to_string(expected) + " arguments, got " + std::to_string(info.Length()));
     }
     ModelJob job;
     job.kind = kind;
+    job.ks = state_->kernels;
+    const kernels::KernelSet& ks = *job.ks;
     if (staged) job.stage = std::make_unique<Staging>();
     Staging* stage = job.stage.get();
     std::vector<float*> params;
-    ReadParameters(env, info[0], true, stage, &params);
+    ReadParameters(env, ks, info[0], kind == ModelJob::Kind::kTrainStep ? Use::kUpdated : Use::kInput, stage, &params);
     const size_t count = spec_.parameter_count();
     job.weights.arrays.assign(params.begin(), params.begin() + count);
     job.head = {classes_, params[count], params[count + 1]};
-    job.input = ReadLayerInput(info, 1, spec_, stage, job.ids);
+    job.input = ReadLayerInput(info, ks, 1, spec_, stage, job.ids);
     const size_t rows = job.input.steps * job.input.batch;
     const size_t state_n = spec_.layers * spec_.directions() * job.input.batch * spec_.hidden;
     const bool lstm = engine::cell_info(spec_.cell).has_cell_state;
@@ -142,8 +172,14 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
     }
     job.truncate = CountArg(env, info[11], "truncate", 0, kMaxElements);
     job.reduction = CountArg(env, info[12], "reduction (0 mean, 1 sum)", 0, 1) == 1 ? Reduction::kSum : Reduction::kMean;
+    if (kind == ModelJob::Kind::kTrainStep) {
+      job.params = params;
+      job.states = ReadStates(info, 13, spec_, job.input, stage);
+      ReadTrainStep(info, stage, job);
+      return job;
+    }
     std::vector<float*> grads;
-    ReadParameters(env, info[13], false, stage, &grads);
+    ReadParameters(env, ks, info[13], Use::kOutput, stage, &grads);
     job.grads.arrays.assign(grads.begin(), grads.begin() + count);
     job.head_grads = {grads[count], grads[count + 1]};
     job.input_grads.dh0 = Out(stage, info[14], ArrayArg<float>(env, info[14], "dh0", state_n, true), state_n);
@@ -152,8 +188,58 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
     return job;
   }
 
+  // info[18 ..]: clipNorm, clipValue, optimizer kind, hyperparameters, state, out.
+  void ReadTrainStep(const Napi::CallbackInfo& info, Staging* stage, ModelJob& job) const {
+    Napi::Env env = info.Env();
+    auto number = [&](size_t i, const char* name) {
+      const double d = info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= 3.4e38)) throw Napi::RangeError::New(env, std::string(name) + " must be a number in [0, 3.4e38], got " + Describe(info[i]));
+      return static_cast<float>(d);
+    };
+    job.clip.max_norm = number(18, "clipNorm");
+    job.clip.max_value = number(19, "clipValue");
+    const std::string kind = info[20].IsString() ? info[20].As<Napi::String>().Utf8Value() : std::string();
+    OptimizerConfig& o = job.optimizer;
+    if (!parse_optimizer_kind(kind.c_str(), &o.kind)) {
+      throw Napi::TypeError::New(env, "optimizer kind must be one of sgd, momentum, nesterov, adagrad, rmsprop, adam, got " + Describe(info[20]));
+    }
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, info[21], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array || length != 7) {
+      throw Napi::TypeError::New(env, "hyperparameters must be a Float64Array [lr, momentum, beta1, beta2, rho, eps, step]");
+    }
+    const double* h = static_cast<const double*>(data);
+    try {
+      set_optimizer_hyperparameters(h, &o);
+    } catch (const std::invalid_argument& e) {
+      throw Napi::RangeError::New(env, e.what());
+    }
+    const int slots = optimizer_state_slots(o.kind);
+    const size_t count = spec_.parameter_count() + 2;
+    if (!info[22].IsArray() || info[22].As<Napi::Array>().Length() != count * static_cast<size_t>(slots)) {
+      throw Napi::TypeError::New(env, "optimizer state must be an Array of " + std::to_string(count * slots) + " Float32Arrays (" +
+                                          std::to_string(slots) + " per parameter), got " + Describe(info[22]));
+    }
+    Napi::Array list = info[22].As<Napi::Array>();
+    job.state.assign(count, {nullptr, nullptr});
+    for (size_t p = 0; p < count; ++p)
+      for (int j = 0; j < slots; ++j) {
+        const Napi::Value array = list.Get(static_cast<uint32_t>(p * slots + j));
+        const size_t n = ParameterSize(p);
+        const std::string name = "optimizer state " + std::to_string(j) + " of " + ParameterName(p);
+        float* state = ArrayArg<float>(env, array, name, n, false);
+        CheckFinite(env, *job.ks, state, n, name);
+        job.state[p][j] = stage ? stage->InOut(array, state, n) : state;
+      }
+    if (napi_get_typedarray_info(env, info[23], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array || length != 3) {
+      throw Napi::TypeError::New(env, "out must be a Float64Array [3]");
+    }
+    job.step_out = static_cast<double*>(data);
+  }
+
   void Run(ModelJob& job) {
-    const kernels::KernelSet& ks = active_kernels();
+    const kernels::KernelSet& ks = *job.ks;
     ThreadPool* pool = &ThreadPool::global();
     if (job.kind == ModelJob::Kind::kForward) {
       model::model_forward(ks, pool, spec_, job.weights, job.head, job.input, workspace_, job.logits, job.states);
@@ -163,35 +249,66 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
       }
       return;
     }
+    if (job.kind == ModelJob::Kind::kTrainStep) {
+      const TrainStepResult r = model::model_train_step(ks, pool, spec_, job.params, classes_, job.input, job.targets.data(),
+                                                        job.truncate, job.reduction, job.clip, job.optimizer, job.state,
+                                                        workspace_, job.states);
+      job.loss = r.loss;
+      job.grad_norm = r.grad_norm;
+      job.clipped = r.clipped;
+      return;
+    }
     job.loss = model::model_loss_and_gradients(ks, pool, spec_, job.weights, job.head, job.input, job.targets.data(),
                                                job.truncate, job.reduction, workspace_, job.grads, job.head_grads,
                                                job.input_grads, job.states)
                    .loss;
   }
 
-  template <ModelJob::Kind kKind, bool kAsync>
-  Napi::Value Call(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (busy_) throw InUseError(env, "this model is running an asynchronous job; await it first");
-    ModelJob job = Parse(info, kKind, kAsync);
-    auto result = [](Napi::Env e, double loss) { return kKind == ModelJob::Kind::kGradients ? Napi::Number::New(e, loss) : e.Undefined(); };
-    if constexpr (!kAsync) {
-      RunSync(env, [&] { Run(job); });
-      return result(env, job.loss);
-    } else {
-      std::unique_ptr<Staging> stage = std::move(job.stage);
-      auto shared = std::make_shared<ModelJob>(std::move(job));
-      auto* worker = new StagedWorker(
-          env, {Value()}, std::move(stage), [this, shared] { Run(*shared); }, [this](Napi::Env) { busy_ = false; },
-          [shared, result](Napi::Env e) { return result(e, shared->loss); });
-      busy_ = true;
-      return worker->Start();
+  // The call's value: the loss for gradients; trainStep writes loss, gradNorm and clipped into its
+  // `out` instead. Throws nothing (it also runs as an asynchronous job completes).
+  template <ModelJob::Kind kKind>
+  static napi_value Result(napi_env env, const ModelJob& job) noexcept {
+    if (job.step_out != nullptr) {
+      job.step_out[0] = job.loss;
+      job.step_out[1] = job.grad_norm;
+      job.step_out[2] = job.clipped ? 1.0 : 0.0;
     }
+    napi_value value = nullptr;
+    if (kKind == ModelJob::Kind::kGradients) {
+      napi_create_double(env, job.loss, &value);
+    } else {
+      napi_get_undefined(env, &value);
+    }
+    return value;
   }
 
-  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+  template <ModelJob::Kind kKind, bool kAsync>
+  Napi::Value Call(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&]() -> Napi::Value {
+      if (busy_) throw InUse("this model is running an asynchronous job; await it first");
+      ModelJob job = Parse(info, kKind, kAsync);
+      if constexpr (!kAsync) {
+        Run(job);
+        return Napi::Value(info.Env(), Result<kKind>(info.Env(), job));
+      } else {
+        std::unique_ptr<Staging> stage = std::move(job.stage);
+        auto shared = std::make_shared<ModelJob>(std::move(job));
+        auto worker = std::make_unique<StagedWorker>(
+            info.Env(), std::vector<Napi::Value>{Value(), info[info.Length() - 1]}, std::move(stage),
+            [this, shared] { Run(*shared); }, [this](napi_env) { busy_ = false; },
+            [shared](napi_env e) { return Result<kKind>(e, *shared); });
+        busy_ = true;
+        return StagedWorker::Start(info.Env(), std::move(worker));
+      }
+    });
+  }
+
+  Napi::Value Busy(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), busy_); });
+  }
 
   LayerSpec spec_;
+  EnvState* state_;
   size_t classes_ = 0;
   model::ModelWorkspace workspace_;
   bool busy_ = false;

@@ -4,13 +4,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "bindings.h"
-#include "cpu.h"
+#include "napi_guard.h"
 #include "rnn.h"
 #include "thread_pool.h"
 
@@ -21,9 +22,11 @@ constexpr double kMaxElements = 2147483647.0;  // keeps every index inside int32
 
 enum class JobKind { kForward, kGradients, kTrainStep };
 
-// A fully validated call: raw pointers into typed arrays that `keep_alive` holds.
+// A fully validated call: raw pointers into typed arrays the caller holds (an asynchronous job
+// holds them through its Keep), and the kernels of the environment that made it.
 struct Job {
   JobKind kind;
+  const kernels::KernelSet* ks = nullptr;
   RnnShape shape{};
   RnnParams params{};
   MutableParams mutable_params{};
@@ -41,16 +44,22 @@ struct Job {
   // results
   LossResult loss{};
   double* step_out = nullptr;  // trainStep: loss, gradNorm, clipped (1 or 0)
-  // Off the main thread the kernels index with tokens and targets; they read these copies, taken
-  // once the ranges were checked, so a caller writing to its arrays meanwhile can change the
-  // numbers but never an index.
-  std::shared_ptr<const std::vector<int32_t>> token_copy, target_copy;
 };
 
-// A copy of n ids that outlives the call.
-std::shared_ptr<const std::vector<int32_t>> CopyIds(const int32_t* ids, size_t n) {
-  return std::make_shared<const std::vector<int32_t>>(ids, ids + n);
-}
+// What an asynchronous job holds on to until it settles: references to its arrays, so the GC
+// keeps them, and their ArrayBuffers' data pointers, so release() refuses to free them.
+struct Keep {
+  std::vector<Napi::Reference<Napi::Value>> refs;
+  std::vector<const void*> buffers;
+};
+
+// The kernels index memory with token and target ids, so they read copies the engine owns: taken
+// first, range-checked after, so a caller rewriting its arrays meanwhile (another thread through a
+// SharedArrayBuffer, or JS while an asynchronous job runs) can change numbers but never an index.
+// Reused from call to call: steady-state training allocates nothing.
+struct IdCopies {
+  std::vector<int32_t> tokens, targets;
+};
 
 // The call layout, shared with lib/backends/native.ts (nativeArgs): a native call takes its
 // arguments by position, because for a small model the cost of a call is comparable to its
@@ -69,16 +78,17 @@ enum Arg : size_t {
 
 class ArgReader {
  public:
-  // keep: where arrays used off the main thread are referenced until the job ends; null for
-  // synchronous calls, whose arguments outlive the call anyway.
-  ArgReader(const Napi::CallbackInfo& info, std::vector<Napi::Reference<Napi::Value>>* keep)
-      : env_(info.Env()), info_(info), keep_(keep) {
+  // keep: what an asynchronous job holds until it settles; null for synchronous calls, whose
+  // arguments outlive the call anyway.
+  ArgReader(const Napi::CallbackInfo& info, const kernels::KernelSet& ks, Keep* keep)
+      : env_(info.Env()), info_(info), ks_(ks), keep_(keep) {
     if (info.Length() < kArgCount) {
       throw Napi::TypeError::New(env_, "expected " + std::to_string(static_cast<size_t>(kArgCount)) +
                                            " arguments (see nativeArgs in lib/backends/native.ts), got " +
                                            std::to_string(info.Length()));
     }
-    scalars_ = Array<double>(kScalars, "scalars", kScalarCount, false);
+    // Read once: sizes derived from them bound every index, so they must not change under us.
+    std::memcpy(scalars_, View<double>(kScalars, "scalars", kScalarCount, false), sizeof scalars_);
   }
 
   size_t Size(Scalar index, const char* name) const {
@@ -105,14 +115,83 @@ class ArgReader {
     return d;
   }
 
+  // A rate in [0, 1) whose float32 is below 1 too: Adam's betas, where 1 (which 0.99999999 rounds
+  // to) makes the bias correction 1 / (1 - beta^t) infinite.
+  float BelowOne(Scalar index, const char* name, float fallback) const {
+    const double d = Number(index, name, fallback, 0, 1);
+    if (!(static_cast<float>(d) < 1.0f)) {
+      throw Napi::RangeError::New(env_, std::string(name) + " must be below 1 also in float32 (at most 0.99999994), got " + Format(d));
+    }
+    return static_cast<float>(d);
+  }
+
+  // A number in (0, hi] whose float32 is above 0 too: eps, a divisor's guard.
+  float AboveZero(Scalar index, const char* name, float fallback, double hi) const {
+    const double d = Number(index, name, fallback, 0, hi);
+    if (!(static_cast<float>(d) > 0.0f)) {
+      throw Napi::RangeError::New(env_, std::string(name) + " must be above 0 also in float32 (at least 1.4e-45), got " + Format(d));
+    }
+    return static_cast<float>(d);
+  }
+
   // A scalar without a default: NaN (not given) is an error.
   double Required(Scalar index, const char* name, double lo, double hi) const {
     if (std::isnan(scalars_[index])) throw Napi::RangeError::New(env_, std::string(name) + " must be given, got NaN");
     return Number(index, name, 0, lo, hi);
   }
 
+  // The data of a typed array argument of exactly `expected` elements (null when optional and
+  // absent), held by an asynchronous job until it settles.
   template <class T>
   T* Array(size_t index, const char* name, size_t expected, bool optional) {
+    napi_value buffer = nullptr;
+    T* data = View<T>(index, name, expected, optional, &buffer);
+    if (data != nullptr && keep_ != nullptr) {
+      keep_->refs.push_back(Napi::Persistent(info_[index]));
+      void* base = nullptr;
+      size_t length = 0;
+      // A SharedArrayBuffer has no ArrayBuffer info; release() never frees one anyway.
+      if (napi_get_arraybuffer_info(env_, buffer, &base, &length) == napi_ok) keep_->buffers.push_back(base);
+    }
+    return data;
+  }
+
+  // A checked copy of n ids (tokens or targets: each in [0, hi), or -1 when allow_ignore) in
+  // *copy, which the kernels then read instead of the caller's array (see IdCopies). Null when
+  // optional and absent.
+  const int32_t* Ids(size_t index, const char* name, size_t n, int32_t hi, bool allow_ignore, bool optional,
+                     std::vector<int32_t>* copy) {
+    const int32_t* ids = View<int32_t>(index, name, n, optional);
+    if (ids == nullptr) return nullptr;
+    copy->resize(n);
+    std::memcpy(copy->data(), ids, n * sizeof(int32_t));
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t v = (*copy)[i];
+      if ((v < 0 || v >= hi) && !(allow_ignore && v == -1)) {
+        throw Napi::RangeError::New(env_, std::string(name) + "[" + std::to_string(i) + "] = " + std::to_string(v) +
+                                              " is outside [0, " + std::to_string(hi) + ")");
+      }
+    }
+    return copy->data();
+  }
+
+  std::string String(size_t index) const {
+    Napi::Value v = info_[index];
+    return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+  }
+
+  void CheckFinite(const float* data, size_t n, const char* what) const {
+    if (!ks_.all_finite(data, n)) {
+      throw Napi::RangeError::New(env_, std::string(what) + " contains NaN or infinite values");
+    }
+  }
+
+  Napi::Env env() const { return env_; }
+
+ private:
+  // The data of a typed array of type T and `expected` elements; its ArrayBuffer in *buffer.
+  template <class T>
+  T* View(size_t index, const char* name, size_t expected, bool optional, napi_value* buffer_out = nullptr) {
     Napi::Value v = info_[index];
     if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
     constexpr napi_typedarray_type kType = std::is_same<T, float>::value    ? napi_float32_array
@@ -136,34 +215,10 @@ class ArgReader {
       throw Napi::RangeError::New(env_, std::string(name) + " must have " + std::to_string(expected) +
                                             " elements, got " + std::to_string(length));
     }
-    if (keep_ != nullptr) keep_->push_back(Napi::Persistent(v));
+    if (buffer_out != nullptr) *buffer_out = buffer;
     return static_cast<T*>(data);
   }
 
-  std::string String(size_t index) const {
-    Napi::Value v = info_[index];
-    return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
-  }
-
-  void CheckFinite(const float* data, size_t n, const char* what) const {
-    if (!active_kernels().all_finite(data, n)) {
-      throw Napi::RangeError::New(env_, std::string(what) + " contains NaN or infinite values");
-    }
-  }
-
-  void CheckRange(const int32_t* data, size_t n, int32_t hi, bool allow_ignore, const char* what) const {
-    for (size_t i = 0; i < n; ++i) {
-      const int32_t v = data[i];
-      if ((v < 0 || v >= hi) && !(allow_ignore && v == -1)) {
-        throw Napi::RangeError::New(env_, std::string(what) + "[" + std::to_string(i) + "] = " + std::to_string(v) +
-                                              " is outside [0, " + std::to_string(hi) + ")");
-      }
-    }
-  }
-
-  Napi::Env env() const { return env_; }
-
- private:
   static const char* TypeName(napi_typedarray_type type) {
     switch (type) {
       case napi_float32_array: return "Float32Array";
@@ -191,8 +246,9 @@ class ArgReader {
 
   Napi::Env env_;
   const Napi::CallbackInfo& info_;
-  std::vector<Napi::Reference<Napi::Value>>* keep_;
-  const double* scalars_ = nullptr;
+  const kernels::KernelSet& ks_;
+  Keep* keep_;
+  double scalars_[kScalarCount];
 };
 
 size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* what) {
@@ -204,11 +260,12 @@ size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* w
 
 // Reads and validates a call. No JS runs while it does (positional arguments have no getters), so
 // a pointer taken from an array stays valid for the whole parse.
-Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Reference<Napi::Value>>* keep) {
-  ArgReader p(info, keep);
+Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, const kernels::KernelSet& ks, IdCopies* ids, Keep* keep) {
+  ArgReader p(info, ks, keep);
   Napi::Env env = p.env();
   Job job;
   job.kind = kind;
+  job.ks = &ks;
   RnnShape& s = job.shape;
   s.input = p.Size(kD, "D");
   s.hidden = p.Size(kH, "H");
@@ -234,17 +291,11 @@ Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Ref
   job.params = {U, W, b, V, c};
   job.mutable_params = {U, W, b, V, c};
 
-  job.batch.tokens = p.Array<int32_t>(kTokens, "tokens", rows, true);
+  job.batch.tokens = p.Ids(kTokens, "tokens", rows, static_cast<int32_t>(D), false, true, &ids->tokens);
   if (job.batch.tokens == nullptr) {
     const size_t n = Product(env, {T, B, D}, "dense inputs");
     job.batch.dense = p.Array<float>(kDense, "dense", n, false);
     p.CheckFinite(job.batch.dense, n, "dense inputs");
-  } else {
-    p.CheckRange(job.batch.tokens, rows, static_cast<int32_t>(D), false, "tokens");
-    if (keep != nullptr) {
-      job.token_copy = CopyIds(job.batch.tokens, rows);
-      job.batch.tokens = job.token_copy->data();
-    }
   }
   job.batch.h0 = p.Array<float>(kH0, "h0", B * H, true);
   if (job.batch.h0 != nullptr) p.CheckFinite(job.batch.h0, B * H, "h0");
@@ -255,13 +306,7 @@ Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Ref
     job.logits = p.Array<float>(kLogits, "logits", rows * K, false);
     return job;
   }
-  const int32_t* targets = p.Array<int32_t>(kTargets, "targets", rows, false);
-  p.CheckRange(targets, rows, static_cast<int32_t>(K), true, "targets");
-  job.batch.targets = targets;
-  if (keep != nullptr) {
-    job.target_copy = CopyIds(targets, rows);
-    job.batch.targets = job.target_copy->data();
-  }
+  job.batch.targets = p.Ids(kTargets, "targets", rows, static_cast<int32_t>(K), true, false, &ids->targets);
   job.capture.dst = p.Array<float>(kHAt, "hAt", B * H, true);
   if (job.capture.dst != nullptr) job.capture.step = static_cast<size_t>(p.Integer(kHAtStep, "hAtStep", 0, 0, static_cast<double>(T - 1)));
   job.truncate = static_cast<size_t>(p.Integer(kTruncate, "truncate", 0, 0, kMaxElements));
@@ -282,10 +327,10 @@ Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Ref
   OptimizerConfig& o = job.optimizer;
   o.lr = static_cast<float>(p.Required(kLr, "lr", 0, 3.4e38));
   o.momentum = static_cast<float>(p.Number(kMomentum, "momentum", o.momentum, 0, 1));
-  o.beta1 = static_cast<float>(p.Number(kBeta1, "beta1", o.beta1, 0, 0.999999999));
-  o.beta2 = static_cast<float>(p.Number(kBeta2, "beta2", o.beta2, 0, 0.999999999));
+  o.beta1 = p.BelowOne(kBeta1, "beta1", o.beta1);
+  o.beta2 = p.BelowOne(kBeta2, "beta2", o.beta2);
   o.rho = static_cast<float>(p.Number(kRho, "rho", o.rho, 0, 1));
-  o.eps = static_cast<float>(p.Number(kEps, "eps", o.eps, 0, 1));
+  o.eps = p.AboveZero(kEps, "eps", o.eps, 1);
   o.step = static_cast<int64_t>(p.Integer(kStep, "step", 1, 1, 9007199254740991.0));
   const int slots = optimizer_state_slots(o.kind);
   const size_t sizes[5] = {nU, nW, H, nV, K};
@@ -298,7 +343,7 @@ Job ParseJob(const Napi::CallbackInfo& info, JobKind kind, std::vector<Napi::Ref
 }
 
 void RunJob(Job& job, RnnWorkspace& ws) {
-  const kernels::KernelSet& ks = active_kernels();
+  const kernels::KernelSet& ks = *job.ks;
   ThreadPool* pool = &ThreadPool::global();
   switch (job.kind) {
     case JobKind::kForward:
@@ -321,19 +366,20 @@ void RunJob(Job& job, RnnWorkspace& ws) {
 }
 
 // Numbers only: a result object would cost more than a small model's step. trainStep's results
-// go into the caller's `out` array.
-Napi::Value JobResult(Napi::Env env, const Job& job) {
-  return job.kind == JobKind::kGradients ? Napi::Number::New(env, job.loss.loss) : env.Undefined();
+// go into the caller's `out` array. Null only when the environment cannot make a value.
+napi_value JobResult(napi_env env, const Job& job) {
+  napi_value result = nullptr;
+  if (job.kind == JobKind::kGradients) {
+    napi_create_double(env, job.loss.loss, &result);
+  } else {
+    napi_get_undefined(env, &result);
+  }
+  return result;
 }
 
-Napi::Error NonFiniteError(Napi::Env env, const char* message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", "BPTT_NON_FINITE");
-  return error;
-}
-
-// Owns one workspace; the TS layer keeps one engine per model so that concurrent jobs on
-// different models never share scratch memory.
+// Owns one workspace and the id copies; the TS layer keeps one engine per model so that
+// concurrent jobs on different models never share scratch memory. An engine belongs to the
+// environment that made it, and runs one call at a time (busy while an asynchronous job runs).
 class Engine : public Napi::ObjectWrap<Engine> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -347,85 +393,108 @@ class Engine : public Napi::ObjectWrap<Engine> {
                         InstanceAccessor<&Engine::Busy>("busy")});
   }
 
-  explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {}
+  explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info), state_(&State(info.Env())) {}
 
  private:
+  // One asynchronous call. The job runs on a libuv worker thread and touches no JS; everything
+  // else runs on the JS thread, and its completion throws nothing: it also runs while a worker
+  // thread is being terminated, when Node refuses to settle the promise (there is nobody left to
+  // tell), and after a cancellation at teardown.
   class Worker : public Napi::AsyncWorker {
    public:
-    Worker(Napi::Env env, Engine* engine, Job job, std::vector<Napi::Reference<Napi::Value>> keep)
+    Worker(Napi::Env env, Engine* engine, const Job& job, Keep keep)
         : Napi::AsyncWorker(env, "bptt.job"), engine_(engine), job_(job), keep_(std::move(keep)),
-          deferred_(Napi::Promise::Deferred::New(env)), self_(Napi::Persistent(engine->Value())) {}
-    Napi::Promise Promise() { return deferred_.Promise(); }
+          self_(Napi::Persistent(engine->Value())) {
+      if (napi_create_promise(env, &deferred_, &promise_) != napi_ok) throw Napi::Error::New(env);
+    }
+    napi_value promise() const { return promise_; }
+    const std::vector<const void*>& buffers() const { return keep_.buffers; }
 
-   protected:
-    void Execute() override {
+    void Execute() override { RunJob(job_, engine_->workspace_); }
+
+    // Replaces node-addon-api's, which lets exceptions of other types than std::exception escape.
+    void OnExecute(Napi::Env) override {
       try {
-        RunJob(job_, engine_->workspace_);
-      } catch (const NonFiniteGradient& e) {
-        non_finite_ = true;
-        SetError(e.what());
-      } catch (const std::exception& e) {
-        SetError(e.what());
+        Execute();
+      } catch (...) {
+        failure_ = CaptureFailure(std::current_exception());
+        failed_ = true;
       }
     }
-    void OnOK() override {
-      engine_->busy_ = false;
-      deferred_.Resolve(JobResult(Env(), job_));
-    }
-    void OnError(const Napi::Error& error) override {
-      engine_->busy_ = false;
-      deferred_.Reject(non_finite_ ? NonFiniteError(Env(), error.Message().c_str()).Value() : error.Value());
+
+    void OnWorkComplete(Napi::Env env, napi_status status) override {
+      engine_->EndJob(*this);
+      if (status == napi_ok && !failed_) {
+        napi_resolve_deferred(env, deferred_, JobResult(env, job_));
+      } else {
+        if (status != napi_ok) failure_ = {Failure::Kind::kError, "the job was cancelled (its environment is shutting down)"};
+        napi_value error = MakeError(env, failure_);
+        if (error == nullptr) napi_get_undefined(env, &error);
+        napi_reject_deferred(env, deferred_, error);
+      }
+      Destroy();
     }
 
    private:
     Engine* engine_;
     Job job_;
-    std::vector<Napi::Reference<Napi::Value>> keep_;
-    Napi::Promise::Deferred deferred_;
+    Keep keep_;
     Napi::ObjectReference self_;  // keeps the engine (and its workspace) alive while running
-    bool non_finite_ = false;
+    napi_deferred deferred_ = nullptr;
+    napi_value promise_ = nullptr;
+    Failure failure_;
+    bool failed_ = false;
   };
 
-  void CheckIdle(Napi::Env env) {
-    if (busy_) {
-      Napi::Error error = Napi::Error::New(env, "this model is running an asynchronous job; await it first");
-      error.Set("code", "BPTT_IN_USE");
-      throw error;
+  void CheckIdle() const {
+    if (busy_) throw InUse("this model is running an asynchronous job; await it first");
+  }
+
+  // Marks the engine and the job's ArrayBuffers as in use until EndJob.
+  void BeginJob(const Worker& worker) {
+    busy_ = true;
+    for (const void* buffer : worker.buffers()) ++state_->busy_buffers[buffer];
+  }
+
+  void EndJob(const Worker& worker) noexcept {
+    busy_ = false;
+    for (const void* buffer : worker.buffers()) {
+      auto it = state_->busy_buffers.find(buffer);
+      if (it != state_->busy_buffers.end() && --it->second == 0) state_->busy_buffers.erase(it);
     }
   }
 
   template <JobKind kKind>
   Napi::Value Run(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    CheckIdle(env);
-    std::vector<Napi::Reference<Napi::Value>> keep;
-    Job job = ParseJob(info, kKind, nullptr);
-    try {
+    return Guarded(info.Env(), [&] {
+      CheckIdle();
+      Job job = ParseJob(info, kKind, *state_->kernels, &ids_, nullptr);
       RunJob(job, workspace_);
-    } catch (const NonFiniteGradient& e) {
-      throw NonFiniteError(env, e.what());
-    } catch (const std::bad_alloc&) {
-      throw Napi::RangeError::New(env, "out of memory for the workspace of this call");
-    }
-    return JobResult(env, job);
+      return Napi::Value(info.Env(), JobResult(info.Env(), job));
+    });
   }
 
   template <JobKind kKind>
   Napi::Value RunAsync(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    CheckIdle(env);
-    std::vector<Napi::Reference<Napi::Value>> keep;
-    Job job = ParseJob(info, kKind, &keep);
-    auto* worker = new Worker(env, this, job, std::move(keep));
-    Napi::Promise promise = worker->Promise();
-    busy_ = true;
-    worker->Queue();
-    return promise;
+    return Guarded(info.Env(), [&] {
+      CheckIdle();
+      Keep keep;
+      const Job job = ParseJob(info, kKind, *state_->kernels, &ids_, &keep);
+      auto worker = std::make_unique<Worker>(info.Env(), this, job, std::move(keep));
+      worker->Queue();
+      Worker* queued = worker.release();  // Node owns it now: its completion destroys it
+      BeginJob(*queued);
+      return Napi::Value(info.Env(), queued->promise());
+    });
   }
 
-  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+  Napi::Value Busy(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), busy_); });
+  }
 
+  EnvState* state_;
   RnnWorkspace workspace_;
+  IdCopies ids_;
   bool busy_ = false;
 };
 

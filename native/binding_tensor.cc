@@ -1,119 +1,67 @@
-// Tensor storage: 64-byte aligned native memory exposed to JS as external ArrayBuffers, so the
-// TS Tensor views it without copies and kernels get aligned pointers. Memory is reported to V8
-// so the GC sees its pressure, and is freed either by an explicit release (dispose) or by the
-// ArrayBuffer's finalizer, whichever comes first.
+// Tensor storage: ArrayBuffers made by the realm's own ArrayBuffer constructor, so that V8 owns
+// the memory. The GC frees what is forgotten as part of a collection (an external buffer's
+// finalizer waits for the event loop, so a synchronous loop piled them up), a failed allocation is
+// a RangeError instead of an abort, and no registry is shared between threads: a type tag on the
+// buffer says it came from here. Each buffer is 63 bytes longer than asked and handed out as a
+// DataView starting at its first 64-byte aligned byte, so kernels get aligned pointers (V8 never
+// moves a backing store). A DataView, because V8 aborts the process when a typed array of more
+// than 2^32 elements is made through its API, and a byte view of a tensor over 4 GiB would be one.
+// release() detaches the buffer, which frees the memory at once.
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
+#include <cstdio>
 #include <string>
-#include <unordered_set>
-
-#if !defined(_WIN32)
-#include <sys/mman.h>
-#endif
 
 #include "bindings.h"
+#include "napi_guard.h"
 
 namespace bptt {
 namespace {
 
 constexpr size_t kAlignment = 64;
-// Largest allocation accepted: what a JS typed array of 2^31 - 1 float64 could need.
-constexpr size_t kMaxBytes = (size_t{1} << 31) * 8;
-// Blocks at least this large are mapped from the OS and unmapped when freed. From malloc, glibc
-// may keep freed blocks resident (small allocations above them stop the heap from shrinking, and
-// its adaptive mmap threshold moves large blocks onto the heap): measured, 2,000 collected 1 MiB
-// tensors left RSS 2 GB higher although every block had been freed.
-constexpr size_t kMapThreshold = 256 * 1024;
+// The largest tensor: 2^31 - 1 elements (every index stays in int32; lib/backend.ts MAX_ELEMENTS)
+// of 4 bytes.
+constexpr double kMaxBytes = 4.0 * 2147483647.0;
+// Marks the ArrayBuffers allocate() made; release() frees nothing else.
+constexpr napi_type_tag kTensorMemory = {0x62707474ULL << 32 | 0x74656e73ULL, 0x6f72206d656d6f72ULL};
 
-// The ownership record outlives the memory: the finalizer may run after an explicit release.
-struct Allocation {
-  void* base;  // what malloc or mmap returned
-  void* data;  // the aligned block handed out
-  size_t bytes;
-  bool mapped;
-  bool released;
-};
-
-// `total` bytes from the OS (zeroed, page-aligned) or from malloc; null when out of memory.
-void* AllocateBlock(size_t total, bool* mapped) {
-#if !defined(_WIN32)
-  if (total >= kMapThreshold) {
-    void* base = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    *mapped = base != MAP_FAILED;
-    if (*mapped) return base;
-  }
-#endif
-  *mapped = false;
-  return std::malloc(total);
+std::string Format(double d) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", d);
+  return text;
 }
 
-void FreeBlock(const Allocation& a) {
-#if !defined(_WIN32)
-  if (a.mapped) {
-    munmap(a.base, a.bytes);
-    return;
-  }
-#endif
-  std::free(a.base);
-}
-
-// Data pointers handed out and not yet freed; release() refuses any other buffer. Touched
-// only on the JS thread (allocation, release and finalizers all run there).
-std::unordered_set<void*>& LiveBlocks() {
-  static std::unordered_set<void*> blocks;
-  return blocks;
-}
-
-void Free(Napi::Env env, Allocation* a) {
-  if (a->released) return;
-  a->released = true;
-  LiveBlocks().erase(a->data);
-  FreeBlock(*a);
-  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(a->bytes));
-}
-
-// The allocation record is stored just before the aligned block, so release() can find it from
-// the ArrayBuffer's data pointer alone.
-Allocation** RecordSlot(void* data) { return static_cast<Allocation**>(data) - 1; }
-
-// allocate(bytes) -> ArrayBuffer of `bytes` zeroed bytes, 64-byte aligned.
+// allocate(bytes) -> DataView of `bytes` zeroed bytes, 64-byte aligned, over a fresh ArrayBuffer
+// of its own.
 Napi::Value Allocate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsNumber()) {
     throw Napi::TypeError::New(env, "allocate(bytes) expects one number");
   }
   const double requested = info[0].As<Napi::Number>().DoubleValue();
-  if (!(requested >= 0) || requested != static_cast<double>(static_cast<size_t>(requested)) ||
-      requested > static_cast<double>(kMaxBytes)) {
-    throw Napi::RangeError::New(env, "allocate: byte count must be an integer in [0, 2^34], got " +
-                                         info[0].ToString().Utf8Value());
+  if (!(requested >= 0 && requested <= kMaxBytes && requested == static_cast<double>(static_cast<uint64_t>(requested)))) {
+    throw Napi::RangeError::New(env, "allocate: byte count must be an integer in [0, " + Format(kMaxBytes) +
+                                         "] (the largest tensor: 2^31 - 1 elements of 4 bytes), got " + Format(requested));
   }
   const size_t bytes = static_cast<size_t>(requested);
-  // The Allocation pointer sits just before the aligned block. Small blocks come from plain
-  // malloc, aligned by hand: glibc's aligned_alloc over-allocates and splits chunks, and a freed
-  // chunk then cannot serve the next request of the same size, so the heap grows.
-  const size_t payload = bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  const size_t total = payload + 2 * kAlignment;
-  bool mapped = false;
-  char* base = static_cast<char*>(AllocateBlock(total, &mapped));
-  if (base == nullptr) {
-    throw Napi::RangeError::New(env, "allocate: out of memory for " + std::to_string(bytes) + " bytes");
+  napi_value length = Napi::Number::New(env, static_cast<double>(bytes + kAlignment - 1));
+  napi_value buffer;
+  if (napi_new_instance(env, State(env).array_buffer.Value(), 1, &length, &buffer) != napi_ok) {
+    // V8 throws a RangeError when it cannot have the memory; this one says how much was asked for.
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    throw Napi::RangeError::New(env, "allocate: out of memory for " + Format(requested) + " bytes");
   }
-  const uintptr_t first = reinterpret_cast<uintptr_t>(base) + sizeof(Allocation*);
-  void* data = reinterpret_cast<void*>((first + kAlignment - 1) / kAlignment * kAlignment);
-  if (!mapped) std::memset(data, 0, payload);  // mapped pages arrive zeroed
-  auto* record = new Allocation{base, data, total, mapped, false};
-  *RecordSlot(data) = record;
-  LiveBlocks().insert(data);
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(total));
-  return Napi::ArrayBuffer::New(env, data, bytes, [](Napi::Env env, void*, Allocation* a) {
-    Free(env, a);
-    delete a;
-  }, record);
+  void* data = nullptr;
+  size_t total = 0;
+  if (napi_get_arraybuffer_info(env, buffer, &data, &total) != napi_ok || data == nullptr ||
+      total != bytes + kAlignment - 1 || napi_type_tag_object(env, buffer, &kTensorMemory) != napi_ok) {
+    throw Napi::Error::New(env, "allocate: the ArrayBuffer constructor did not give a fresh buffer");
+  }
+  const size_t offset = (kAlignment - reinterpret_cast<uintptr_t>(data) % kAlignment) % kAlignment;
+  return Napi::DataView::New(env, Napi::ArrayBuffer(env, buffer), offset, bytes);
 }
 
-// release(arrayBuffer): frees the memory now and detaches the buffer, so views read as empty
+// release(arrayBuffer): frees the memory now by detaching the buffer, so views read as empty
 // instead of dangling. Idempotent.
 Napi::Value Release(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -122,13 +70,12 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   }
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   if (buffer.IsDetached()) return env.Undefined();
-  void* data = buffer.Data();
-  if (LiveBlocks().count(data) == 0) {
+  if (!buffer.CheckTypeTag(&kTensorMemory)) {
     throw Napi::TypeError::New(env, "release: the ArrayBuffer was not made by allocate()");
   }
-  // Freed before detaching: Node may run the finalizer during Detach, and it must find the
-  // record already released.
-  Free(env, *RecordSlot(data));
+  if (State(env).busy_buffers.count(buffer.Data()) != 0) {
+    throw InUse("release: an asynchronous job is using this memory; await it first");
+  }
   buffer.Detach();
   return env.Undefined();
 }
@@ -145,9 +92,12 @@ Napi::Value AlignmentOf(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitTensorBindings(Napi::Env env, Napi::Object exports) {
-  exports.Set("allocate", Napi::Function::New(env, Allocate, "allocate"));
-  exports.Set("release", Napi::Function::New(env, Release, "release"));
-  exports.Set("_alignmentOf", Napi::Function::New(env, AlignmentOf, "_alignmentOf"));
+  Napi::Value constructor = env.Global().Get("ArrayBuffer");
+  if (!constructor.IsFunction()) throw Napi::Error::New(env, "globalThis.ArrayBuffer is not a function");
+  State(env).array_buffer = Napi::Persistent(constructor.As<Napi::Function>());
+  ExportGuarded<Allocate>(env, exports, "allocate");
+  ExportGuarded<Release>(env, exports, "release");
+  ExportGuarded<AlignmentOf>(env, exports, "_alignmentOf");
 }
 
 }  // namespace bptt

@@ -1,9 +1,5 @@
 #include "cpu.h"
 
-#include <atomic>
-#include <cstdlib>
-#include <mutex>
-
 #if defined(BPTT_X86_KERNELS)
 #include <cpuid.h>
 #endif
@@ -61,8 +57,6 @@ const IsaEntry kIsas[] = {
     {"scalar", [] { return &kernels::scalar_kernels(); }, [] { return true; }},
 };
 
-std::atomic<const kernels::KernelSet*> g_active{nullptr};
-
 const kernels::KernelSet* Best() {
   for (const auto& isa : kIsas)
     if (isa.supported()) return isa.get();
@@ -88,40 +82,16 @@ std::vector<std::string> supported_isas() {
   return out;
 }
 
-std::string select_isa(const std::string& name) {
-  if (name == "auto") {
-    g_active.store(Best());
-    return "";
-  }
+const kernels::KernelSet* find_kernels(const std::string& name, std::string* error) {
+  if (name == "auto") return Best();
   for (const auto& isa : kIsas) {
     if (name != isa.name) continue;
-    if (!isa.supported()) {
-      return "ISA '" + name + "' was requested but this CPU/OS cannot run it; supported here: " + Names(true);
-    }
-    g_active.store(isa.get());
-    return "";
+    if (isa.supported()) return isa.get();
+    *error = "ISA '" + name + "' was requested but this CPU/OS cannot run it; supported here: " + Names(true);
+    return nullptr;
   }
-  return "unknown ISA '" + name + "'; this build has: " + Names(false) + " (or auto)";
-}
-
-std::string select_isa_from_environment() {
-  const char* env = std::getenv("BPTT_ISA");
-  if (env == nullptr || *env == '\0') {
-    g_active.store(Best());
-    return "";
-  }
-  const std::string error = select_isa(env);
-  return error.empty() ? "" : "BPTT_ISA=" + std::string(env) + ": " + error;
-}
-
-const kernels::KernelSet& active_kernels() {
-  const kernels::KernelSet* ks = g_active.load(std::memory_order_acquire);
-  if (ks == nullptr) {
-    // Reached only when nothing selected an ISA yet; the addon selects at load time.
-    g_active.store(Best());
-    ks = g_active.load();
-  }
-  return *ks;
+  *error = "unknown ISA '" + name + "'; this build has: " + Names(false) + " (or auto)";
+  return nullptr;
 }
 
 }  // namespace bptt

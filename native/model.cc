@@ -72,5 +72,32 @@ LossResult model_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* po
   return result;
 }
 
+TrainStepResult model_train_step(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
+                                 const std::vector<float*>& params, size_t classes, const engine::LayerInput& input,
+                                 const int32_t* targets, size_t truncate, Reduction reduction, const ClipConfig& clip,
+                                 const OptimizerConfig& optimizer, const std::vector<std::array<float*, 2>>& state,
+                                 ModelWorkspace& ws, const ModelStates& states) {
+  const size_t count = spec.parameter_count(), W = spec.output_width();
+  ws.grads.resize(count + 2);
+  ws.names.resize(count + 2);
+  std::vector<UpdateEntry> entries(count + 2);
+  for (size_t p = 0; p < count + 2; ++p) {
+    const size_t n = p < count ? spec.parameter_size(p) : p == count ? classes * W : classes;
+    ws.names[p] = p < count ? "rnn." + spec.parameter_name(p) : p == count ? "fc.weight" : "fc.bias";
+    entries[p] = {ws.names[p].c_str(), params[p], ws.grads[p].floats(n), {state[p][0], state[p][1]}, n};
+  }
+  engine::LayerWeights weights;
+  engine::LayerGrads grads;
+  for (size_t p = 0; p < count; ++p) {
+    weights.arrays.push_back(params[p]);
+    grads.arrays.push_back(entries[p].grad);
+  }
+  const SoftmaxHead head{classes, params[count], params[count + 1]};
+  const HeadGrads head_grads{entries[count].grad, entries[count + 1].grad};
+  const LossResult result = model_loss_and_gradients(ks, pool, spec, weights, head, input, targets, truncate, reduction, ws,
+                                                     grads, head_grads, {}, states);
+  return finish_train_step(ks, result.loss, clip, optimizer, entries.data(), entries.size());
+}
+
 }  // namespace model
 }  // namespace bptt

@@ -5,10 +5,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <array>
+#include <string>
+#include <vector>
 
 #include "aligned_buffer.h"
 #include "engine/layer.h"
 #include "heads.h"
+#include "optim.h"
 #include "kernels/kernels.h"
 
 namespace bptt {
@@ -33,6 +37,8 @@ struct ModelWorkspace {
   engine::LayerWorkspace layer;
   engine::ForwardRecord record;
   AlignedBuffer logits, dy, targets, row_loss, col_sums;
+  std::vector<AlignedBuffer> grads;  // the training step's, one per parameter
+  std::vector<std::string> names;    // of the parameters, for errors
 };
 
 // The states a call hands back: hT/cT [L*dirs, B, H] (cT LSTM only), and optionally the states
@@ -58,6 +64,15 @@ LossResult model_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* po
                                     Reduction reduction, ModelWorkspace& ws, const engine::LayerGrads& grads,
                                     const HeadGrads& head_grads, const engine::LayerInputGrads& input_grads,
                                     const ModelStates& states);
+
+// The training step: loss and gradients into the workspace, then clip and update every parameter
+// (the stack's in order, then fc.weight and fc.bias) through finish_train_step: all or nothing.
+// state[p] holds parameter p's optimizer state slots.
+TrainStepResult model_train_step(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
+                                 const std::vector<float*>& params, size_t classes, const engine::LayerInput& input,
+                                 const int32_t* targets, size_t truncate, Reduction reduction, const ClipConfig& clip,
+                                 const OptimizerConfig& optimizer, const std::vector<std::array<float*, 2>>& state,
+                                 ModelWorkspace& ws, const ModelStates& states);
 
 }  // namespace model
 }  // namespace bptt

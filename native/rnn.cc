@@ -324,9 +324,12 @@ TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
   }
 
   float* p[5] = {params.U, params.W, params.b, params.V, params.c};
+  static const char* const kNames[5] = {"U", "W", "b", "V", "c"};
+  UpdateEntry entries[5];
   for (int i = 0; i < 5; ++i) {
-    optimizer_update(ks, optimizer, p[i], g[i], grad_scale, optimizer_state[i][0], optimizer_state[i][1], sizes[i]);
+    entries[i] = {kNames[i], p[i], g[i], {optimizer_state[i][0], optimizer_state[i][1]}, sizes[i]};
   }
+  apply_optimizer_update(ks, optimizer, grad_scale, entries, 5);
   return {result.loss, norm, clipped};
 }
 

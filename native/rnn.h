@@ -8,9 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <stdexcept>
 
 #include "aligned_buffer.h"
+#include "errors.h"
 #include "gemm.h"
 #include "heads.h"
 #include "kernels/kernels.h"
@@ -61,12 +61,6 @@ struct StateCapture {
   size_t step = 0;
 };
 
-// Thrown when the computed gradient is NaN or infinite, so no update is applied.
-class NonFiniteGradient : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // Everything one call needs besides its inputs and outputs, kept between calls so steady-state
 // training allocates nothing. One workspace serves one call at a time.
 struct RnnWorkspace {
@@ -88,17 +82,6 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
                                   RnnWorkspace& ws, const RnnGrads& grads, float* hT,
                                   const StateCapture& capture = {});
 
-struct ClipConfig {
-  float max_norm = 0;   // 0: no global-norm rescaling
-  float max_value = 0;  // 0: no elementwise clipping
-};
-
-struct TrainStepResult {
-  double loss;
-  double grad_norm;  // global L2 norm of the parameter gradients before clipping
-  bool clipped;
-};
-
 struct MutableParams {
   float* U;
   float* W;
@@ -109,7 +92,8 @@ struct MutableParams {
 
 // Forward, BPTT, clipping and the optimizer update in one call. optimizer_state[i] holds the
 // state slots of parameter i (U, W, b, V, c order). Throws NonFiniteGradient, leaving the
-// parameters and the optimizer state untouched, when the gradient is not finite.
+// parameters and the optimizer state untouched, when the loss, the gradient or the update is not
+// finite.
 TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
                                const RnnShape& shape, const MutableParams& params,
                                const RnnBatch& batch, size_t truncate, Reduction reduction,

@@ -5,7 +5,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -69,6 +73,13 @@ struct ThreadPool::Impl {
   std::condition_variable wake;
   std::atomic<int> sleepers{0};
 
+  // The first exception a task of the current run threw (e.g. bad_alloc growing a scratch
+  // buffer): caught on whichever thread ran the task, so none escapes a worker (which would
+  // abort the process) or leaves the caller while other threads still run its tasks, and thrown
+  // again by run() on the calling thread once every task is done.
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+
   // Runs tasks of generation gen until none is left to claim. The job fields may already belong
   // to a later job when read; the claim then fails, because the caller closes a generation's
   // counter before it writes the next job's fields.
@@ -79,7 +90,12 @@ struct ThreadPool::Impl {
     uint64_t v = claim.load(std::memory_order_acquire);
     while ((v >> 32) == gen && (v & kIndexMask) < n) {
       if (claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-        f(c, static_cast<size_t>(v & kIndexMask), n);
+        try {
+          f(c, static_cast<size_t>(v & kIndexMask), n);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(failure_mutex);
+          if (!failure) failure = std::current_exception();
+        }
         done.fetch_add(1, std::memory_order_release);
         v = claim.load(std::memory_order_acquire);
       }
@@ -118,7 +134,16 @@ struct ThreadPool::Impl {
     StopWorkers();
     stop.store(false);
     workers.reserve(want);
-    for (size_t i = 0; i < want; ++i) workers.emplace_back([this] { WorkerLoop(); });
+    for (size_t i = 0; i < want; ++i) {
+      try {
+        workers.emplace_back([this] { WorkerLoop(); });
+      } catch (const std::system_error& e) {
+        // The threads started so far stay; the next parallel run tries again.
+        throw std::runtime_error("could not start kernel thread " + std::to_string(i + 1) + " of " +
+                                 std::to_string(want) + " (" + e.what() +
+                                 "); setNumThreads(1) runs the kernels on the calling thread alone");
+      }
+    }
   }
 
   void StopWorkers() {
@@ -196,6 +221,12 @@ void ThreadPool::run(size_t task_count, TaskFn fn, void* ctx) {
     }
   }
   p.claim.store((static_cast<uint64_t>(gen) << 32) | kIndexMask, std::memory_order_release);
+  if (p.failure) {
+    // Every task is done and no worker can claim another: safe to leave.
+    std::exception_ptr failure = nullptr;
+    std::swap(failure, p.failure);
+    std::rethrow_exception(failure);
+  }
 }
 
 }  // namespace bptt

@@ -21,7 +21,9 @@ class ThreadPool {
   size_t num_threads() const;
 
   // Runs fn for task = 0 .. task_count-1 and returns when all are done. Thread-safe: when another
-  // thread already holds the pool, this call runs all its tasks on the calling thread.
+  // thread already holds the pool, this call runs all its tasks on the calling thread. If tasks
+  // throw, run() throws the first exception on the calling thread once all tasks are done (the
+  // others still run).
   void run(size_t task_count, TaskFn fn, void* ctx);
 
   // Joins the worker threads (a later parallel run starts them again). For environment teardown:

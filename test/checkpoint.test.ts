@@ -1,11 +1,13 @@
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import fc from 'fast-check';
-import { CheckpointError } from '../lib/errors';
+import { CheckpointError, NonFiniteError } from '../lib/errors';
 import { PARAM_NAMES } from '../lib/backend';
 import { RNN } from '../lib/rnn';
 import { Optimizer } from '../lib/optim';
+import { Tensor } from '../lib/tensor';
 import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../lib/train/checkpoint';
 import { decodeSafetensors, encodeSafetensors, toFloat32, writeFileAtomic, WritableTensor } from '../lib/train/safetensors';
 import { CharTokenizer } from '../lib/train/tokenizer';
@@ -152,6 +154,36 @@ describe('atomic writes', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('old');
     expect(fs.readdirSync(dir).sort()).toEqual(['m.safetensors', 'sub']);
   });
+
+  it('names the file it was asked to write, not its temporary file, when it fails', () => {
+    const file = path.join(dir, 'missing', 'm.safetensors');
+    let err: NodeJS.ErrnoException | undefined;
+    try {
+      writeFileAtomic(file, Buffer.from('x'));
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    expect(err?.message).toContain(file);
+    expect(err?.message).not.toContain('.bptt-tmp');
+    expect(err?.code).toBe('ENOENT');
+  });
+
+  it('removes temporary files that killed writers left for the same file, and only those', () => {
+    const file = path.join(dir, 'm.safetensors');
+    // A pid that no longer exists: a child that has exited.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const live = process.ppid;
+    const names = {
+      dead: `.bptt-tmp-${dead}-0123456789ab-m.safetensors`,
+      deadOtherTarget: `.bptt-tmp-${dead}-0123456789ab-other.safetensors`,
+      live: `.bptt-tmp-${live}-0123456789ab-m.safetensors`,
+      mine: `.bptt-tmp-${process.pid}-0123456789ab-m.safetensors`,
+      unrelated: 'notes.txt',
+    };
+    for (const name of Object.values(names)) fs.writeFileSync(path.join(dir, name), 'partial');
+    writeFileAtomic(file, Buffer.from('new'));
+    expect(fs.readdirSync(dir).sort()).toEqual([names.deadOtherTarget, names.live, names.mine, 'm.safetensors', 'notes.txt'].sort());
+  });
 });
 
 describe('model checkpoints', () => {
@@ -248,7 +280,10 @@ describe('model checkpoints', () => {
       ['an integer weight', () => { const t = good(); t.set('fc.bias', { shape: [3], data: new Int32Array(3) }); return encodeSafetensors(t, {}); }],
       ['a vocabulary of the wrong size', () => encodeSafetensors(good(), { vocab: '["a","b"]' })],
       ['metadata contradicting the shapes', () => encodeSafetensors(good(), { model: '{"hiddenSize":7}' })],
-      ['a relu model', () => encodeSafetensors(good(), { model: '{"nonlinearity":"relu"}' })],
+      ['an unknown nonlinearity', () => encodeSafetensors(good(), { model: '{"nonlinearity":"sigmoid"}' })],
+      ['a cell the tensors do not hold', () => encodeSafetensors(good(), { model: '{"cell":"lstm"}' })],
+      ['more layers than the tensors hold', () => encodeSafetensors(good(), { model: '{"numLayers":2}' })],
+      ['a dropout stream for a model without dropout', () => encodeSafetensors(good(), { dropout_stream: '[1,2,3,4]' })],
       ['an unknown optimizer', () => encodeSafetensors(good(), { optimizer: '{"kind":"lbfgs"}' })],
       ['missing optimizer state', () => encodeSafetensors(good(), { optimizer: '{"kind":"adam","step":3}' })],
       ['broken training metadata', () => encodeSafetensors(good(), { training: '{"step":-1}' })],
@@ -262,5 +297,96 @@ describe('model checkpoints', () => {
 
   it('reports unreadable files as a CheckpointError', () => {
     expect(() => loadCheckpoint(path.join(dir, 'nope.safetensors'))).toThrow(CheckpointError);
+  });
+
+  describe('every loader error is a CheckpointError naming the file', () => {
+    const rnn = new RNN({ inputSize: 3, hiddenSize: 2, outputSize: 3, seed: 1 });
+    const good = () => {
+      const t = new Map<string, WritableTensor>();
+      for (const [k, v] of decodeSafetensors(encodeCheckpoint(rnn)).tensors) t.set(k, { shape: v.shape, data: toFloat32(v, k) });
+      return t;
+    };
+    const cases: [string, () => Buffer][] = [
+      ['biases whose sum overflows float32', () => { const t = good(); t.set('rnn.bias_ih_l0', { shape: [2], data: Float32Array.of(3e38, 0) }); t.set('rnn.bias_hh_l0', { shape: [2], data: Float32Array.of(3e38, 0) }); return encodeSafetensors(t, {}); }],
+      ['an integer carried state', () => { const t = good(); t.set('train.h', { shape: [1, 2], data: new Int32Array(2) }); return encodeSafetensors(t, { training: JSON.stringify({ step: 1, k1: 1, k2: 1, historySteps: 0, batch: 1, data: null, clip: { steps: 0, clippedSteps: 0, fractionClipped: 0, lastNorm: 0, meanNorm: 0, maxNorm: 0 } }) }); }],
+      ['a vocabulary that is not JSON', () => encodeSafetensors(good(), { vocab: '["a",' })],
+      ['an integer weight', () => { const t = good(); t.set('fc.bias', { shape: [3], data: new Int32Array(3) }); return encodeSafetensors(t, {}); }],
+      ['an optimizer hyperparameter that cannot work in float32', () => encodeSafetensors(good(), { optimizer: '{"kind":"sgd","eps":0,"step":0}' })],
+      ['a truncated file', () => encodeSafetensors(good(), {}).subarray(0, 100)],
+    ];
+    it.each(cases)('%s', (_what, make) => {
+      const file = path.join(dir, 'broken.safetensors');
+      fs.writeFileSync(file, make());
+      let err: unknown;
+      try {
+        loadCheckpoint(file);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(CheckpointError);
+      expect((err as Error).message.startsWith(`checkpoint ${file}: `) || (err as Error).message.startsWith(`checkpoint ${file} `)).toBe(true);
+    });
+  });
+});
+
+describe('training checkpoints with optimizer state', () => {
+  const tokenizer = CharTokenizer.fromText('abcde\n');
+  const V = tokenizer.vocabSize;
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-ckpt-opt-'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  function trained(): { rnn: RNN; opt: Optimizer } {
+    const rnn = new RNN({ inputSize: V, hiddenSize: 5, outputSize: V, seed: 4 });
+    const opt = new Optimizer(rnn, { kind: 'adam' });
+    const x = Tensor.from(Int32Array.from({ length: 12 }, (_, i) => i % V), [4, 3]);
+    const y = Tensor.from(Int32Array.from({ length: 12 }, (_, i) => (i * 5 + 1) % V), [4, 3]);
+    for (let s = 0; s < 3; s++) rnn.trainStep(x, y, { lr: 0.01, optimizer: opt });
+    return { rnn, opt };
+  }
+
+  /** The file with one float32 of tensor `name` replaced through `edit`. */
+  function mutate(bytes: Buffer, name: string, edit: (x: number) => number): Buffer {
+    const { tensors } = decodeSafetensors(bytes);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    const [begin] = header[name].data_offsets as number[];
+    const values = toFloat32(tensors.get(name)!, name);
+    const i = values.findIndex((x) => x !== 0);
+    const out = Buffer.from(bytes);
+    out.writeFloatLE(edit(values[i]), 8 + n + begin + 4 * i);
+    return out;
+  }
+
+  const corruptions: [string, string, (x: number) => number][] = [
+    ['a second moment with its sign bit flipped', 'optim.W.v', (x) => -x],
+    ['a first moment 2^30 times too large', 'optim.U.m', (x) => x * 2 ** 30],
+  ];
+  it.each(corruptions)('refuses %s (it would make the next step NaN)', (_what, name, edit) => {
+    const { rnn, opt } = trained();
+    const file = path.join(dir, 'corrupt.safetensors');
+    fs.writeFileSync(file, mutate(encodeCheckpoint(rnn, { tokenizer, optimizer: opt }), name, edit));
+    expect(() => loadCheckpoint(file)).toThrow(CheckpointError);
+    expect(() => loadCheckpoint(file)).toThrow(file);
+  });
+
+  it('is never written with NaN parameters or an invalid optimizer state: the old file stays', () => {
+    const { rnn, opt } = trained();
+    const file = path.join(dir, 'guarded.safetensors');
+    saveCheckpoint(file, rnn, { tokenizer, optimizer: opt });
+    const before = fs.readFileSync(file);
+    // What a faulty update would leave behind, written past the public API's checks.
+    const w = rnn.params.W.data() as Float32Array;
+    const kept = w[2];
+    w[2] = NaN;
+    expect(() => saveCheckpoint(file, rnn, { tokenizer, optimizer: opt })).toThrow(NonFiniteError);
+    w[2] = kept;
+    const v = opt.slots('W')[1].data() as Float32Array;
+    v[1] = -v[1] - 1;
+    expect(() => saveCheckpoint(file, rnn, { tokenizer, optimizer: opt })).toThrow(RangeError);
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
+    expect(fs.readdirSync(dir).filter((n) => n.startsWith('.bptt-tmp'))).toEqual([]);
   });
 });

@@ -77,4 +77,43 @@ describe('resume from a checkpoint', () => {
     expect(tc.clipStats).toEqual(ta.clipStats);
     expect(dataC.state()).toEqual(dataA.state());
   });
+
+  it('onCheckpoint fires at multiples of the run step; a save made there resumes bit-identically', async () => {
+    const tokens = tokenizer.encode(text);
+    const settings = (): TrainerOptions => ({ optimizer: 'adam', lr: 0.01, k1: 3, k2: 5, clipNorm: 1 });
+    const fresh = () => new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 10, outputSize: tokenizer.vocabSize, seed: 2 });
+    const a = fresh();
+    const ta = new Trainer(a, settings());
+    const dataA = new StreamBatcher(tokens, 3);
+    const file = path.join(dir, 'periodic.safetensors');
+    const due: number[] = [];
+    await ta.fit(dataA, { steps: 5 });
+    await ta.fit(dataA, {
+      steps: 9,
+      checkpointEvery: 4,
+      onCheckpoint: (info) => {
+        due.push(info.step);
+        if (info.step === 8) saveCheckpoint(file, a, { tokenizer, trainer: ta });
+      },
+    });
+    expect(due).toEqual([8, 12]);
+
+    const ck = loadCheckpoint(file);
+    const tc = new Trainer(ck.rnn, { ...settings(), optimizer: ck.optimizer! });
+    const dataC = new StreamBatcher(tokens, 3);
+    tc.loadState(ck.training!, dataC);
+    await tc.fit(dataC, { steps: 6 });
+    expect(bytes(ck.rnn).equals(bytes(a))).toBe(true);
+    expect(stateBytes(tc).equals(stateBytes(ta))).toBe(true);
+  });
+
+  it('checkpointEvery needs onCheckpoint, and both are checked before any update', async () => {
+    const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 4, outputSize: tokenizer.vocabSize, seed: 1 });
+    const t = new Trainer(rnn, { k1: 3 });
+    const data = new StreamBatcher(tokenizer.encode(text), 2);
+    await expect(t.fit(data, { steps: 2, checkpointEvery: 2 })).rejects.toThrow(TypeError);
+    await expect(t.fit(data, { steps: 2, onCheckpoint: () => undefined })).rejects.toThrow(TypeError);
+    await expect(t.fit(data, { steps: 2, checkpointEvery: 0, onCheckpoint: () => undefined })).rejects.toThrow(RangeError);
+    expect(t.step).toBe(0);
+  });
 });

@@ -39,7 +39,7 @@ const Workload kWorkloads[] = {
   std::exit(2);
 }
 
-double MedianStepSeconds(const Workload& w, int steps) {
+double MedianStepSeconds(const bptt::kernels::KernelSet& ks, const Workload& w, int steps) {
   const bptt::RnnShape& s = w.shape;
   const size_t D = s.input, H = s.hidden, K = s.output, T = s.steps, B = s.batch;
   std::mt19937 rng(20261124);
@@ -62,7 +62,6 @@ double MedianStepSeconds(const Workload& w, int steps) {
   clip.max_norm = 5;
   float* const no_state[5][2] = {};
   bptt::RnnWorkspace ws;
-  const bptt::kernels::KernelSet& ks = bptt::active_kernels();
   bptt::ThreadPool* pool = &bptt::ThreadPool::global();
 
   std::vector<double> seconds;
@@ -104,16 +103,18 @@ int main(int argc, char** argv) {
       chosen.push_back(found);
     }
   }
-  if (const std::string error = bptt::select_isa(isa); !error.empty()) Usage(error.c_str());
+  std::string error;
+  const bptt::kernels::KernelSet* ks = bptt::find_kernels(isa, &error);
+  if (ks == nullptr) Usage(error.c_str());
   if (chosen.empty())
     for (const Workload& w : kWorkloads) chosen.push_back(&w);
 
-  std::printf("isa %s, %zu thread(s)\n", bptt::active_kernels().isa, bptt::ThreadPool::global().num_threads());
+  std::printf("isa %s, %zu thread(s)\n", ks->isa, bptt::ThreadPool::global().num_threads());
   for (const Workload* w : chosen) {
     const bptt::RnnShape& s = w->shape;
     // About a second of steps unless told: C1 ~50 us, C3 ~100-200 ms.
     const int n = steps > 0 ? steps : (s.hidden <= 128 ? 20000 : s.hidden <= 256 ? 200 : 10);
-    const double t = MedianStepSeconds(*w, n);
+    const double t = MedianStepSeconds(*ks, *w, n);
     const double flops = 3.0 * 2.0 * s.steps * s.batch * (s.input * s.hidden + s.hidden * s.hidden + s.hidden * s.output);
     if (t < 1e-3) {
       std::printf("%s  %9.2f us per step  %7.1f GFLOP/s (dense count, median of %d)\n", w->name, t * 1e6, flops / t / 1e9, n);

@@ -11,6 +11,7 @@
 import { FloatArray, Reduction, checkIntRange, checkSize, checkedProduct, describeValue } from '../backend';
 import { DTypeError, ShapeError } from '../errors';
 import { NativeAddon, addon } from '../native';
+import type { Optimizer } from '../optim';
 import { layerBackward, layerForward } from './reference';
 import {
   LayerBatch,
@@ -233,6 +234,25 @@ interface NativeModelEngine {
   forwardAsync(...args: unknown[]): Promise<void>;
   gradients(...args: unknown[]): number;
   gradientsAsync(...args: unknown[]): Promise<number>;
+  trainStep(...args: unknown[]): void;
+  trainStepAsync(...args: unknown[]): Promise<void>;
+}
+
+/** What a training step needs besides the batch: the update's settings and state. */
+export interface ModelStepSettings {
+  lr: number;
+  clipNorm?: number;
+  clipValue?: number;
+}
+
+export interface ModelStepResult {
+  loss: number;
+  gradNorm: number;
+  clipped: boolean;
+  hT: Float32Array;
+  cT: Float32Array | null;
+  hAt: Float32Array | null;
+  cAt: Float32Array | null;
 }
 
 /** One model shape on the native backend, with the scratch memory its calls reuse. */
@@ -334,6 +354,55 @@ export class NativeModel {
     const { args, result } = this.gradientCall(params, batch, targets, o);
     result.loss = await this.#engine.gradientsAsync(...args);
     return result;
+  }
+
+  /** Arguments and result arrays of trainStep; `out` receives loss, gradNorm and clipped. */
+  trainStepCall(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, targets: Int32Array, o: Parameters<NativeModel['gradientCall']>[3], step: ModelStepSettings, optimizer: Optimizer | undefined) {
+    const states = this.stateCount(batch.batch);
+    const lstm = hasCellState(this.spec.cell);
+    const at = o.stateAt !== null;
+    const arrays = {
+      hT: new Float32Array(states),
+      cT: lstm ? new Float32Array(states) : null,
+      hAt: at ? new Float32Array(states) : null,
+      cAt: at && lstm ? new Float32Array(states) : null,
+    };
+    const config = optimizer ? optimizer.nativeConfig(step.lr) : { kind: 'sgd', lr: step.lr };
+    const hyper = Float64Array.of(config.lr, config.momentum ?? NaN, config.beta1 ?? NaN, config.beta2 ?? NaN, config.rho ?? NaN, config.eps ?? NaN, config.step ?? 1);
+    const state = optimizer ? this.#params.flatMap((p) => optimizer.slots(p.name).map((t) => t.data() as Float32Array)) : [];
+    const out = new Float64Array(3);
+    const args = [
+      this.paramList(params),
+      ...this.batchArgs(batch, o.training, o.dropoutSeed),
+      targets,
+      o.truncate ?? 0,
+      o.reduction === 'sum' ? 1 : 0,
+      arrays.hT,
+      arrays.cT,
+      arrays.hAt,
+      arrays.cAt,
+      o.stateAt ?? 0,
+      step.clipNorm ?? 0,
+      step.clipValue ?? 0,
+      config.kind,
+      hyper,
+      state,
+      out,
+    ];
+    const result = (): ModelStepResult => ({ loss: out[0], gradNorm: out[1], clipped: out[2] !== 0, ...arrays });
+    return { args, result };
+  }
+
+  trainStep(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, targets: Int32Array, o: Parameters<NativeModel['gradientCall']>[3], step: ModelStepSettings, optimizer: Optimizer | undefined): ModelStepResult {
+    const { args, result } = this.trainStepCall(params, batch, targets, o, step, optimizer);
+    this.#engine.trainStep(...args);
+    return result();
+  }
+
+  async trainStepAsync(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, targets: Int32Array, o: Parameters<NativeModel['gradientCall']>[3], step: ModelStepSettings, optimizer: Optimizer | undefined): Promise<ModelStepResult> {
+    const { args, result } = this.trainStepCall(params, batch, targets, o, step, optimizer);
+    await this.#engine.trainStepAsync(...args);
+    return result();
   }
 }
 

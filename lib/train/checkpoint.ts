@@ -13,11 +13,12 @@
  * PyTorch users load such a file with `load_state_dict(sd, strict=False)` or drop those keys.
  */
 import * as fs from 'fs';
-import { PARAM_NAMES, ParamName } from '../backend';
+import { ParamName, checkFinite } from '../backend';
 import { CheckpointError } from '../errors';
 import { nativeAvailable } from '../native';
 import { OPTIMIZER_KINDS, Optimizer, OptimizerKind } from '../optim';
 import { Rng } from '../rng';
+import { CellKind } from '../engine/spec';
 import { BackendName, RNN } from '../rnn';
 import type { BatcherState } from './batcher';
 import type { ClipSummary } from './clipping';
@@ -69,7 +70,12 @@ export interface LoadOptions {
   backend?: BackendName;
 }
 
-/** Writes a checkpoint atomically: a crash leaves the old file or the complete new one. */
+/**
+ * Writes a checkpoint atomically: a crash leaves the old file or the complete new one. Refuses
+ * (and writes nothing) when a parameter, the optimizer state or the carried hidden state holds NaN
+ * or Infinity (NonFiniteError), or the optimizer state is one loadCheckpoint would refuse
+ * (RangeError): what saves, loads.
+ */
 export function saveCheckpoint(path: string, rnn: RNN, extra: CheckpointExtra = {}): void {
   writeFileAtomic(path, encodeCheckpoint(rnn, extra));
 }
@@ -77,16 +83,30 @@ export function saveCheckpoint(path: string, rnn: RNN, extra: CheckpointExtra = 
 export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer {
   if (!(rnn instanceof RNN)) throw new TypeError('saveCheckpoint needs an RNN');
   const tensors = new Map<string, WritableTensor>();
-  for (const name of PARAM_NAMES) {
-    const p = rnn.params[name];
-    tensors.set(TORCH_NAMES[name], { shape: p.shape, data: p.toArray() as Float32Array });
-    if (name === 'b') tensors.set(TORCH_BIAS_HH, { shape: p.shape, data: new Float32Array(p.size) });
+  for (const [name, p] of Object.entries(rnn.params)) {
+    const data = p.toArray() as Float32Array;
+    checkFinite(`parameter ${name} (not saved)`, data);
+    if (name in TORCH_NAMES) {
+      tensors.set(TORCH_NAMES[name as ParamName], { shape: p.shape, data });
+      if (name === 'b') tensors.set(TORCH_BIAS_HH, { shape: p.shape, data: new Float32Array(p.size) });
+    } else {
+      tensors.set(name, { shape: p.shape, data });
+    }
   }
-  const metadata: Record<string, string> = {
-    ...extra.metadata,
-    format: CHECKPOINT_FORMAT,
-    model: JSON.stringify({ inputSize: rnn.inputSize, hiddenSize: rnn.hiddenSize, outputSize: rnn.outputSize, seed: rnn.seed, nonlinearity: 'tanh' }),
+  const model = {
+    inputSize: rnn.inputSize,
+    hiddenSize: rnn.hiddenSize,
+    outputSize: rnn.outputSize,
+    seed: rnn.seed,
+    cell: rnn.cell,
+    numLayers: rnn.numLayers,
+    bidirectional: rnn.bidirectional,
+    dropout: rnn.dropout,
+    // PyTorch's nn.RNN argument (LSTM and GRU have none).
+    ...(rnn.cell === 'tanh' || rnn.cell === 'relu' ? { nonlinearity: rnn.cell } : {}),
   };
+  const metadata: Record<string, string> = { ...extra.metadata, format: CHECKPOINT_FORMAT, model: JSON.stringify(model) };
+  if (rnn.dropoutStream) metadata.dropout_stream = JSON.stringify(Array.from(rnn.dropoutStream.getState()));
   const tokenizer = extra.tokenizer ?? rnn.tokenizer;
   if (tokenizer) {
     if (tokenizer.vocabSize !== rnn.inputSize || tokenizer.vocabSize !== rnn.outputSize) {
@@ -98,16 +118,23 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
   const optimizer = extra.trainer?.optimizer ?? extra.optimizer;
   if (optimizer) {
     metadata.optimizer = JSON.stringify({ kind: optimizer.kind, ...optimizer.hyper, step: optimizer.step });
-    for (const [key, data] of Object.entries(optimizer.state())) {
-      tensors.set(`optim.${key}`, { shape: rnn.params[key.split('.')[0] as ParamName].shape, data });
+    const state = optimizer.state();
+    optimizer.checkState(state, optimizer.step);
+    for (const [key, data] of Object.entries(state)) {
+      tensors.set(`optim.${key}`, { shape: rnn.params[stateParameter(key)].shape, data });
     }
   }
   if (extra.trainer) {
     if (extra.trainer.rnn !== rnn) throw new TypeError('the trainer trains another model');
     const s = extra.trainer.state();
-    const batch = s.h ? s.h.length / rnn.hiddenSize : s.historySteps > 0 ? s.historyInputs.length / s.historySteps : 0;
+    const perRow = rnn.stateShape(1).reduce((a, b) => a * b, 1);
+    const batch = s.h ? s.h.length / perRow : s.historySteps > 0 ? s.historyInputs.length / s.historySteps : 0;
     metadata.training = JSON.stringify({ step: s.step, k1: s.k1, k2: s.k2, data: s.data, clip: s.clip, historySteps: s.historySteps, batch });
-    if (s.h) tensors.set('train.h', { shape: [batch, rnn.hiddenSize], data: s.h });
+    for (const [name, v] of [['train.h', s.h], ['train.c', s.c ?? null]] as const) {
+      if (v === null) continue;
+      checkFinite(`carried state ${name} (not saved)`, v);
+      tensors.set(name, { shape: rnn.stateShape(batch), data: v });
+    }
     if (s.historySteps > 0) tensors.set('train.history', { shape: [s.historySteps, batch], data: s.historyInputs });
   }
   if (extra.rng) metadata.rng = JSON.stringify(Array.from(extra.rng.getState()));
@@ -125,7 +152,24 @@ export function loadCheckpoint(path: string, options: LoadOptions = {}): Checkpo
   return decodeCheckpoint(bytes, options, `checkpoint ${path}`);
 }
 
+/**
+ * Decodes and validates a checkpoint. Every failure is a CheckpointError whose message starts with
+ * `what` (loadCheckpoint passes the file name), whatever part of the loader found it.
+ */
 export function decodeCheckpoint(bytes: Uint8Array, options: LoadOptions = {}, what = 'checkpoint'): Checkpoint {
+  const made: { dispose(): void }[] = [];
+  try {
+    return decodeContents(bytes, options, what, made);
+  } catch (err) {
+    // Native memory of a half-built model goes back now, not at the next GC.
+    for (const m of made) m.dispose();
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof CheckpointError && message.startsWith(what)) throw err;
+    throw new CheckpointError(`${what}: ${message}`);
+  }
+}
+
+function decodeContents(bytes: Uint8Array, options: LoadOptions, what: string, made: { dispose(): void }[]): Checkpoint {
   const { metadata, tensors } = decodeSafetensors(bytes, what);
   const fail = (msg: string): never => {
     throw new CheckpointError(`${what}: ${msg}`);
@@ -133,80 +177,131 @@ export function decodeCheckpoint(bytes: Uint8Array, options: LoadOptions = {}, w
   const floatTensor = (name: string, shape: readonly number[] | null): Float32Array => {
     const t = tensors.get(name) ?? fail(`missing tensor ${name}`);
     if (shape && (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i]))) fail(`tensor ${name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    const data = wrap(() => toFloat32(t, `tensor ${name}`));
+    const data = toFloat32(t, `tensor ${name}`);
     for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) fail(`tensor ${name}[${i}] is ${data[i]}`);
     return data;
   };
-  const wrap = <T>(f: () => T): T => {
-    try {
-      return f();
-    } catch (err) {
-      if (err instanceof CheckpointError) throw err;
-      return fail((err as Error).message);
-    }
-  };
 
   const ih = tensors.get(TORCH_NAMES.U) ?? fail(`missing tensor ${TORCH_NAMES.U}`);
+  const hh = tensors.get(TORCH_NAMES.W) ?? fail(`missing tensor ${TORCH_NAMES.W}`);
   const fc = tensors.get(TORCH_NAMES.V) ?? fail(`missing tensor ${TORCH_NAMES.V}`);
-  if (ih.shape.length !== 2 || fc.shape.length !== 2) fail(`${TORCH_NAMES.U} and ${TORCH_NAMES.V} must be matrices`);
-  const [H, D] = ih.shape;
-  const K = fc.shape[0];
-  if (H < 1 || D < 1 || K < 1) fail(`model sizes must be positive, got hidden ${H}, input ${D}, output ${K}`);
+  if (ih.shape.length !== 2 || hh.shape.length !== 2 || fc.shape.length !== 2) fail(`${TORCH_NAMES.U}, ${TORCH_NAMES.W} and ${TORCH_NAMES.V} must be matrices`);
   const model = metadata.model === undefined ? {} : parseObject(metadata.model, 'model', fail);
+  const config = modelConfig(model, tensors, fail);
+  const { H, D, K } = config;
   for (const [key, value] of [['inputSize', D], ['hiddenSize', H], ['outputSize', K]] as const) {
     if (model[key] !== undefined && model[key] !== value) fail(`metadata says ${key} ${JSON.stringify(model[key])} but the tensors have ${value}`);
   }
-  if (model.nonlinearity !== undefined && model.nonlinearity !== 'tanh') fail(`only tanh RNNs are supported, got ${JSON.stringify(model.nonlinearity)}`);
+  const seed = typeof model.seed === 'number' && Number.isSafeInteger(model.seed) ? model.seed : 0;
+  const backend = options.backend ?? (nativeAvailable() ? 'native' : 'reference');
+  const rnn = new RNN({ inputSize: D, hiddenSize: H, outputSize: K, seed, backend, cell: config.cell, numLayers: config.numLayers, bidirectional: config.bidirectional, dropout: config.dropout });
+  made.push(rnn);
+  if (Object.keys(rnn.params).includes('U')) {
+    loadElmanParams(rnn, tensors, floatTensor, fail);
+  } else {
+    const values: Record<string, Float32Array> = {};
+    for (const [name, p] of Object.entries(rnn.params)) values[name] = floatTensor(name, p.shape);
+    rnn.setParams(values);
+  }
+  if (metadata.dropout_stream !== undefined) {
+    if (!rnn.dropoutStream) fail('metadata dropout_stream is for a model with dropout');
+    rnn.dropoutStream!.setState(parseRngState(metadata.dropout_stream, 'dropout_stream', fail));
+  }
 
+  let tokenizer: CharTokenizer | null = null;
+  if (metadata.vocab !== undefined) {
+    tokenizer = CharTokenizer.deserialize(metadata.vocab);
+    if (tokenizer.vocabSize !== D || tokenizer.vocabSize !== K) fail(`vocabulary has ${tokenizer.vocabSize} characters but the model has ${D} inputs and ${K} outputs`);
+    rnn.tokenizer = tokenizer;
+  }
+  return decodeTraining(rnn, tokenizer, metadata, tensors, floatTensor, fail, made);
+}
+
+/** The default model's U, W, b (PyTorch's two biases summed), V, c. */
+function loadElmanParams(rnn: RNN, tensors: Map<string, RawTensor>, floatTensor: (name: string, shape: readonly number[] | null) => Float32Array, fail: (msg: string) => never): void {
+  const H = rnn.hiddenSize;
+  const D = rnn.inputSize;
+  const K = rnn.outputSize;
   const U = floatTensor(TORCH_NAMES.U, [H, D]);
   const W = floatTensor(TORCH_NAMES.W, [H, H]);
   const b = floatTensor(TORCH_NAMES.b, [H]);
   if (tensors.has(TORCH_BIAS_HH)) {
     const bhh = floatTensor(TORCH_BIAS_HH, [H]);
     // Skipping zeros keeps a -0 bias bit-identical through a save/load round trip.
-    for (let i = 0; i < H; i++) if (bhh[i] !== 0) b[i] += bhh[i];
+    for (let i = 0; i < H; i++) {
+      if (bhh[i] === 0) continue;
+      const sum = b[i] + bhh[i];
+      b[i] = sum;
+      if (!Number.isFinite(b[i])) fail(`${TORCH_NAMES.b}[${i}] + ${TORCH_BIAS_HH}[${i}] = ${sum} overflows float32 (the model has one bias, their sum)`);
+    }
   }
   const V = floatTensor(TORCH_NAMES.V, [K, H]);
   const c = floatTensor(TORCH_NAMES.c, [K]);
-  const seed = typeof model.seed === 'number' && Number.isSafeInteger(model.seed) ? model.seed : 0;
-  const backend = options.backend ?? (nativeAvailable() ? 'native' : 'reference');
-  const rnn = wrap(() => new RNN({ inputSize: D, hiddenSize: H, outputSize: K, seed, backend }));
   rnn.setParams({ U, W, b, V, c });
+}
 
-  let tokenizer: CharTokenizer | null = null;
-  if (metadata.vocab !== undefined) {
-    tokenizer = wrap(() => CharTokenizer.deserialize(metadata.vocab));
-    if (tokenizer.vocabSize !== D || tokenizer.vocabSize !== K) fail(`vocabulary has ${tokenizer.vocabSize} characters but the model has ${D} inputs and ${K} outputs`);
-    rnn.tokenizer = tokenizer;
+/** The model a checkpoint (or a PyTorch state_dict) holds: from its metadata, else from its tensors. */
+function modelConfig(model: Record<string, unknown>, tensors: Map<string, RawTensor>, fail: (msg: string) => never) {
+  const ih = tensors.get('rnn.weight_ih_l0')!;
+  const hh = tensors.get('rnn.weight_hh_l0')!;
+  const fc = tensors.get('fc.weight')!;
+  const H = hh.shape[1];
+  const D = ih.shape[1];
+  const K = fc.shape[0];
+  if (!(H >= 1 && D >= 1 && K >= 1)) fail(`model sizes must be positive, got hidden ${H}, input ${D}, output ${K}`);
+  const gates = hh.shape[0] / H;
+  let numLayers = 1;
+  while (tensors.has(`rnn.weight_ih_l${numLayers}`)) numLayers++;
+  const bidirectional = tensors.has('rnn.weight_ih_l0_reverse');
+  const inferred = gates === 4 ? 'lstm' : gates === 3 ? 'gru' : gates === 1 ? (model.nonlinearity === 'relu' ? 'relu' : 'tanh') : fail(`rnn.weight_hh_l0 has ${hh.shape[0]} rows for hidden size ${H}: not 1, 3 or 4 gates`);
+  const cell = model.cell ?? inferred;
+  if (cell !== inferred) fail(`metadata says cell ${JSON.stringify(model.cell)} but the tensors hold a '${inferred}' cell`);
+  if (model.nonlinearity !== undefined && model.nonlinearity !== 'tanh' && model.nonlinearity !== 'relu') fail(`unknown nonlinearity ${JSON.stringify(model.nonlinearity)}`);
+  if (model.numLayers !== undefined && model.numLayers !== numLayers) fail(`metadata says numLayers ${JSON.stringify(model.numLayers)} but the tensors have ${numLayers} layers`);
+  if (model.bidirectional !== undefined && model.bidirectional !== bidirectional) fail(`metadata says bidirectional ${JSON.stringify(model.bidirectional)} but the tensors ${bidirectional ? 'have' : 'have no'} reverse direction`);
+  const dropout = model.dropout ?? 0;
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) fail(`metadata dropout must be a number in [0, 1), got ${JSON.stringify(model.dropout)}`);
+  return { H, D, K, cell: cell as CellKind, numLayers, bidirectional, dropout: dropout as number };
+}
+
+function parseRngState(text: string, key: string, fail: (msg: string) => never): Uint32Array {
+  const words = parseJson(text, key, fail);
+  if (!Array.isArray(words) || words.length !== 4 || !words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) || words.every((w) => w === 0)) {
+    fail(`${key} must be four uint32 words, not all zero`);
   }
+  return Uint32Array.from(words as number[]);
+}
 
+/** The optimizer, trainer state and RNG a training checkpoint adds to its model. */
+function decodeTraining(
+  rnn: RNN,
+  tokenizer: CharTokenizer | null,
+  metadata: Record<string, string>,
+  tensors: Map<string, RawTensor>,
+  floatTensor: (name: string, shape: readonly number[] | null) => Float32Array,
+  fail: (msg: string) => never,
+  made: { dispose(): void }[],
+): Checkpoint {
   let optimizer: Optimizer | null = null;
   if (metadata.optimizer !== undefined) {
     const o = parseObject(metadata.optimizer, 'optimizer', fail);
     if (typeof o.kind !== 'string' || !OPTIMIZER_KINDS.includes(o.kind as OptimizerKind)) fail(`unknown optimizer ${JSON.stringify(o.kind)}`);
     const num = (k: string): number | undefined => (typeof o[k] === 'number' ? (o[k] as number) : o[k] === undefined ? undefined : fail(`optimizer ${k} must be a number`));
-    const opt = wrap(() => new Optimizer(rnn, { kind: o.kind as OptimizerKind, momentum: num('momentum'), beta1: num('beta1'), beta2: num('beta2'), eps: num('eps'), rho: num('rho') }));
+    const opt = new Optimizer(rnn, { kind: o.kind as OptimizerKind, momentum: num('momentum'), beta1: num('beta1'), beta2: num('beta2'), eps: num('eps'), rho: num('rho') });
+    made.push(opt);
     const state: Record<string, Float32Array> = {};
-    for (const [key, values] of Object.entries(opt.state())) {
-      const param = key.split('.')[0] as ParamName;
-      state[key] = floatTensor(`optim.${key}`, rnn.params[param].shape);
-      if (state[key].length !== values.length) fail(`tensor optim.${key} has the wrong size`);
-    }
-    wrap(() => opt.loadState(state, num('step') ?? 0));
+    for (const key of Object.keys(opt.state())) state[key] = floatTensor(`optim.${key}`, rnn.params[stateParameter(key)].shape);
+    opt.loadState(state, num('step') ?? 0);
     optimizer = opt;
   }
 
   let training: TrainerState | null = null;
-  if (metadata.training !== undefined) training = parseTraining(metadata.training, tensors, H, fail);
+  if (metadata.training !== undefined) training = parseTraining(metadata.training, tensors, rnn, fail);
 
   let rng: Rng | null = null;
   if (metadata.rng !== undefined) {
-    const words = parseJson(metadata.rng, 'rng', fail);
-    if (!Array.isArray(words) || words.length !== 4 || !words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) || words.every((w) => w === 0)) {
-      fail('rng must be four uint32 words, not all zero');
-    }
     rng = new Rng();
-    rng.setState(Uint32Array.from(words as number[]));
+    rng.setState(parseRngState(metadata.rng, 'rng', fail));
   }
 
   const hyperparameters = metadata.hyperparameters === undefined ? {} : parseObject(metadata.hyperparameters, 'hyperparameters', fail);
@@ -231,7 +326,12 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function parseTraining(text: string, tensors: Map<string, RawTensor>, H: number, fail: (msg: string) => never): TrainerState {
+/** The parameter an optimizer state key (`${param}.${slot}`) belongs to; parameter names may hold dots. */
+function stateParameter(key: string): string {
+  return key.slice(0, key.lastIndexOf('.'));
+}
+
+function parseTraining(text: string, tensors: Map<string, RawTensor>, rnn: RNN, fail: (msg: string) => never): TrainerState {
   const t = parseObject(text, 'training', fail);
   const { step, k1, k2, historySteps, batch, data, clip } = t;
   if (!isCount(step) || !isCount(k1) || !isCount(k2) || !isCount(historySteps) || !isCount(batch) || k1 < 1 || k2 < k1) {
@@ -246,13 +346,17 @@ function parseTraining(text: string, tensors: Map<string, RawTensor>, H: number,
   const c = clip as Record<string, unknown>;
   const clipKeys = ['steps', 'clippedSteps', 'fractionClipped', 'lastNorm', 'meanNorm', 'maxNorm'] as const;
   if (typeof c !== 'object' || c === null || !clipKeys.every((k) => typeof c[k] === 'number' && Number.isFinite(c[k]))) fail('metadata training.clip must hold the clipping statistics');
-  let h: Float32Array | null = null;
-  const hRaw = tensors.get('train.h');
-  if (hRaw) {
-    if (hRaw.shape.length !== 2 || hRaw.shape[0] !== batch || hRaw.shape[1] !== H) fail(`tensor train.h has shape [${hRaw.shape.join(', ')}], expected [${batch}, ${H}]`);
-    h = toFloat32(hRaw, 'tensor train.h');
-    for (let i = 0; i < h.length; i++) if (!Number.isFinite(h[i])) fail(`tensor train.h[${i}] is ${h[i]}`);
-  }
+  const shape = rnn.stateShape(batch as number);
+  const carried = (name: string): Float32Array | null => {
+    const raw = tensors.get(name);
+    if (!raw) return null;
+    if (raw.shape.length !== shape.length || raw.shape.some((n, i) => n !== shape[i])) fail(`tensor ${name} has shape [${raw.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    const v = toFloat32(raw, `tensor ${name}`);
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) fail(`tensor ${name}[${i}] is ${v[i]}`);
+    return v;
+  };
+  const h = carried('train.h');
+  const cState = carried('train.c');
   let historyInputs: Int32Array = new Int32Array(0);
   const histRaw = tensors.get('train.history');
   if ((historySteps as number) > 0) {
@@ -271,6 +375,7 @@ function parseTraining(text: string, tensors: Map<string, RawTensor>, H: number,
     data: dataState,
     clip: Object.fromEntries(clipKeys.map((k) => [k, c[k]])) as unknown as ClipSummary,
     h,
+    c: cState,
     historyInputs,
     historySteps: historySteps as number,
   };

@@ -31,15 +31,23 @@ export function evaluate(rnn: RNN, tokens: Int32Array, options: EvalOptions = {}
   const K = rnn.outputSize;
   let sum = 0;
   let count = 0;
+  // The carried state (h, and an LSTM's c); a bidirectional model reads each chunk alone.
   let h: Tensor | undefined;
+  let c: Tensor | undefined;
   try {
     for (let from = 0; from < data.streamLength; from += seq) {
       const chunk = data.slice(from, Math.min(seq, data.streamLength - from));
       const x = Tensor.from(chunk.inputs, [chunk.steps, batch]);
       try {
-        const r = rnn.forward(x, h ? { h0: h } : {});
+        const r = rnn.forward(x, { ...(h ? { h0: h } : {}), ...(c ? { c0: c } : {}) });
         h?.dispose();
-        h = r.hT;
+        c?.dispose();
+        h = rnn.bidirectional ? undefined : r.hT;
+        c = rnn.bidirectional ? undefined : r.cT;
+        if (rnn.bidirectional) {
+          r.hT.dispose();
+          r.cT?.dispose();
+        }
         const logits = r.logits.toArray();
         r.states.dispose();
         r.logits.dispose();
@@ -53,6 +61,7 @@ export function evaluate(rnn: RNN, tokens: Int32Array, options: EvalOptions = {}
     }
   } finally {
     h?.dispose();
+    c?.dispose();
   }
   const loss = sum / count;
   return { loss, perplexity: Math.exp(loss), tokens: count };

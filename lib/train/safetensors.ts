@@ -209,28 +209,83 @@ export function toInt32(t: RawTensor, what: string): Int32Array {
   return out;
 }
 
+/** A new temporary file name for this process's write to `target`, in the same directory. */
+function tempName(target: string): string {
+  return path.join(path.dirname(target), `.bptt-tmp-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
+}
+
+/** Names made by tempName: the pid, then the target's base name. */
+const TEMP_NAME = /^\.bptt-tmp-(\d+)-[0-9a-f]{12}-(.*)$/s;
+
+/**
+ * Removes temporary files that writers to `target` left when they were killed mid-write: those of
+ * processes that no longer exist. Another live process's file may be a write in flight, and this
+ * process's own ones belong to writes in other threads, so both stay. Best effort: what cannot be
+ * listed or removed stays.
+ */
+function removeStaleTemps(target: string): void {
+  const dir = path.dirname(target);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || m[2] !== path.basename(target)) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || processExists(pid)) continue;
+    try {
+      fs.rmSync(path.join(dir, name), { force: true });
+    } catch {
+      // e.g. a directory of that name, or no permission: not ours to force.
+    }
+  }
+}
+
+function processExists(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Replaces `file` with `data` so that a crash at any moment leaves either the old file or the
  * complete new one: write a temporary file in the same directory, fsync it, rename it over the
- * target, then fsync the directory so the rename itself is durable.
+ * target, then fsync the directory so the rename itself is durable. First removes what killed
+ * writers to the same file left behind. Errors name `file`, not the temporary file.
  */
 export function writeFileAtomic(file: string, data: Uint8Array): void {
   const target = path.resolve(file);
   const dir = path.dirname(target);
-  const tmp = path.join(dir, `.bptt-tmp-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
-  const fd = fs.openSync(tmp, 'wx', 0o644);
+  removeStaleTemps(target);
+  const tmp = tempName(target);
   try {
+    const fd = fs.openSync(tmp, 'wx', 0o644);
     try {
-      let written = 0;
-      while (written < data.length) written += fs.writeSync(fd, data, written, data.length - written);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      try {
+        let written = 0;
+        while (written < data.length) written += fs.writeSync(fd, data, written, data.length - written);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, target);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
     }
-    fs.renameSync(tmp, target);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
+    const e = err as NodeJS.ErrnoException;
+    const failure: NodeJS.ErrnoException = new Error(`cannot write ${file}: ${String(e?.message ?? err).split(tmp).join(target)}`, { cause: err });
+    if (e?.code !== undefined) failure.code = e.code;
+    throw failure;
   }
   let dirFd: number | undefined;
   try {

@@ -43,6 +43,7 @@ export function sample(rnn: RNN, options: TextSampleOptions | TokenSampleOptions
   if (typeof temperature !== 'number' || !(Number.isFinite(temperature) && temperature >= 0)) throw new RangeError(`temperature must be a finite number >= 0, got ${temperature}`);
   const K = rnn.outputSize;
   if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) throw new RangeError(`topK must be a positive integer, got ${topK}`);
+  if (rnn.bidirectional) throw new TypeError('sampling runs the model one step at a time, forward: a bidirectional model would need the future it is generating');
   if (K > rnn.inputSize) throw new RangeError(`sampling feeds outputs back as inputs, so outputSize (${K}) must not exceed inputSize (${rnn.inputSize})`);
   if (options.seed !== undefined && !Number.isSafeInteger(options.seed)) throw new RangeError(`seed must be an integer, got ${options.seed}`);
   const rng = options.rng ?? new Rng(options.seed ?? 0);
@@ -61,16 +62,20 @@ export function sample(rnn: RNN, options: TextSampleOptions | TokenSampleOptions
 
   const out = new Int32Array(length);
   const scratch = new Float64Array(K);
+  // The carried state: h, and an LSTM's c beside it.
   let h: Tensor | undefined;
+  let c: Tensor | undefined;
   let inputs = primer;
   try {
     for (let i = 0; i < length; i++) {
       const x = Tensor.from(inputs, [inputs.length, 1]);
       let logits: Float32Array;
       try {
-        const r = rnn.forward(x, h ? { h0: h } : {});
+        const r = rnn.forward(x, { ...(h ? { h0: h } : {}), ...(c ? { c0: c } : {}) });
         h?.dispose();
+        c?.dispose();
         h = r.hT;
+        c = r.cT;
         logits = (r.logits.toArray() as Float32Array).subarray((inputs.length - 1) * K);
         r.states.dispose();
         r.logits.dispose();
@@ -82,6 +87,7 @@ export function sample(rnn: RNN, options: TextSampleOptions | TokenSampleOptions
     }
   } finally {
     h?.dispose();
+    c?.dispose();
   }
   return options.tokenizer ? options.tokenizer.decode(out) : out;
 }

@@ -2,6 +2,7 @@
  * Learning-rate schedules as plain data, so a checkpoint can store the schedule and a resumed run
  * computes exactly the same rate for every step. `step` counts updates already done (0-based).
  */
+import { checkFloat32Scalar } from '../backend';
 
 export type Schedule =
   | { kind: 'constant'; lr: number }
@@ -23,7 +24,7 @@ function count(name: string, v: number, min: number): void {
 /** Throws a RangeError or TypeError naming the first invalid field. */
 export function checkSchedule(s: Schedule): Schedule {
   if (typeof s !== 'object' || s === null) throw new TypeError('schedule must be an object');
-  positive('lr', s.lr);
+  checkFloat32Scalar('lr', s.lr, false);
   switch (s.kind) {
     case 'constant':
       break;

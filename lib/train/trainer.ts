@@ -9,7 +9,8 @@
  * starts k1 steps later; its start state comes out of the same call's forward pass (stateAt),
  * computed with the parameters before the update like every state of the window.
  */
-import type { Reduction } from '../backend';
+import { Reduction, checkFinite, checkFloat32Scalar, describeValue } from '../backend';
+import { TensorInUseError } from '../errors';
 import { Optimizer, OptimizerKind, OptimizerOptions } from '../optim';
 import type { RNN, TrainStepOutput } from '../rnn';
 import { Tensor } from '../tensor';
@@ -57,6 +58,17 @@ export interface FitOptions {
   signal?: AbortSignal;
   /** Called after every update, before the next starts (awaited when it returns a promise). */
   onStep?: (info: StepInfo) => void | Promise<void>;
+  /**
+   * Calls onCheckpoint after each update that brings the trainer's step count (over the whole
+   * run, resumed runs included) to a multiple of this, so a job killed later loses fewer updates.
+   */
+  checkpointEvery?: number;
+  /**
+   * Called (and awaited) after onStep when a checkpoint is due. The trainer is between updates, so
+   * saveCheckpoint(path, rnn, { trainer }) there captures a state a resumed run continues from
+   * bit-identically. A throw stops fit() and is its error.
+   */
+  onCheckpoint?: (info: StepInfo) => void | Promise<void>;
 }
 
 export interface FitResult {
@@ -76,8 +88,10 @@ export interface TrainerState {
   k2: number;
   data: BatcherState | null;
   clip: ClipSummary;
-  /** Hidden state at the start of the next window, [batch, H]; null after a reset. */
+  /** Hidden state at the start of the next window (rnn.stateShape(batch)); null after a reset. */
   h: Float32Array | null;
+  /** The LSTM cell state beside it, else null. */
+  c?: Float32Array | null;
   /** Inputs of the steps kept from earlier windows, int32 [historySteps, batch]; their targets are never scored again. */
   historyInputs: Int32Array;
   historySteps: number;
@@ -86,10 +100,6 @@ export interface TrainerState {
 function checkCount(name: string, v: unknown, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${String(v)}`);
   return v;
-}
-
-function checkPositive(name: string, v: number | undefined): void {
-  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new RangeError(`${name} must be a positive number, got ${String(v)}`);
 }
 
 export class Trainer {
@@ -105,9 +115,13 @@ export class Trainer {
   #clip = new ClipStats();
   #data: StreamBatcher | null = null;
   #h: Tensor | null = null;
+  /** LSTM: the cell state carried beside #h. */
+  #c: Tensor | null = null;
   #historyInputs = new Int32Array(0);
   #historySteps = 0;
   #running = false;
+  /** True while an update is between taking its data and recording its result. */
+  #updating = false;
 
   constructor(rnn: RNN, options: TrainerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('trainer options must be an object');
@@ -115,8 +129,8 @@ export class Trainer {
     this.k1 = checkCount('k1', options.k1, 1);
     this.k2 = checkCount('k2', options.k2 ?? this.k1, 1);
     if (this.k2 < this.k1) throw new RangeError(`k2 (${this.k2}) must be >= k1 (${this.k1}): the window backpropagated through includes the k1 new steps`);
-    checkPositive('clipNorm', options.clipNorm);
-    checkPositive('clipValue', options.clipValue);
+    if (options.clipNorm !== undefined) checkFloat32Scalar('clipNorm', options.clipNorm, false);
+    if (options.clipValue !== undefined) checkFloat32Scalar('clipValue', options.clipValue, false);
     this.clipNorm = options.clipNorm;
     this.clipValue = options.clipValue;
     this.reduction = options.reduction ?? 'mean';
@@ -142,8 +156,12 @@ export class Trainer {
 
   async fit(data: StreamBatcher, options: FitOptions = {}): Promise<FitResult> {
     if (!(data instanceof StreamBatcher)) throw new TypeError('fit needs a StreamBatcher');
-    if (this.#running) throw new Error('this trainer is already running fit()');
-    const { signal, onStep } = options;
+    if (this.#running) throw new TensorInUseError('this trainer is already running fit(); await it first');
+    const { signal, onStep, onCheckpoint } = options;
+    const checkpointEvery = options.checkpointEvery === undefined ? undefined : checkCount('checkpointEvery', options.checkpointEvery, 1);
+    if ((checkpointEvery === undefined) !== (onCheckpoint === undefined) || (onCheckpoint !== undefined && typeof onCheckpoint !== 'function')) {
+      throw new TypeError('checkpointEvery and onCheckpoint (a function) go together');
+    }
     let steps: number;
     if (options.steps !== undefined) steps = checkCount('steps', options.steps, 0);
     else if (options.epochs !== undefined) steps = checkCount('epochs', options.epochs, 0) * data.chunksPerEpoch(this.k1);
@@ -160,6 +178,7 @@ export class Trainer {
         done++;
         loss = info.loss;
         if (onStep) await onStep(info);
+        if (onCheckpoint && info.step % checkpointEvery! === 0) await onCheckpoint(info);
         // A macrotask turn per step lets signals and timers run even when a step completes
         // synchronously (the reference backend), so an abort is always seen.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -170,8 +189,9 @@ export class Trainer {
     return { steps: done, aborted: done < steps, loss, tokens: done * this.k1 * data.batch, seconds: (performance.now() - started) / 1000 };
   }
 
-  /** Snapshot for a checkpoint (copies). Not while fit() runs. */
+  /** Snapshot for a checkpoint (copies): after fit(), or between updates (in onStep, onCheckpoint). */
   state(): TrainerState {
+    if (this.#updating) throw new TensorInUseError('a training update is running; take the state between updates (onStep, onCheckpoint) or after fit()');
     return {
       step: this.#step,
       k1: this.k1,
@@ -179,6 +199,7 @@ export class Trainer {
       data: this.#data?.state() ?? null,
       clip: this.#clip.summary(),
       h: this.#h ? (this.#h.toArray() as Float32Array) : null,
+      c: this.#c ? (this.#c.toArray() as Float32Array) : null,
       historyInputs: this.#historyInputs.slice(),
       historySteps: this.#historySteps,
     };
@@ -186,18 +207,29 @@ export class Trainer {
 
   /** Restores a snapshot and moves `data` to the position it records. */
   loadState(state: TrainerState, data: StreamBatcher): void {
-    if (this.#running) throw new Error('cannot load state while fit() runs');
+    if (this.#running) throw new TensorInUseError('cannot load state while fit() runs');
     if (state.k1 !== this.k1 || state.k2 !== this.k2) throw new RangeError(`saved state is for k1=${state.k1}, k2=${state.k2}, this trainer uses k1=${this.k1}, k2=${this.k2}`);
     const B = data.batch;
-    const H = this.rnn.hiddenSize;
+    const shape = this.rnn.stateShape(B);
+    const size = shape.reduce((a, b) => a * b, 1);
     checkCount('step', state.step, 0);
     const m = checkCount('historySteps', state.historySteps, 0);
     if (m > this.k2 - this.k1) throw new RangeError(`${m} history steps exceed k2 - k1 = ${this.k2 - this.k1}`);
     if (state.historyInputs.length !== m * B) throw new RangeError(`history must hold ${m} steps of ${B} streams`);
-    if (state.h !== null && state.h.length !== B * H) throw new RangeError(`carried state must be [${B}, ${H}], got ${state.h.length} values`);
+    const lstm = this.rnn.cell === 'lstm';
+    const c = state.c ?? null;
+    for (const [name, v] of [['h', state.h], ['c', c]] as const) {
+      if (v === null) continue;
+      if (!(v instanceof Float32Array) || v.length !== size) throw new RangeError(`carried state ${name} must be a Float32Array [${shape.join(', ')}], got ${describeValue(v)}`);
+      checkFinite(`carried state ${name}`, v);
+    }
+    if (lstm && (state.h === null) !== (c === null)) throw new RangeError('an LSTM carries h and c together: the saved state has one without the other');
+    if (!lstm && c !== null) throw new RangeError(`a '${this.rnn.cell}' model carries no cell state c`);
     if (state.data) data.restore(state.data);
     this.#h?.dispose();
-    this.#h = state.h ? Tensor.from(state.h, [B, H]) : null;
+    this.#c?.dispose();
+    this.#h = state.h ? Tensor.from(state.h, shape) : null;
+    this.#c = c ? Tensor.from(c, shape) : null;
     this.#historyInputs = state.historyInputs.slice();
     this.#historySteps = m;
     this.#step = state.step;
@@ -207,8 +239,7 @@ export class Trainer {
 
   /** Frees the carried state (the optimizer belongs to the caller when it was passed in). */
   dispose(): void {
-    this.#h?.dispose();
-    this.#h = null;
+    this.resetCarry();
   }
 
   /** Carried state belongs to one data stream; another stream starts from scratch. */
@@ -220,12 +251,23 @@ export class Trainer {
 
   private resetCarry(): void {
     this.#h?.dispose();
+    this.#c?.dispose();
     this.#h = null;
+    this.#c = null;
     this.#historyInputs = new Int32Array(0);
     this.#historySteps = 0;
   }
 
   private async update(data: StreamBatcher): Promise<StepInfo> {
+    this.#updating = true;
+    try {
+      return await this.runUpdate(data);
+    } finally {
+      this.#updating = false;
+    }
+  }
+
+  private async runUpdate(data: StreamBatcher): Promise<StepInfo> {
     const B = data.batch;
     const before = data.state();
     const chunk = data.next(this.k1);
@@ -250,8 +292,10 @@ export class Trainer {
         optimizer: this.optimizer,
         reduction: this.reduction,
         ...(this.#h ? { h0: this.#h } : {}),
+        ...(this.#c ? { c0: this.#c } : {}),
         // The state where the next window starts, from the same forward pass (before the update).
-        ...(advance > 0 && advance < T ? { stateAt: advance - 1 } : {}),
+        // A bidirectional model has no state to carry forward: each window starts from zeros.
+        ...(advance > 0 && advance < T && !this.rnn.bidirectional ? { stateAt: advance - 1 } : {}),
         ...(this.clipNorm !== undefined ? { clipNorm: this.clipNorm } : {}),
         ...(this.clipValue !== undefined ? { clipValue: this.clipValue } : {}),
       });
@@ -264,10 +308,17 @@ export class Trainer {
     }
 
     const nextH = advance === T ? result.hT : result.hAt;
+    const nextC = advance === T ? result.cT : result.cAt;
     if (nextH !== result.hT) result.hT.dispose();
-    if (advance > 0) {
+    if (nextC !== result.cT) result.cT?.dispose();
+    if (this.rnn.bidirectional) {
+      result.hT.dispose();
+      result.cT?.dispose();
+    } else if (advance > 0) {
       this.#h?.dispose();
+      this.#c?.dispose();
       this.#h = nextH ?? null;
+      this.#c = nextC ?? null;
     }
     this.#historyInputs = inputs.slice(advance * B);
     this.#historySteps = keep;

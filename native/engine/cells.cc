@@ -11,8 +11,9 @@ namespace engine {
 namespace {
 
 // One-lane traits in the vocabulary of vector_math.inl: the scalar ISA runs the same formulas as
-// the vector ones, a unit at a time. Max and Select follow the SIMD instructions (a NaN compares
-// false); Fma is a multiply and an add (a fused one is a library call without the instruction).
+// the vector ones, a unit at a time. Max and Min follow the SIMD instructions (with a NaN, the
+// second operand); Fma is a multiply and an add (a fused one is a library call without the
+// instruction).
 struct V1 {
   using R = float;
   using M = bool;
@@ -34,6 +35,7 @@ struct V1 {
   static R Min(R a, R b) { return a < b ? a : b; }
   static R Abs(R a) { return std::fabs(a); }
   static M Less(R a, R b) { return a < b; }
+  static M IsNan(R a) { return std::isnan(a); }
   static R Select(M m, R if_true, R if_false) { return m ? if_true : if_false; }
   static R RoundNearest(R a) { return std::nearbyint(a); }
   static R ScaleByPow2(R x, R n) { return std::ldexp(x, static_cast<int>(n)); }

@@ -25,6 +25,12 @@ size_t LayerSpec::parameter_size(size_t p) const {
   }
 }
 
+std::string LayerSpec::parameter_name(size_t p) const {
+  static const char* const kKinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+  const size_t dirs = directions();
+  return std::string(kKinds[p % 4]) + "_l" + std::to_string(p / (dirs * 4)) + ((p / 4) % dirs == 1 ? "_reverse" : "");
+}
+
 bool LayerSpec::operator==(const LayerSpec& o) const {
   return cell == o.cell && input == o.input && hidden == o.hidden && layers == o.layers &&
          bidirectional == o.bidirectional && dropout == o.dropout;

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "../aligned_buffer.h"
@@ -45,6 +46,8 @@ struct LayerSpec {
   size_t parameter_count() const { return layers * directions() * 4; }
   // Elements of parameter p (order: per layer, per direction: w_ih, w_hh, b_ih, b_hh).
   size_t parameter_size(size_t p) const;
+  // PyTorch's name of parameter p: weight_ih_l0, ..., bias_hh_l1_reverse.
+  std::string parameter_name(size_t p) const;
   bool operator==(const LayerSpec& o) const;
 };
 

@@ -34,9 +34,9 @@ double Xent(float* z, size_t k, int32_t target, float scale) { return SoftmaxXen
 void Softmax(float* z, size_t k, float inv_t) { SoftmaxRow<V>(z, k, inv_t); }
 double SquaredNorm(const float* x, size_t n) { return SumSquares<V>(x, n); }
 bool Finite(const float* x, size_t n) { return AllFinite<V>(x, n); }
-void Axpy(float* y, const float* x, float alpha, size_t n) { ScaledAdd<V>(y, x, alpha, n); }
+bool AxpySwap(float* y, float* x, float alpha, size_t n) { return ScaledAddSwap<V>(y, x, alpha, n); }
 
-const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, Axpy};
+const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap};
 
 }  // namespace
 

@@ -67,8 +67,10 @@ struct KernelSet {
   // True when no element is NaN or infinite (input validation of every call).
   bool (*all_finite)(const float* x, size_t n);
 
-  // y[i] += alpha * x[i] (the SGD update).
-  void (*scaled_add)(float* y, const float* x, float alpha, size_t n);
+  // y[i] += alpha * x[i] (the SGD update), and x[i] = the old y[i]: the gradient is not needed
+  // afterwards, and holds what undoes a refused update bit for bit. Returns whether every new y[i]
+  // is finite.
+  bool (*scaled_add_swap)(float* y, float* x, float alpha, size_t n);
 };
 
 const KernelSet& scalar_kernels();

@@ -102,11 +102,18 @@ bool Finite(const float* x, size_t n) {
   return true;
 }
 
-void Axpy(float* y, const float* x, float alpha, size_t n) {
-  for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+bool AxpySwap(float* y, float* x, float alpha, size_t n) {
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    const float old = y[i];
+    y[i] = old + alpha * x[i];
+    x[i] = old;
+    finite &= std::isfinite(y[i]);
+  }
+  return finite;
 }
 
-const KernelSet kSet{"scalar", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, Axpy};
+const KernelSet kSet{"scalar", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap};
 
 }  // namespace
 

@@ -32,6 +32,7 @@ struct V256 {
   static R Min(R a, R b) { return _mm256_min_ps(a, b); }
   static R Abs(R a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
   static M Less(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static M IsNan(R a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
   static R Select(M m, R if_true, R if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
   static R RoundNearest(R a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   // n is within [-126, 127] after ExpV's clamp, so 2^n is a normal float built from its exponent.

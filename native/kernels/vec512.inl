@@ -22,6 +22,7 @@ struct V512 {
   static R Min(R a, R b) { return _mm512_min_ps(a, b); }
   static R Abs(R a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff))); }
   static M Less(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static M IsNan(R a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
   static R Select(M m, R if_true, R if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
   static R RoundNearest(R a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static R ScaleByPow2(R x, R n) { return _mm512_scalef_ps(x, n); }

@@ -5,7 +5,7 @@
 //
 // V provides: R (register type), M (comparison mask), kWidth, Set1, Load, Store, LoadPartial(p,
 // n, fill), StorePartial(p, n, v), Add, Sub, Mul, Div, Fma(a, b, c) = a*b + c, Max, Min, Abs,
-// Less(a, b), Select(m, if_true, if_false), RoundNearest, ScaleByPow2(x, n) = x * 2^n (n
+// Less(a, b), IsNan(a), Select(m, if_true, if_false), RoundNearest, ScaleByPow2(x, n) = x * 2^n (n
 // integral-valued), CopySign(magnitude, sign), KeepFirst(v, n) (zeroes lanes >= n), HorizontalSum,
 // HorizontalMax.
 
@@ -30,8 +30,11 @@ inline typename V::R ExpV(typename V::R x) {
 }
 
 // tanh: below |x| = 0.4 its odd Taylor series through x^13 (error < 1e-9 relative), where
-// 1 - 2/(e^{2x} + 1) would lose digits to cancellation; above, that formula, saturating at 9
-// (tanh(9) rounds to 1 in float).
+// 1 - 2/(e^{2x} + 1) would lose digits to cancellation; above, that formula, with |x| capped at 10.
+// From |x| = 9.0109 on, tanh rounds to 1 in float: 2/(e^{2x} + 1) is then below half an ulp of 1,
+// so 1 - it comes out exactly 1, as the scalar kernels' tanhf gives (the cap must stay above
+// 9.0109: at 9, every larger input came out 0.99999994 and tanh' = 1 - s^2 never reached 0).
+// NaN stays NaN, as in the scalar kernels.
 template <class V>
 inline typename V::R TanhV(typename V::R x) {
   using R = typename V::R;
@@ -44,9 +47,10 @@ inline typename V::R TanhV(typename V::R x) {
   p = V::Fma(p, a2, V::Set1(2.0f / 15));
   p = V::Fma(p, a2, V::Set1(-1.0f / 3));
   const R small = V::Fma(V::Mul(p, a2), a, a);
-  const R e = ExpV<V>(V::Mul(V::Set1(2.0f), V::Min(a, V::Set1(9.0f))));
+  const R e = ExpV<V>(V::Mul(V::Set1(2.0f), V::Min(a, V::Set1(10.0f))));
   const R large = V::Sub(V::Set1(1.0f), V::Div(V::Set1(2.0f), V::Add(e, V::Set1(1.0f))));
-  return V::CopySign(V::Select(V::Less(a, V::Set1(0.4f)), small, large), x);
+  const R y = V::CopySign(V::Select(V::Less(a, V::Set1(0.4f)), small, large), x);
+  return V::Select(V::IsNan(x), x, y);
 }
 
 template <class V>
@@ -115,13 +119,35 @@ void SoftmaxRow(float* z, size_t k, float inv_temperature) {
   ScaleInplace<V>(z, k, 1.0f / sum);
 }
 
-// y[i] += alpha * x[i]: the SGD update, with the clipping factor folded into alpha.
+// y[i] += alpha * x[i] (the SGD update, the clipping factor folded into alpha) with x[i] taking
+// the old y[i], so that a refused update can be undone bit for bit; returns whether every new
+// y[i] is finite (r - r is 0 for a finite r and NaN otherwise, and a sum of zeros stays 0).
 template <class V>
-void ScaledAdd(float* y, const float* x, float alpha, size_t n) {
-  const typename V::R a = V::Set1(alpha);
+bool ScaledAddSwap(float* y, float* x, float alpha, size_t n) {
+  using R = typename V::R;
+  constexpr size_t W = V::kWidth;
+  const R a = V::Set1(alpha);
+  R a0 = V::Set1(0.0f), a1 = V::Set1(0.0f);
   size_t i = 0;
-  for (; i + V::kWidth <= n; i += V::kWidth) V::Store(y + i, V::Fma(a, V::Load(x + i), V::Load(y + i)));
-  if (i < n) V::StorePartial(y + i, n - i, V::Fma(a, V::LoadPartial(x + i, n - i, 0.0f), V::LoadPartial(y + i, n - i, 0.0f)));
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const R y0 = V::Load(y + i), y1 = V::Load(y + i + W);
+    const R r0 = V::Fma(a, V::Load(x + i), y0), r1 = V::Fma(a, V::Load(x + i + W), y1);
+    V::Store(y + i, r0);
+    V::Store(y + i + W, r1);
+    V::Store(x + i, y0);
+    V::Store(x + i + W, y1);
+    a0 = V::Add(a0, V::Sub(r0, r0));
+    a1 = V::Add(a1, V::Sub(r1, r1));
+  }
+  for (; i < n; i += W) {
+    const size_t m = n - i < W ? n - i : W;
+    const R y0 = V::LoadPartial(y + i, m, 0.0f);
+    const R r0 = V::Fma(a, V::LoadPartial(x + i, m, 0.0f), y0);
+    V::StorePartial(y + i, m, r0);
+    V::StorePartial(x + i, m, y0);
+    a0 = V::Add(a0, V::Sub(r0, r0));
+  }
+  return V::HorizontalSum(V::Add(a0, a1)) == 0.0f;
 }
 
 // sum of x[i]^2: vector lanes of float partial sums over blocks short enough to stay accurate, the
