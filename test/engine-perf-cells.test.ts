@@ -155,6 +155,33 @@ describe('engine cell rows on every ISA (exact products, float64 reference)', ()
     expect(failures.filter(Boolean)).toEqual([]);
   });
 
+  test('a NaN pre-activation (inf - inf in float32) stays NaN through sigmoid, tanh and relu', () => {
+    // The i gate (LSTM) or the unit (tanh, relu) of unit 0 gets x + h0 W_hh^T = inf (3e38 + 3e38)
+    // and a bias of -inf (-3e38 - 3e38): NaN, which must reach y. GRU's r gate adds its input part
+    // x + b_ih = inf to its recurrent part h0 W_hh^T + b_hh = -inf.
+    for (const isa of ISAS) {
+      setIsa(isa);
+      for (const cell of CELLS) {
+        const H = 3;
+        const G = gatesPerCell(cell);
+        const spec: LayerSpec = { cell, inputSize: G * H, hiddenSize: H };
+        const weights: Record<string, Float32Array> = {};
+        for (const [name, shape] of Object.entries(layerParameterShapes(spec))) weights[name] = new Float32Array(shape.reduce((a, b) => a * b, 1));
+        for (let g = 0; g < G * H; g++) weights.weight_ih_l0[g * G * H + g] = 1;
+        weights.weight_hh_l0[0] = 1;
+        const gru = cell === 'gru';
+        weights.bias_ih_l0[0] = gru ? 3e38 : -3e38;
+        weights.bias_hh_l0[0] = -3e38;
+        const x = new Float32Array(G * H);
+        x[0] = 3e38;
+        const h0 = Float32Array.from([gru ? -3e38 : 3e38, 0, 0]);
+        const out = backends.native.layerForward(spec, weights, { steps: 1, batch: 1, input: { kind: 'dense', data: x }, h0 });
+        out.saved.dispose();
+        expect([isa, cell, Number.isNaN(out.y[0])]).toEqual([isa, cell, true]);
+      }
+    }
+  });
+
   test('padded rows: zero output, state and gradients passed through unchanged', () => {
     for (const isa of ISAS) {
       setIsa(isa);

@@ -10,11 +10,11 @@
 // whichever thread runs its row.
 
 // sigmoid(x) = 1 / (1 + e^-x). ExpV clamps its argument, so the result is in [0, 1] for any x
-// and keeps its relative accuracy where it is tiny (x << 0).
+// and keeps its relative accuracy where it is tiny (x << 0). NaN stays NaN, as in TanhV.
 template <class V>
 inline typename V::R SigmoidV(typename V::R x) {
   const typename V::R one = V::Set1(1.0f);
-  return V::Div(one, V::Add(one, ExpV<V>(V::Sub(V::Set1(0.0f), x))));
+  return V::Select(V::IsNan(x), x, V::Div(one, V::Add(one, ExpV<V>(V::Sub(V::Set1(0.0f), x)))));
 }
 
 // body(j, n) for each vector of a row of H units: n = kWidth units from j, then the rest.
@@ -65,7 +65,8 @@ void ElmanForwardRows(const CellForward& s) {
     ForUnits<V>(H, [&](size_t j, size_t n) {
       R x = V::Add(LoadUnits<V>(pre + j, n), LoadUnits<V>(s.bias + j, n));
       if (in != nullptr) x = V::Add(x, LoadUnits<V>(in + j, n));
-      const R a = kRelu ? V::Max(x, V::Set1(0.0f)) : TanhV<V>(x);
+      // Max returns its second operand when one is NaN: relu(NaN) stays NaN.
+      const R a = kRelu ? V::Max(V::Set1(0.0f), x) : TanhV<V>(x);
       StoreUnits<V>(h + j, n, a);
       StoreUnits<V>(y + j, n, a);
     });
