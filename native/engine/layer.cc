@@ -120,16 +120,21 @@ const uint8_t* ActiveRows(const ForwardRecord& r, size_t t, size_t b0) {
 struct InputProjection {
   const float* x = nullptr;      // dense rows [T*B, in]: each step multiplies its rows by ws.forward_ih
   const float* table = nullptr;  // tokens: W_ih^T [in, G*H], whose row v the cells add for token v
-  // Neither: the projections are in the gate rows already (token columns gathered).
+  // Neither: the projections are in the gate rows already.
 };
 
-// Dense inputs are projected step by step, by the thread that owns the rows, just before the
-// recurrent product adds to them: the gate rows are then written once while in cache, where a
-// product over all T*B rows first would send them to memory and back. Token inputs select rows
-// of W_ih^T: with more rows than vocabulary entries it becomes a table the cells read, with fewer
-// its columns are gathered into pre.
-InputProjection ProjectInputs(const kernels::KernelSet& ks, const LayerDir& ld, const ForwardRecord& rec,
-                              LayerWorkspace& ws, float* pre) {
+// Batches from this size on project dense inputs step by step; smaller ones in one product over
+// all T*B rows, since a step's few rows would stream all of W_ih^T through the cache for little
+// arithmetic (one row: half a multiply-add per byte read).
+constexpr size_t kStepProjectionBatch = 16;
+
+// Dense inputs of large batches are projected step by step, by the thread that owns the rows,
+// just before the recurrent product adds to them: the gate rows are then written once while in
+// cache, where a product over all T*B rows first would send them to memory and back. Token
+// inputs select rows of W_ih^T: with more rows than vocabulary entries it becomes a table the
+// cells read, with fewer its columns are gathered into pre.
+InputProjection ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld,
+                              const ForwardRecord& rec, LayerWorkspace& ws, float* pre) {
   profile::PhaseScope timer(profile::Phase::kProject);
   const size_t GH = ld.GH, in = ld.in, rows = ld.T * ld.B;
   InputProjection out;
@@ -149,8 +154,13 @@ InputProjection ProjectInputs(const kernels::KernelSet& ks, const LayerDir& ld, 
     out.table = table;
     return out;
   }
+  const float* x = rec.layer_input(ld.l);
+  if (ld.B < kStepProjectionBatch) {
+    gemm(ks, pool, rows, GH, in, Plain(x, in), Transposed(ld.w_ih, in), pre, GH, false);
+    return out;
+  }
   ws.forward_ih.pack(ks, in, GH, Transposed(ld.w_ih, in));
-  out.x = rec.layer_input(ld.l);
+  out.x = x;
   return out;
 }
 
@@ -330,7 +340,7 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
     for (size_t d = 0; d < spec.directions(); ++d) {
       const LayerDir ld(spec, weights, l, d, T, B, input.lengths);
       float* pre = info.saves_gates ? rec.gates[ld.index].get<float>() : ws.pre.floats(rows * ld.GH);
-      const InputProjection input_projection = ProjectInputs(ks, ld, rec, ws, pre);
+      const InputProjection input_projection = ProjectInputs(ks, pool, ld, rec, ws, pre);
       RecurForward(ks, pool, ld, rec, ws, pre, input_projection, out.hT, out.cT);
     }
     if (rec.dropout_on && l + 1 < spec.layers) {
