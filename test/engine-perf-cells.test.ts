@@ -201,6 +201,29 @@ describe('engine cell rows on every ISA (exact products, float64 reference)', ()
   });
 });
 
+describe('record arrays reused from disposed forward passes', () => {
+  // A forward pass takes its large arrays from those of disposed records (the workspace's pool):
+  // nothing of what they held before may reach a result. P after Q must equal P after P, bit for
+  // bit, with padded rows (which skip parts of the arrays) and every input path.
+  test.each(CELLS.flatMap((cell) => (['dense', 'tokens'] as const).map((kind) => [cell, kind] as const)))('%s %s', (cell, kind) => {
+    const make = (seed: number, scale: number) => {
+      const p = randomEngineProblem(mulberry32(seed), { cell, D: 5, H: 19, L: 2, bidirectional: true, T: 9, B: 17, kind, withLengths: true, scale });
+      return { spec: p.spec, q: float32(p) };
+    };
+    const p = make(1, 0.4);
+    const q = make(2, 3);
+    const first = runNative(p.spec, p.q);
+    runNative(q.spec, q.q);
+    const again = runNative(p.spec, p.q);
+    for (const name of Object.keys(first)) {
+      const a = first[name];
+      const b = again[name];
+      if (a === null || b === null) continue;
+      for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) throw new Error(`${name}[${i}]: ${b[i]} after another problem, ${a[i]} before`);
+    }
+  });
+});
+
 describe('engine driver at register-tile edges on every ISA', () => {
   const before = numThreads();
   afterAll(() => {

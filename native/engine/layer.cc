@@ -263,12 +263,21 @@ float* HugePages(float* p, size_t floats) {
   return p;
 }
 
-// Copies the call's inputs into the record and sizes its buffers.
-void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& input, ForwardRecord& rec) {
+// Copies the call's inputs into the record and sizes its buffers, the large ones from the
+// workspace's pool of arrays when their own memory is too small.
+void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& input, LayerWorkspace& ws,
+                   ForwardRecord& rec) {
   const size_t T = input.steps, B = input.batch, H = spec.hidden, L = spec.layers, dirs = spec.directions();
   const size_t rows = T * B, GH = spec.gates() * H, states = L * dirs * B * H;
   const CellInfo& info = cell_info(spec.cell);
   rec.valid = false;
+  rec.array_pool = ws.record_arrays;
+  RecordArrayPool& arrays = *ws.record_arrays;
+  // A large array of n floats, from the pool when the record's own is too small.
+  auto sized = [&](AlignedBuffer& buffer, size_t n) {
+    arrays.Fit(buffer, n * sizeof(float));
+    return HugePages(buffer.floats(n), n);
+  };
   rec.spec = spec;
   rec.steps = T;
   rec.batch = B;
@@ -280,7 +289,7 @@ void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& in
   if (rec.tokens) {
     rec.token_ids.assign(input.tokens, input.tokens + rows);
   } else {
-    CopyFloats(pool, HugePages(rec.dense.floats(rows * spec.input), rows * spec.input), input.dense, rows * spec.input);
+    CopyFloats(pool, sized(rec.dense, rows * spec.input), input.dense, rows * spec.input);
   }
   if (input.lengths != nullptr) {
     rec.lengths.assign(input.lengths, input.lengths + B);
@@ -299,18 +308,56 @@ void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& in
   rec.cells.resize(L * dirs);
   rec.recurrent_n.resize(L * dirs);
   for (size_t l = 0; l < L; ++l) {
-    HugePages(rec.outputs[l].floats(rows * dirs * H), rows * dirs * H);
-    if (rec.dropout_on && l > 0) HugePages(rec.dropped[l].floats(rows * dirs * H), rows * dirs * H);
+    sized(rec.outputs[l], rows * dirs * H);
+    if (rec.dropout_on && l > 0) sized(rec.dropped[l], rows * dirs * H);
     for (size_t d = 0; d < dirs; ++d) {
       const size_t i = l * dirs + d;
-      if (info.saves_gates) HugePages(rec.gates[i].floats(rows * GH), rows * GH);
-      if (info.has_cell_state) HugePages(rec.cells[i].floats(rows * H), rows * H);
-      if (info.separate_recurrent) HugePages(rec.recurrent_n[i].floats(rows * H), rows * H);
+      if (info.saves_gates) sized(rec.gates[i], rows * GH);
+      if (info.has_cell_state) sized(rec.cells[i], rows * H);
+      if (info.separate_recurrent) sized(rec.recurrent_n[i], rows * H);
     }
   }
+  arrays.NoteRecord(rec.bytes());
 }
 
 }  // namespace
+
+void RecordArrayPool::Fit(AlignedBuffer& buffer, size_t bytes) {
+  if (buffer.capacity_bytes() >= bytes) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  size_t best = arrays_.size();
+  for (size_t i = 0; i < arrays_.size(); ++i) {
+    const size_t have = arrays_[i].capacity_bytes();
+    if (have >= bytes && (best == arrays_.size() || have < arrays_[best].capacity_bytes())) best = i;
+  }
+  if (best == arrays_.size()) return;
+  held_ -= arrays_[best].capacity_bytes();
+  buffer = std::move(arrays_[best]);  // swaps: the buffer's own memory is now in arrays_[best]
+  arrays_.erase(arrays_.begin() + static_cast<std::ptrdiff_t>(best));
+}
+
+void RecordArrayPool::Keep(AlignedBuffer& buffer) {
+  if (buffer.capacity_bytes() == 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  held_ += buffer.capacity_bytes();
+  arrays_.push_back(std::move(buffer));  // leaves buffer empty
+  while (held_ > limit_ && !arrays_.empty()) {
+    held_ -= arrays_.front().capacity_bytes();
+    arrays_.erase(arrays_.begin());
+  }
+}
+
+void RecordArrayPool::NoteRecord(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  limit_ = std::max(limit_, bytes);
+}
+
+ForwardRecord::~ForwardRecord() {
+  if (array_pool == nullptr) return;
+  array_pool->Keep(dense);
+  for (auto* list : {&outputs, &dropped, &gates, &cells, &recurrent_n})
+    for (AlignedBuffer& b : *list) array_pool->Keep(b);
+}
 
 uint32_t DropoutHash(uint32_t seed, uint32_t layer, uint32_t index) {
   return Fmix32(Fmix32(seed ^ ((layer + 1u) * 0x9e3779b9u)) ^ index);
@@ -333,7 +380,7 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
                    const LayerWeights& weights, const LayerInput& input, LayerWorkspace& ws,
                    ForwardRecord& rec, const LayerOutputs& out) {
   profile::CallScope timer("forward");
-  PrepareRecord(pool, spec, input, rec);
+  PrepareRecord(pool, spec, input, ws, rec);
   const size_t T = input.steps, B = input.batch, rows = T * B, width = spec.output_width();
   const CellInfo& info = cell_info(spec.cell);
   for (size_t l = 0; l < spec.layers; ++l) {
