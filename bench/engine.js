@@ -229,7 +229,11 @@ function main() {
     console.error(`bench/engine.js needs the built package: run \`npx node-gyp rebuild && npm run build:ts\` first.\n${err.message}`);
     process.exit(1);
   }
-  const fmaPeak = require('../dist/native').addon()._fmaPeak;
+  const { _fmaPeak: fmaPeak, _coreRoundTrip: coreRoundTrip } = require('../dist/native').addon();
+  // What the machine gives each workload (see bench/README.md, "Two placements of the two vCPUs"):
+  // the core-to-core round trip of a cache line and a short FMA probe on the most threads timed.
+  const maxThreads = Math.max(...opts.threads);
+  const machineState = () => `round trip ${Math.round(coreRoundTrip(opts.quick ? 5000 : 20000))} ns, ${maxThreads}t FMA ${fmaPeak(200, maxThreads).toFixed(0)} GFLOP/s`;
   const isas = opts.isas ?? [lib.supportedIsas()[0]];
   for (const i of isas) if (!lib.supportedIsas().includes(i)) throw new Error(`ISA ${i} is not supported here`);
   const [minSamples, minMs, peakRuns, peakMs, profileSteps] = opts.quick ? [3, 1000, 2, 200, 3] : [7, 4000, 3, 500, 7];
@@ -244,6 +248,7 @@ function main() {
   for (const name of opts.time ? opts.workloads : []) {
     const w = WORKLOADS[name];
     const p = makeProblem(lib, w);
+    const before = machineState();
     for (const isa of isas) {
       for (const t of opts.threads) {
         lib.setIsa(isa);
@@ -253,6 +258,7 @@ function main() {
         process.stdout.write(`  ${name} ${isa} ${t}t: ${r.ms.toFixed(2)} ms\n`);
       }
     }
+    console.log(`  ${name} machine before: ${before}; after: ${machineState()}`);
   }
   lib.setIsa('auto');
   const peakEnd = Object.fromEntries(peakThreads.map((t) => [t, measurePeak(t)]));
