@@ -1,7 +1,7 @@
 // The recurrent cells as a small table: how many gate blocks a cell has, what it keeps per step
 // for backward, and its pointwise forward and backward over a block of batch rows. The layer
 // driver (layer.cc) owns every product; a cell only sees its gates. A new cell is one entry here,
-// its two row functions in cells.cc, and its oracle in lib/engine.
+// its two row functions in cell_rows.inl (and in its tables there), and its oracle in lib/engine.
 //
 // Math (PyTorch's, gate blocks in PyTorch's row order of weight_ih / weight_hh):
 //   tanh, relu  h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)

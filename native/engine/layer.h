@@ -3,9 +3,11 @@
 // contract), backward takes the upstream gradients of the outputs and final states and returns
 // the gradients of the inputs, initial states and weights, with optional truncation.
 //
-// Formulation (oneDNN's): per layer and direction one product over all T*B rows projects the
-// inputs onto every gate; only the B x H by H x G*H recurrent product steps through time, each
-// step followed by the cell's pointwise function on the rows a thread owns. Backward goes through
+// Formulation (oneDNN's): per layer and direction the inputs are projected onto every gate (one
+// product over all T*B rows for small batches; for larger ones step by step, by the thread that
+// owns the rows, just before the recurrent product; token inputs select rows of W_ih^T), the
+// B x H by H x G*H recurrent product steps through time, each step followed by the cell's
+// pointwise function (which adds the biases) on the rows a thread owns. Backward goes through
 // time in chunks: gate gradients of a chunk, then the weight gradients and the input gradient of
 // the chunk as all-rows products, so no T*B*G*H gradient buffer is held for full BPTT.
 //
