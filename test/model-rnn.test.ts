@@ -75,6 +75,27 @@ describe('RNN on the recurrent engine', () => {
     expect(sgd.step).toBe(1);
   });
 
+  test('async forward, lossAndGradients and trainStep equal the synchronous calls bit for bit', async () => {
+    const opts = { inputSize: D, hiddenSize: 9, outputSize: K, seed: 13, cell: 'lstm' as const, numLayers: 2 };
+    const a = new RNN(opts);
+    const b = new RNN(opts);
+    const { inputs, targets } = data(6, 3, 7);
+    expect((await a.forwardAsync(inputs)).logits.toArray()).toEqual(b.forward(inputs).logits.toArray());
+    const ga = await a.lossAndGradientsAsync(inputs, targets, { stateAt: 2 });
+    const gb = b.lossAndGradients(inputs, targets, { stateAt: 2 });
+    expect(ga.loss).toBe(gb.loss);
+    for (const k of Object.keys(gb.grads)) expect(ga.grads[k].toArray()).toEqual(gb.grads[k].toArray());
+    expect(ga.cAt!.toArray()).toEqual(gb.cAt!.toArray());
+    const oa = new Optimizer(a, { kind: 'adam' });
+    const ob = new Optimizer(b, { kind: 'adam' });
+    const sa = await a.trainStepAsync(inputs, targets, { lr: 0.01, optimizer: oa });
+    const sb = b.trainStep(inputs, targets, { lr: 0.01, optimizer: ob });
+    expect(sa.loss).toBe(sb.loss);
+    expect(sa.gradNorm).toBe(sb.gradNorm);
+    expect(params(a)).toEqual(params(b));
+    expect(oa.state()).toEqual(ob.state());
+  });
+
   test('lengths: padding steps count for nothing, whatever their targets', () => {
     const rnn = new RNN({ inputSize: D, hiddenSize: 5, outputSize: K, seed: 8, cell: 'gru', bidirectional: true });
     const { inputs, targets } = data(6, 3, 4);
