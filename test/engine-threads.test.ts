@@ -4,7 +4,7 @@
  * SharedArrayBuffer another thread rewrites. Each runs in a child process with a time bound
  * (test/helpers/child.ts), so a crash fails the test instead of taking Jest down.
  */
-import { expectCleanExit, runChild } from './helpers/child';
+import { expectCleanExit, runChild, runTerminations } from './helpers/child';
 
 // An LSTM model and a layer problem big enough that their recurrences use the thread pool.
 const SETUP = `
@@ -63,25 +63,10 @@ describe('terminating a worker during an engine job', () => {
     ['LSTM trainStepAsync', 'await m.rnn.trainStepAsync(m.x, m.y, { lr: 0.01, optimizer: m.opt })'],
     ['LSTM lossAndGradientsAsync', 'await m.rnn.lossAndGradientsAsync(m.x, m.y)'],
     ['layerForwardAsync', '(await backends.native.layerForwardAsync(spec, weights, layerBatch)).saved.dispose()'],
-    ['layerBackwardAsync', 'await backends.native.layerBackwardAsync(spec, weights, saved, { dy })'],
+    ['layerBackwardAsync', 'await backends.native.layerBackwardAsync(spec, weights, m.saved, { dy })'],
   ])('%s leaves the process running', (_name, call) => {
-    const r = runChild(
-      `
-      const { Worker } = require('worker_threads');
-      const body = 'const REPO = ' + JSON.stringify(REPO) + '; require(' + JSON.stringify(HOOK) + ');' + ${JSON.stringify(SETUP)} +
-        '(async () => { const m = model(2); const saved = backends.native.layerForward(spec, weights, layerBatch).saved; require("worker_threads").parentPort.postMessage("ready"); for (;;) { ${call}; } })()';
-      (async () => {
-        for (const delay of [0, 1, 3, 7, 15, 30]) {
-          const w = new Worker(body, { eval: true });
-          await new Promise((resolve) => w.once('message', resolve));
-          await new Promise((resolve) => setTimeout(resolve, delay));
-          await w.terminate();
-        }
-        setTimeout(() => console.log('survived'), 50);
-      })();
-    `,
-      { timeoutMs: 120_000 },
-    );
+    const setup = `${SETUP}\nfunction setup() { const m = model(2); m.saved = backends.native.layerForward(spec, weights, layerBatch).saved; return m; }`;
+    const r = runTerminations(setup, call);
     expectCleanExit(r);
     expect(r.stdout).toBe('survived\n');
   });

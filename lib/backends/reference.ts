@@ -28,39 +28,8 @@ import {
   describeValue,
 } from '../backend';
 import { layerBackward, layerForward } from '../engine/reference';
+import { addMatTVec, addMatVec, addOuter, row } from '../math64';
 import { LayerBackend, LayerBackwardArgs, LayerBackwardResult, LayerBatch, LayerForwardOptions, LayerForwardResult, LayerSpec, LayerWeights, SavedForward } from '../engine/spec';
-
-/** y += A x for A [rows, cols] row-major. */
-function addMatVec(y: Float64Array, A: FloatArray, x: ArrayLike<number>, rows: number, cols: number): void {
-  for (let i = 0; i < rows; i++) {
-    let acc = 0;
-    for (let j = 0; j < cols; j++) acc += A[i * cols + j] * x[j];
-    y[i] += acc;
-  }
-}
-
-/** y += A^T x for A [rows, cols] row-major. */
-function addMatTVec(y: Float64Array, A: FloatArray, x: ArrayLike<number>, rows: number, cols: number): void {
-  for (let i = 0; i < rows; i++) {
-    const xi = x[i];
-    if (xi === 0) continue;
-    for (let j = 0; j < cols; j++) y[j] += A[i * cols + j] * xi;
-  }
-}
-
-/** G += u v^T for G [u.length, v.length]. */
-function addOuter(G: Float64Array, u: ArrayLike<number>, v: ArrayLike<number>): void {
-  const n = v.length;
-  for (let i = 0; i < u.length; i++) {
-    const ui = u[i];
-    if (ui === 0) continue;
-    for (let j = 0; j < n; j++) G[i * n + j] += ui * v[j];
-  }
-}
-
-function row(a: Float64Array, index: number, width: number): Float64Array {
-  return a.subarray(index * width, (index + 1) * width);
-}
 
 /** The per-row input x_r as a vector (dense) or its one-hot index (tokens). */
 interface InputRow {
