@@ -41,7 +41,7 @@ step "npm pack"
 tarball=$(echo "$work"/bptt-*.tgz)
 [ -f "$tarball" ] || fail "npm pack made no tarball"
 listing=$(tar -tzf "$tarball")
-for f in prebuilds/linux-x64/node.napi.glibc.node dist/index.js dist/index.mjs dist/index.d.ts dist/cli.js binding.gyp native/sources.json scripts/explain-install-failure.js; do
+for f in prebuilds/linux-x64/node.napi.glibc.node dist/index.js dist/index.mjs dist/index.d.ts dist/cli.js binding.gyp native/sources.json scripts/install.js; do
   grep -qx "package/$f" <<< "$listing" || fail "the tarball lacks $f"
 done
 [ "$(grep -c '\.node$' <<< "$listing")" = 1 ] || fail "the tarball should hold exactly one .node file, the prebuilt one"
