@@ -29,7 +29,7 @@ fail() { echo "not ok - $*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
 
 native_suites() { # $1: the bptt.node to test
-  (cd "$repo" && BPTT_ADDON_PATH="$1" node --expose-gc node_modules/jest/bin/jest.js test/native-vs-oracle.test.ts test/kernels.test.ts test/rnn.test.ts)
+  (cd "$repo" && BPTT_ADDON_PATH="$1" node --expose-gc node_modules/jest/bin/jest.js test/native-vs-oracle.test.ts test/kernels.test.ts test/rnn.test.ts test/engine-native-vs-oracle.test.ts test/engine-native.test.ts)
 }
 
 new_project() { # $1: folder; an empty npm project
