@@ -3,7 +3,7 @@
  */
 import { native } from './backends/native';
 import { reference } from './backends/reference';
-import { addon } from './native';
+import { addon, nativeAvailable } from './native';
 
 export { RNN } from './rnn';
 export type {
@@ -49,14 +49,17 @@ export * from './engine';
 /** The compute backends over plain typed arrays: the addon, and the pure-TS float64 oracle. */
 export const backends = { native, reference } as const;
 
-/** The instruction set the native kernels use now: 'avx512', 'avx2' or 'scalar'. */
-export function isa(): string {
-  return addon().isa() as string;
+/**
+ * The instruction set the native kernels use now: 'avx512', 'avx2' or 'scalar'; 'unavailable'
+ * when the addon cannot be loaded (nativeAvailable() is false; the reference backend still works).
+ */
+export function isa(): 'avx512' | 'avx2' | 'scalar' | 'unavailable' {
+  return nativeAvailable() ? (addon().isa() as 'avx512' | 'avx2' | 'scalar') : 'unavailable';
 }
 
-/** Instruction sets this build and CPU can run, best first. */
+/** Instruction sets this build and CPU can run, best first; [] when the addon cannot be loaded. */
 export function supportedIsas(): string[] {
-  return addon().supportedIsas() as string[];
+  return nativeAvailable() ? (addon().supportedIsas() as string[]) : [];
 }
 
 /** Forces an instruction set ('auto' picks the best); like the BPTT_ISA variable, at run time. */

@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { NativeUnavailableError } from '../../lib/errors';
 import { loadAddon } from '../../lib/native';
+import { expectCleanExit, runChild } from '../helpers/child';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const tuple = `${process.platform}-${process.arch}`;
@@ -74,4 +75,19 @@ test('BPTT_ADDON_PATH that does not load: names it', () => {
   const { message } = loadError(repoRoot, missing);
   expect(message).toContain(`BPTT_ADDON_PATH=${missing}`);
   expect(message).toContain('unset it');
+});
+
+test("without a loadable addon, isa() is 'unavailable', supportedIsas() is empty and the reference backend trains", () => {
+  const r = runChild(
+    `
+    const { isa, supportedIsas, nativeAvailable, RNN, Tensor } = require(REPO + '/lib');
+    const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1, backend: 'reference', cell: 'lstm' });
+    const x = Tensor.from(Int32Array.of(0, 1, 2), [3, 1]);
+    const step = rnn.trainStep(x, Tensor.from(Int32Array.of(1, 2, 0), [3, 1]), { lr: 0.1 });
+    console.log(JSON.stringify([isa(), supportedIsas(), nativeAvailable(), Number.isFinite(step.loss)]));
+  `,
+    { env: { BPTT_ADDON_PATH: path.join(os.tmpdir(), 'bptt-no-such-dir', 'bptt.node') } },
+  );
+  expectCleanExit(r);
+  expect(r.stdout).toBe('["unavailable",[],false,true]\n');
 });
