@@ -53,11 +53,15 @@ describe('the API reference', () => {
     expect(report!.withoutExample).toEqual([]);
   });
 
-  test.each((report?.examples ?? []).map((e) => [`${e.owner} (${e.where})`, e] as const))('example of %s type-checks and runs', (_, e) => {
-    const problem = e.typeErrors ?? e.error;
-    expect(problem === null ? 'ran' : `${problem}\n--- example ---\n${e.code}\n--- its output ---\n${e.output}`).toBe('ran');
-    expect(e.ran).toBe(true);
-  });
+  // (test.each refuses an empty table; without a report the first test says why.)
+  const examples = report?.examples ?? [];
+  if (examples.length > 0) {
+    test.each(examples.map((e) => [`${e.owner} (${e.where})`, e] as const))('example of %s type-checks and runs', (_, e) => {
+      const problem = e.typeErrors ?? e.error;
+      expect(problem === null ? 'ran' : `${problem}\n--- example ---\n${e.code}\n--- its output ---\n${e.output}`).toBe('ran');
+      expect(e.ran).toBe(true);
+    });
+  }
 
   test('`npm run docs:check`: TypeDoc converts and validates without a warning and sees every example', () => {
     const r = runScript('check-doc-examples.mjs', []);
