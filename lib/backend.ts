@@ -240,6 +240,7 @@ export interface Gradients<A extends FloatArray = FloatArray> extends ParamArray
 export interface GradientResult<A extends FloatArray = FloatArray> {
   /** 0 when every target is ignored (and then all gradients are zero). */
   loss: number;
+  /** The gradients of the parameters and of h0. */
   grads: Gradients<A>;
   /** The last state, [B, H]. */
   hT: A;

@@ -86,10 +86,15 @@ export interface OptimizerOptions {
  * ```
  */
 export interface OptimizerHyperparameters {
+  /** See {@link OptimizerOptions.momentum}. */
   momentum: number;
+  /** See {@link OptimizerOptions.beta1}. */
   beta1: number;
+  /** See {@link OptimizerOptions.beta2}. */
   beta2: number;
+  /** See {@link OptimizerOptions.eps}. */
   eps: number;
+  /** See {@link OptimizerOptions.rho}. */
   rho: number;
 }
 
@@ -117,6 +122,7 @@ export const STATE_SLOTS: Readonly<Record<OptimizerKind, readonly string[]>> = {
  * ```
  */
 export interface ParameterOwner {
+  /** The float32 parameters by name; the optimizer keeps state of each one's shape. */
   readonly params: Readonly<Record<string, Tensor>>;
 }
 

@@ -208,13 +208,19 @@ export interface LayerForwardOptions {
 export interface SavedForward {
   /** The name of the backend whose layerForward made it. */
   readonly backend: string;
+  /** The spec of that forward; layerBackward must be given the same. */
   readonly spec: NormalizedLayerSpec;
+  /** T of that forward. */
   readonly steps: number;
+  /** B of that forward. */
   readonly batch: number;
+  /** Whether that forward read dense inputs (layerBackward returns dx) or tokens (dx null). */
   readonly inputKind: LayerInput['kind'];
+  /** Whether dispose() has freed it. */
   readonly isDisposed: boolean;
   /** Frees what it holds; idempotent. */
   dispose(): void;
+  /** Disposes it: what `using` calls at the end of the scope. */
   [Symbol.dispose](): void;
 }
 
@@ -292,6 +298,7 @@ export interface LayerBackwardArgs {
 export interface LayerBackwardResult<A extends FloatArray = FloatArray> {
   /** [T, B, inputSize] for dense input; null for tokens. */
   dx: A | null;
+  /** The gradient of h0, [L*dirs, B, H]. */
   dh0: A;
   /** LSTM only, else null. */
   dc0: A | null;
@@ -476,10 +483,13 @@ export interface ParameterEntry {
   /** PyTorch's name, e.g. 'weight_hh_l1_reverse'. */
   name: string;
   kind: ParameterKind;
+  /** 0 for the layer that reads the input. */
   layer: number;
   /** 0 forward, 1 reverse. */
   direction: number;
+  /** [G*H, in] for weight_ih, [G*H, H] for weight_hh, [G*H] for the biases. */
   shape: number[];
+  /** Elements: the product of the shape. */
   size: number;
   /** Offset of this parameter in all of them concatenated in this order. */
   offset: number;

@@ -25,6 +25,7 @@ export interface Chunk {
   inputs: Int32Array;
   /** int32 [steps, B]: the token that follows each input. */
   targets: Int32Array;
+  /** Steps in this chunk. */
   steps: number;
   /** True when this chunk starts the streams from the beginning, so carried state must restart. */
   reset: boolean;

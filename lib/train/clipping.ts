@@ -17,13 +17,17 @@
  * ```
  */
 export interface ClipSummary {
+  /** Steps recorded. */
   steps: number;
+  /** Steps whose gradient was clipped. */
   clippedSteps: number;
   /** clippedSteps / steps (0 before the first step). */
   fractionClipped: number;
   /** Pre-clip global gradient norm of the latest step. */
   lastNorm: number;
+  /** Mean pre-clip norm over the steps (0 before the first). */
   meanNorm: number;
+  /** Largest pre-clip norm so far. */
   maxNorm: number;
 }
 

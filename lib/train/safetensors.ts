@@ -72,8 +72,11 @@ export type SafetensorsDType = keyof typeof DTYPE_SIZES;
  * ```
  */
 export interface RawTensor {
+  /** The element type. */
   dtype: SafetensorsDType;
+  /** The sizes of the dimensions, row-major. */
   shape: number[];
+  /** The elements' bytes, little-endian. */
   bytes: Uint8Array;
 }
 
@@ -91,7 +94,9 @@ export interface RawTensor {
  * ```
  */
 export interface SafetensorsContents {
+  /** The `__metadata__` entries ({} when the file has none). */
   metadata: Record<string, string>;
+  /** The tensors by name, in the header's order. */
   tensors: Map<string, RawTensor>;
 }
 

@@ -183,10 +183,15 @@ export interface FitResult {
  * ```
  */
 export interface TrainerState {
+  /** Updates done. */
   step: number;
+  /** The trainer's k1 (a state loads only into a trainer with the same k1 and k2). */
   k1: number;
+  /** The trainer's k2. */
   k2: number;
+  /** Where the data is (null before the first fit()). */
   data: BatcherState | null;
+  /** Clipping so far. */
   clip: ClipSummary;
   /** Hidden state at the start of the next window (rnn.stateShape(batch)); null after a reset. */
   h: Float32Array | null;
@@ -194,6 +199,7 @@ export interface TrainerState {
   c?: Float32Array | null;
   /** Inputs of the steps kept from earlier windows, int32 [historySteps, batch]; their targets are never scored again. */
   historyInputs: Int32Array;
+  /** Steps kept from earlier windows, at most k2 - k1. */
   historySteps: number;
 }
 
