@@ -75,6 +75,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kGradients, true>>("gradientsAsync"),
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kTrainStep, false>>("trainStep"),
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kTrainStep, true>>("trainStepAsync"),
+                        InstanceMethod<&ModelEngine::Release>("release"),
                         InstanceAccessor<&ModelEngine::Busy>("busy")});
   }
 
@@ -308,6 +309,15 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
 
   Napi::Value Busy(const Napi::CallbackInfo& info) {
     return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), busy_); });
+  }
+
+  // Frees the scratch memory now (RNN.dispose); a later call allocates it again.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] {
+      if (busy_) throw InUse("this model is running an asynchronous job; await it first");
+      workspace_ = model::ModelWorkspace();
+      return info.Env().Undefined();
+    });
   }
 
   LayerSpec spec_;

@@ -390,6 +390,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
                         InstanceMethod<&Engine::RunAsync<JobKind::kForward>>("forwardAsync"),
                         InstanceMethod<&Engine::RunAsync<JobKind::kGradients>>("gradientsAsync"),
                         InstanceMethod<&Engine::RunAsync<JobKind::kTrainStep>>("trainStepAsync"),
+                        InstanceMethod<&Engine::Release>("release"),
                         InstanceAccessor<&Engine::Busy>("busy")});
   }
 
@@ -490,6 +491,15 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   Napi::Value Busy(const Napi::CallbackInfo& info) {
     return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), busy_); });
+  }
+
+  // Frees the scratch memory now (RNN.dispose); a later call allocates it again.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] {
+      CheckIdle();
+      workspace_ = RnnWorkspace();
+      return info.Env().Undefined();
+    });
   }
 
   EnvState* state_;
