@@ -295,10 +295,11 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
         std::unique_ptr<Staging> stage = std::move(job.stage);
         auto shared = std::make_shared<ModelJob>(std::move(job));
         // trainStep's `out` is written when the job ends, so it stays alive until then.
-        std::vector<Napi::Value> keep{Value()};
-        if (kKind == ModelJob::Kind::kTrainStep) keep.push_back(info[info.Length() - 1]);
+        std::vector<Napi::Reference<Napi::Value>> keep;
+        keep.push_back(Napi::Persistent(Napi::Value(Value())));
+        if (kKind == ModelJob::Kind::kTrainStep) keep.push_back(Napi::Persistent(info[info.Length() - 1]));
         auto worker = std::make_unique<StagedWorker>(
-            info.Env(), keep, std::move(stage),
+            info.Env(), std::move(keep), std::move(stage),
             [this, shared] { Run(*shared); }, [this](napi_env) { busy_ = false; },
             [shared](napi_env e) { return Result<kKind>(e, *shared); });
         busy_ = true;
