@@ -72,8 +72,9 @@ export * from './engine';
  * `native` (the addon, float32 results) and `reference` (the pure-TS float64 oracle, which needs
  * no addon). Each is a {@link Backend} (the default one-layer tanh model: `forward`,
  * `lossAndGradients`) and a {@link LayerBackend} (the recurrent stack alone: `layerForward`,
- * `layerBackward`, for any cell, depth and direction). Both validate every call in full and
- * accept and refuse the same requests with the same errors.
+ * `layerBackward`, for any cell, depth and direction). Both validate every call in full, with
+ * the same checks and errors; the native layer calls take Float32Array only, where the reference
+ * backend also takes Float64Array.
  *
  * @example
  * ```ts
@@ -97,7 +98,7 @@ export const backends = { native, reference } as const;
  * The instruction set the native kernels use now: 'avx512', 'avx2' or 'scalar'; 'unavailable'
  * when the addon cannot be loaded (nativeAvailable() is false; the reference backend still works).
  * The addon picks the best one the CPU and OS support at load time, unless the BPTT_ISA
- * environment variable names one.
+ * environment variable names one; {@link setIsa} changes it for the calling thread.
  *
  * @example
  * ```ts
@@ -130,9 +131,10 @@ export function supportedIsas(): string[] {
 }
 
 /**
- * Forces an instruction set for all later native calls ('auto' picks the best again); like the
- * BPTT_ISA environment variable, at run time. Results differ between instruction sets only by
- * float32 rounding (their sums are ordered differently).
+ * Forces an instruction set for the later native calls of the calling thread ('auto' picks the
+ * best again); like the BPTT_ISA environment variable, at run time. Each worker thread keeps its
+ * own choice. Results differ between instruction sets only by float32 rounding (their sums are
+ * ordered differently).
  *
  * @throws RangeError for an instruction set this build or CPU cannot run (the message lists those
  * it can); NativeUnavailableError when the addon cannot be loaded.
@@ -157,9 +159,9 @@ export function setIsa(name: 'scalar' | 'avx2' | 'avx512' | 'auto'): void {
 
 /**
  * Sets how many threads the native kernels use (default: the available cores, or the
- * BPTT_NUM_THREADS environment variable). Products split into whole register tiles, so results
- * are bitwise identical for any thread count; products under 2^20 multiply-adds stay on one
- * thread.
+ * BPTT_NUM_THREADS environment variable): one pool, shared by every thread of the process and
+ * safe for concurrent callers. Products split into whole register tiles, so results are bitwise
+ * identical for any thread count; products under 2^20 multiply-adds stay on one thread.
  *
  * @throws RangeError unless `n` is an integer in [1, 1024]; NativeUnavailableError when the addon
  * cannot be loaded.

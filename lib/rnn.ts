@@ -130,7 +130,9 @@ export type Params = Readonly<Record<string, Tensor>>;
 export type ParamValues = Readonly<Record<string, Float32Array | Tensor>> | Readonly<Record<ParamName, Float32Array | Tensor>>;
 
 /**
- * Options of {@link RNN.forward}: the initial state and the sequences' lengths.
+ * Options of {@link RNN.forward}: the initial state and the sequences' lengths. `c0` and
+ * `lengths` are for the engine models (cell, numLayers, bidirectional or dropout set); the
+ * default one-layer tanh model refuses them (TypeError).
  *
  * @example
  * ```ts
@@ -728,9 +730,9 @@ export class RNN {
    * when its global L2 norm exceeds it. Without an optimizer the update is plain SGD.
    *
    * @throws as {@link RNN.lossAndGradients}, and RangeError for an lr, clipNorm or clipValue that
-   * is negative, not finite or not representable in float32 (clips must be > 0); ShapeError for
-   * an optimizer made for another model; NonFiniteError when the loss, gradient, new parameters
-   * or new optimizer state would not be finite (nothing changed).
+   * is negative, not finite or not representable in float32 (clips must be > 0); TypeError or
+   * ShapeError for an optimizer made for another model; NonFiniteError when the loss, gradient,
+   * new parameters or new optimizer state would not be finite (nothing changed).
    *
    * @example
    * ```ts

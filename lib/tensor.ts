@@ -60,15 +60,16 @@ function checkShape(shape: unknown): number[] {
 }
 
 /**
- * A float32 or int32 array of a fixed shape in native memory (64-byte aligned, which the kernels
- * read in place): the model's parameters, inputs, targets, states and gradients. Shapes are
- * row-major; sequences are time-major ([T, B] token ids, [T, B, D] dense inputs).
+ * A float32 or int32 array of a fixed shape in 64-byte aligned memory owned by V8, which the
+ * kernels read in place: the model's parameters, inputs, targets, states and gradients. Shapes
+ * are row-major; sequences are time-major ([T, B] token ids, [T, B, D] dense inputs). Up to
+ * 2^31 - 1 elements; zero-element tensors are fine.
  *
  * A tensor never hands out its storage: {@link Tensor.toArray} copies and {@link Tensor.write}
  * copies in. {@link Tensor.dispose} frees the memory at once (idempotent; later use throws
- * DisposedError), `using` does it at the end of a scope, and the GC frees what you forget. While
- * an asynchronous job (e.g. `trainStepAsync`) uses a tensor, disposing or writing it throws
- * TensorInUseError.
+ * DisposedError), `using` does it at the end of a scope, and the GC frees what you forget (also
+ * inside a synchronous loop). While an asynchronous job (e.g. `trainStepAsync`) uses a tensor,
+ * disposing or writing it throws TensorInUseError.
  *
  * @example
  * ```ts
@@ -110,7 +111,7 @@ export class Tensor<D extends DType = DType> {
    *
    * @throws DTypeError for any other array type; ShapeError when `data.length` is not the
    * shape's element count; RangeError for sizes that are not non-negative integers or whose
-   * product exceeds 2^31 - 1.
+   * product exceeds 2^31 - 1, or memory that cannot be allocated (naming the size).
    *
    * @example
    * ```ts

@@ -271,8 +271,9 @@ export class NativeBackend implements Backend<Float32Array>, LayerBackend<Float3
    * [L*dirs, B, H]; exact or truncated (`truncate: k`) BPTT. `saved` must come from this
    * backend's layerForward with the same spec, not disposed; it can be used again.
    *
-   * @throws TypeError for a saved handle of another backend or spec mismatch (RangeError);
-   * DisposedError for a disposed one; ShapeError, DTypeError, NonFiniteError for bad gradients.
+   * @throws TypeError for a saved handle from another backend; RangeError for one from another
+   * spec; DisposedError for a disposed one; ShapeError, DTypeError, NonFiniteError for bad
+   * gradients.
    *
    * @example
    * ```ts
