@@ -18,12 +18,15 @@ import { DTypeError, NonFiniteError, ShapeError } from './errors';
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
  * import { type FloatArray, backends } from 'bptt';
  *
  * const h0: FloatArray = new Float64Array(2 * 3); // [B, H]
  * const dims = { inputSize: 2, hiddenSize: 3, outputSize: 2 };
  * const params = { U: new Float64Array(6), W: new Float64Array(9), b: new Float64Array(3), V: new Float64Array(6), c: new Float64Array(2) };
- * backends.reference.forward(dims, params, { steps: 1, batch: 2, input: { kind: 'tokens', data: Int32Array.of(0, 1) } }, h0);
+ * const seq = { steps: 1, batch: 2, input: { kind: 'tokens', data: Int32Array.of(0, 1) } } as const;
+ * assert.ok(backends.native.forward(dims, params, seq, h0).hT instanceof Float32Array); // rounded to float32
+ * assert.ok(backends.reference.forward(dims, params, seq, h0).hT instanceof Float64Array);
  * ```
  */
 export type FloatArray = Float32Array | Float64Array;

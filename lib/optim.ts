@@ -50,12 +50,13 @@ export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ['sgd', 'momentum', 'ne
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
  * import { Optimizer, RNN, type OptimizerOptions } from 'bptt';
  *
  * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
  * const options: OptimizerOptions = { kind: 'adam', beta1: 0.8, beta2: 0.99, eps: 1e-6 };
  * const adam = new Optimizer(rnn, options);
- * console.log(adam.hyper);
+ * assert.deepEqual(adam.hyper, { momentum: 0.9, beta1: 0.8, beta2: 0.99, eps: 1e-6, rho: 0.9 }); // defaults for the rest
  * ```
  */
 export interface OptimizerOptions {

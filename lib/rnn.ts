@@ -186,6 +186,7 @@ export interface ForwardOutput {
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
  * import { RNN, Tensor, type LossAndGradientsOptions } from 'bptt';
  *
  * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
@@ -193,7 +194,8 @@ export interface ForwardOutput {
  * const y = Tensor.from(Int32Array.from({ length: 16 }, (_, i) => (i + 1) % 4), [16, 1]);
  * const options: LossAndGradientsOptions = { truncate: 4, reduction: 'sum', stateAt: 7 };
  * const { loss, hAt } = rnn.lossAndGradients(x, y, options); // hAt: the state after step 7
- * console.log(loss, hAt?.shape);
+ * assert.deepEqual(hAt?.shape, [1, 8]);
+ * console.log(loss);
  * ```
  */
 export interface LossAndGradientsOptions extends ForwardOptions {
@@ -401,12 +403,15 @@ export class RNN {
    *
    * @example
    * ```ts
+   * import assert from 'node:assert/strict';
    * import { CharTokenizer, RNN } from 'bptt';
    *
    * const tokenizer = CharTokenizer.fromText('hello world');
    * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 8, outputSize: tokenizer.vocabSize, seed: 1 });
    * rnn.tokenizer = tokenizer;
-   * console.log(rnn.sample({ length: 12, prime: 'he', seed: 1 })); // text
+   * const text = rnn.sample({ length: 12, prime: 'he', seed: 1 });
+   * assert.equal(typeof text, 'string');
+   * console.log(text);
    * ```
    */
   tokenizer: CharTokenizer | undefined;

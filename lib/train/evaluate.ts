@@ -8,12 +8,14 @@ import { StreamBatcher } from './batcher';
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
  * import { CharTokenizer, RNN, evaluate, type EvalOptions } from 'bptt';
  *
- * const tokenizer = CharTokenizer.fromText('abcabc');
+ * const tokenizer = CharTokenizer.fromText('abc');
  * const rnn = new RNN({ inputSize: 3, hiddenSize: 8, outputSize: 3, seed: 1 });
- * const options: EvalOptions = { batch: 2, seq: 16 };
- * console.log(evaluate(rnn, tokenizer.encode('abcabcabcabc'), options).loss);
+ * const options: EvalOptions = { batch: 2, seq: 4 };
+ * const { tokens } = evaluate(rnn, tokenizer.encode('abcabcabcabc'), options);
+ * assert.equal(tokens, 2 * 5); // 2 streams of floor(11 / 2) predictions
  * ```
  */
 export interface EvalOptions {

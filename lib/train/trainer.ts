@@ -23,6 +23,7 @@ import { Schedule, checkSchedule, learningRate } from './schedules';
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
  * import { RNN, Trainer, type TrainerOptions } from 'bptt';
  *
  * const rnn = new RNN({ inputSize: 65, hiddenSize: 128, outputSize: 65, seed: 1 });
@@ -33,7 +34,7 @@ import { Schedule, checkSchedule, learningRate } from './schedules';
  *   clipNorm: 5,
  * };
  * const trainer = new Trainer(rnn, options);
- * console.log(trainer.lr);
+ * assert.equal(trainer.lr, 2e-3 / 100); // the first warm-up step
  * ```
  */
 export interface TrainerOptions {
@@ -58,6 +59,7 @@ export interface TrainerOptions {
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
  * import { CharTokenizer, RNN, StreamBatcher, Trainer, type StepInfo } from 'bptt';
  *
  * const text = 'hello world\n'.repeat(20);
@@ -66,6 +68,7 @@ export interface TrainerOptions {
  * const data = new StreamBatcher(tokenizer.encode(text), 4);
  * const log: StepInfo[] = [];
  * await new Trainer(rnn, { k1: 8 }).fit(data, { steps: 3, onStep: (info) => void log.push(info) });
+ * assert.deepEqual(log.map((s) => [s.step, s.tokens]), [[1, 32], [2, 32], [3, 32]]); // k1 * B tokens each
  * console.log(log.map((s) => `step ${s.step}: loss ${s.loss.toFixed(3)}, |g| ${s.gradNorm.toFixed(2)}`));
  * ```
  */
