@@ -1,6 +1,7 @@
 {
   "variables": {
-    "bptt_flags": ["<!@(node -p \"require('./native/sources.json').flags.join(' ')\")"]
+    "bptt_flags": ["<!@(node -p \"require('./native/sources.json').flags.join(' ')\")"],
+    "bptt_prebuilt%": 0
   },
   "target_defaults": {
     "cflags!": ["-fno-exceptions", "-O2"],
@@ -22,6 +23,12 @@
         ["target_arch=='x64'", {
           "dependencies": ["bptt_avx2", "bptt_avx512"],
           "defines": ["BPTT_X86_KERNELS=1"]
+        }],
+        # The binary the npm package ships (scripts/prebuild.js sets bptt_prebuilt=1): libstdc++
+        # linked in and its symbols hidden, so it runs whatever libstdc++ the user's system has;
+        # unused sections dropped and symbols stripped, to keep it small.
+        ["OS=='linux' and bptt_prebuilt==1", {
+          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--gc-sections", "-s"]
         }]
       ]
     }

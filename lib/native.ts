@@ -1,7 +1,13 @@
 /**
  * Loads the compiled addon once, lazily, so that the pure-TS parts of the library (the reference
  * backend, tokenizer, checkpoints) work where the addon cannot be built or loaded.
+ *
+ * Where it comes from: a build from source in build/Release (what `npm ci` in this repository and
+ * `npm install --build-from-source` make) if there is one, else the prebuilt Node-API binary that
+ * the npm package ships in prebuilds/<platform>-<arch>/, as node-gyp-build finds them, or the file
+ * named by BPTT_ADDON_PATH (tests load other builds this way).
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { NativeUnavailableError } from './errors';
 
@@ -9,6 +15,10 @@ import { NativeUnavailableError } from './errors';
 // here it is an opaque record of functions.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type NativeAddon = Record<string, any>;
+
+// node-gyp-build ships no type declarations; resolve() is the part used here.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeGypBuild: { resolve(dir: string): string } = require('node-gyp-build');
 
 let cached: NativeAddon | undefined;
 let failure: NativeUnavailableError | undefined;
@@ -19,28 +29,93 @@ const packageRoot = path.resolve(__dirname, '..');
 export function addon(): NativeAddon {
   if (cached) return cached;
   if (failure) throw failure;
-  const override = process.env.BPTT_ADDON_PATH;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    cached = override ? require(path.resolve(override)) : require('bindings')({ bindings: 'bptt', module_root: packageRoot });
-    return cached as NativeAddon;
+    cached = loadAddon(packageRoot, process.env.BPTT_ADDON_PATH);
+    return cached;
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    failure = new NativeUnavailableError(
-      `could not load the bptt native addon (${override ? `BPTT_ADDON_PATH=${override}` : `looked for bptt.node under ${packageRoot}/build/Release and the other locations of the 'bindings' package`}): ${reason}\n` +
-        `Rebuild it with \`npm rebuild bptt\` (or \`npx node-gyp rebuild\` in ${packageRoot}); ` +
-        `the pure-TS backend stays usable with { backend: 'reference' }.`,
-    );
+    failure = err instanceof NativeUnavailableError ? err : new NativeUnavailableError(`could not load the bptt native addon: ${String(err)}`);
     throw failure;
   }
 }
 
-/** True when the addon loads. */
+/**
+ * True when the addon loads (it is loaded on first use, once). When false, models and backends
+ * work with `backend: 'reference'` and native calls throw NativeUnavailableError saying why.
+ *
+ * @example
+ * ```ts
+ * import { RNN, nativeAvailable } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, backend: nativeAvailable() ? 'native' : 'reference' });
+ * console.log(rnn.backend);
+ * ```
+ */
 export function nativeAvailable(): boolean {
   try {
     addon();
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Loads the addon of the package installed at `root` (or the file `override`), without caching.
+ * Every failure is a NativeUnavailableError that says what was looked for, where, and how to fix it.
+ */
+export function loadAddon(root: string, override?: string): NativeAddon {
+  if (override) {
+    const file = path.resolve(override);
+    return requireAddon(file, `BPTT_ADDON_PATH=${override} (${file}) did not load`, 'Point BPTT_ADDON_PATH at a bptt.node built for this machine, or unset it.');
+  }
+  let file: string;
+  try {
+    file = nodeGypBuild.resolve(root);
+  } catch {
+    throw new NativeUnavailableError(
+      `could not load the bptt native addon: no build for ${describeMachine()} was found. ` +
+        `Looked for a build from source in ${path.join(root, 'build', 'Release')} (and build/Debug) and for a prebuilt binary in ` +
+        `${path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)}; this package ships prebuilt binaries for ${describePrebuilds(root)}.\n` +
+        compileAdvice(root),
+    );
+  }
+  return requireAddon(file, `found ${file}, but it did not load on ${describeMachine()}`, compileAdvice(root));
+}
+
+function requireAddon(file: string, what: string, fix: string): NativeAddon {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(file) as NativeAddon;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new NativeUnavailableError(`could not load the bptt native addon: ${what}: ${reason}\n${fix}`);
+  }
+}
+
+function compileAdvice(root: string): string {
+  return (
+    `Compile it for this machine: \`npm rebuild bptt --build-from-source\` in the project that installed bptt, or \`npx node-gyp rebuild\` in ${root} ` +
+    `(either needs a C++17 compiler, make and python3). The pure-TS backend stays usable with { backend: 'reference' }.`
+  );
+}
+
+function describeMachine(): string {
+  // Node's report header names the glibc version on glibc systems and nothing on musl.
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  const libc = process.platform !== 'linux' ? '' : header?.glibcVersionRuntime ? `, glibc ${header.glibcVersionRuntime}` : ', not glibc (musl?)';
+  return `${process.platform}-${process.arch}${libc}, Node ${process.versions.node} (Node-API ${process.versions.napi})`;
+}
+
+function describePrebuilds(root: string): string {
+  const dir = path.join(root, 'prebuilds');
+  const found = listDir(dir).flatMap((tuple) => listDir(path.join(dir, tuple)).map((file) => `${tuple}/${file}`));
+  return found.length > 0 ? found.join(', ') : 'no platform (it has no prebuilds/ folder)';
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).sort();
+  } catch {
+    return [];
   }
 }

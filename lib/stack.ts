@@ -6,67 +6,16 @@
  *
  * States are [L*dirs, B, H] (index l*dirs + d, as PyTorch); an LSTM carries c beside h.
  */
-import { Reduction, checkFloat32Scalar, describeValue } from './backend';
+import { checkFloat32Scalar, describeValue } from './backend';
 import { LayerBatch } from './engine/spec';
 import { ModelCallOptions, NativeModel, NormalizedModelSpec, checkModelCall, checkModelTargets, modelParameters, referenceModelForward, referenceModelLossAndGradients } from './engine/model';
 import { hasCellState, numDirections } from './engine/spec';
 import { translateNativeError } from './backends/native';
 import { DTypeError, ShapeError, TensorInUseError } from './errors';
 import { Optimizer, applyReferenceStep } from './optim';
+import type { ForwardOptions, ForwardOutput, LossAndGradientsOptions, LossAndGradientsOutput, TrainStepOptions, TrainStepOutput } from './rnn';
 import { Rng } from './rng';
 import { Tensor } from './tensor';
-
-export interface StackStates {
-  h0?: Tensor;
-  /** LSTM only. */
-  c0?: Tensor;
-  /** Valid steps per sequence, Int32Array [B] (or an int32 Tensor), each in [1, T]. */
-  lengths?: Int32Array | Tensor;
-}
-
-export interface StackForwardOutput {
-  /** The top layer's outputs [T, B, dirs*H] (0 at padding steps). */
-  states: Tensor;
-  logits: Tensor;
-  hT: Tensor;
-  cT?: Tensor;
-}
-
-export interface StackGradientOptions extends StackStates {
-  truncate?: number;
-  reduction?: Reduction;
-  stateAt?: number;
-  /** Dropout between layers; default true when the model has dropout (a training call). */
-  training?: boolean;
-  /** Seed of this call's dropout masks; default: drawn from the model's dropout stream. */
-  dropoutSeed?: number;
-}
-
-export interface StackTrainStepOptions extends StackGradientOptions {
-  lr: number;
-  clipNorm?: number;
-  clipValue?: number;
-  optimizer?: Optimizer;
-}
-
-export interface StackTrainStepOutput {
-  loss: number;
-  gradNorm: number;
-  clipped: boolean;
-  hT: Tensor;
-  cT?: Tensor;
-  hAt?: Tensor;
-  cAt?: Tensor;
-}
-
-export interface StackGradientOutput {
-  loss: number;
-  grads: Record<string, Tensor>;
-  hT: Tensor;
-  cT?: Tensor;
-  hAt?: Tensor;
-  cAt?: Tensor;
-}
 
 interface PreparedStackCall {
   batch: LayerBatch;
@@ -114,7 +63,7 @@ export class StackModel {
     return out;
   }
 
-  forward(inputs: Tensor, options: StackStates = {}): StackForwardOutput {
+  forward(inputs: Tensor, options: ForwardOptions = {}): ForwardOutput {
     const call = this.prepare(inputs, null, options);
     const { batch } = checkModelCall(this.spec, call.batch, {}, false);
     const out = this.forwardOutputs(batch.steps, batch.batch);
@@ -126,7 +75,7 @@ export class StackModel {
     return out;
   }
 
-  async forwardAsync(inputs: Tensor, options: StackStates = {}): Promise<StackForwardOutput> {
+  async forwardAsync(inputs: Tensor, options: ForwardOptions = {}): Promise<ForwardOutput> {
     if (!this.#native) return this.forward(inputs, options);
     const call = this.prepare(inputs, null, options);
     const { batch } = checkModelCall(this.spec, call.batch, {}, false);
@@ -139,13 +88,13 @@ export class StackModel {
     return out;
   }
 
-  lossAndGradients(inputs: Tensor, targets: Tensor, options: StackGradientOptions = {}): StackGradientOutput {
+  lossAndGradients(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): LossAndGradientsOutput {
     const { batch, targets: t, o } = this.prepareGradients(inputs, targets, options);
     const r = this.#native ? this.native((m) => m.lossAndGradients(this.paramViews(), batch, t, o)) : referenceModelLossAndGradients(this.spec, this.paramViews(), batch, t, o);
     return this.gradientOutput(r);
   }
 
-  async lossAndGradientsAsync(inputs: Tensor, targets: Tensor, options: StackGradientOptions = {}): Promise<StackGradientOutput> {
+  async lossAndGradientsAsync(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): Promise<LossAndGradientsOutput> {
     if (!this.#native) return this.lossAndGradients(inputs, targets, options);
     const { batch, targets: t, o, tensors } = this.prepareGradients(inputs, targets, options);
     const r = await this.pinned(tensors, () => this.#native!.lossAndGradientsAsync(this.paramViews(), batch, t, o));
@@ -156,7 +105,7 @@ export class StackModel {
    * Forward, BPTT, clipping and the optimizer update in one call; on any error (NonFiniteError
    * included) the parameters and the optimizer state are left as they were.
    */
-  trainStep(inputs: Tensor, targets: Tensor, options: StackTrainStepOptions): StackTrainStepOutput {
+  trainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions): TrainStepOutput {
     const { batch, targets: t, o, optimizer } = this.prepareTrainStep(inputs, targets, options);
     if (!this.#native) {
       const r = referenceModelLossAndGradients(this.spec, this.paramViews(), batch, t, o);
@@ -170,7 +119,7 @@ export class StackModel {
     return this.stepOutput(r);
   }
 
-  async trainStepAsync(inputs: Tensor, targets: Tensor, options: StackTrainStepOptions): Promise<StackTrainStepOutput> {
+  async trainStepAsync(inputs: Tensor, targets: Tensor, options: TrainStepOptions): Promise<TrainStepOutput> {
     if (!this.#native) return this.trainStep(inputs, targets, options);
     const { batch, targets: t, o, optimizer, tensors } = this.prepareTrainStep(inputs, targets, options);
     const state = optimizer ? Object.keys(this.params).flatMap((n) => optimizer.slots(n)) : [];
@@ -179,14 +128,17 @@ export class StackModel {
     return this.stepOutput(r);
   }
 
+  /** Frees the parameters and the native scratch memory now. */
   dispose(): void {
+    this.checkIdle();
     for (const t of Object.values(this.params)) t.dispose();
+    this.#native?.release();
   }
 
   // --- internals ---
 
   /** Result arrays as tensors: the gradients (with the initial states' as h0 and c0) and the states. */
-  private gradientOutput(r: { loss: number; grads: Record<string, ArrayLike<number>>; dh0: ArrayLike<number>; dc0: ArrayLike<number> | null; hT: ArrayLike<number>; cT: ArrayLike<number> | null; hAt: ArrayLike<number> | null; cAt: ArrayLike<number> | null }): StackGradientOutput {
+  private gradientOutput(r: { loss: number; grads: Record<string, ArrayLike<number>>; dh0: ArrayLike<number>; dc0: ArrayLike<number> | null; hT: ArrayLike<number>; cT: ArrayLike<number> | null; hAt: ArrayLike<number> | null; cAt: ArrayLike<number> | null }): LossAndGradientsOutput {
     const B = r.hT.length / (this.spec.numLayers * numDirections(this.spec) * this.spec.hiddenSize);
     const state = (a: ArrayLike<number> | null) => (a === null ? undefined : Tensor.from(Float32Array.from(a), [this.spec.numLayers * numDirections(this.spec), B, this.spec.hiddenSize]));
     const grads: Record<string, Tensor> = {};
@@ -198,12 +150,12 @@ export class StackModel {
     return { loss: r.loss, grads, hT: state(r.hT)!, cT: state(r.cT), hAt: state(r.hAt), cAt: state(r.cAt) };
   }
 
-  private stepOutput(r: { loss: number; gradNorm: number; clipped: boolean; hT: Float32Array; cT: Float32Array | null; hAt: Float32Array | null; cAt: Float32Array | null }): StackTrainStepOutput {
+  private stepOutput(r: { loss: number; gradNorm: number; clipped: boolean; hT: Float32Array; cT: Float32Array | null; hAt: Float32Array | null; cAt: Float32Array | null }): TrainStepOutput {
     const { hT, cT, hAt, cAt } = this.gradientOutput({ ...r, grads: {}, dh0: r.hT, dc0: null });
     return { loss: r.loss, gradNorm: r.gradNorm, clipped: r.clipped, hT, cT, hAt, cAt };
   }
 
-  private prepareTrainStep(inputs: Tensor, targets: Tensor, options: StackTrainStepOptions) {
+  private prepareTrainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`trainStep options must be an object with lr, got ${describeValue(options)}`);
     checkFloat32Scalar('lr', options.lr, true);
     if (options.clipNorm !== undefined) checkFloat32Scalar('clipNorm', options.clipNorm, false);
@@ -222,7 +174,7 @@ export class StackModel {
     return { ...this.prepareGradients(inputs, targets, options), optimizer };
   }
 
-  private prepareGradients(inputs: Tensor, targets: Tensor, options: StackGradientOptions) {
+  private prepareGradients(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describeValue(options)}`);
     const call = this.prepare(inputs, targets, options);
     const training = options.training ?? this.spec.dropout > 0;
@@ -238,7 +190,7 @@ export class StackModel {
     return { batch, targets: call.targets!, o, tensors: call.tensors };
   }
 
-  private forwardOutputs(T: number, B: number): StackForwardOutput {
+  private forwardOutputs(T: number, B: number): ForwardOutput {
     const states = [this.spec.numLayers * numDirections(this.spec), B, this.spec.hiddenSize];
     return {
       states: Tensor.zeros([T, B, numDirections(this.spec) * this.spec.hiddenSize]),
@@ -249,7 +201,7 @@ export class StackModel {
   }
 
   /** Reads the tensors of a call into an engine batch (validated by checkModelCall next). */
-  private prepare(inputs: Tensor, targets: Tensor | null, options: StackStates): PreparedStackCall {
+  private prepare(inputs: Tensor, targets: Tensor | null, options: ForwardOptions): PreparedStackCall {
     if (!(inputs instanceof Tensor)) throw new TypeError(`inputs must be a Tensor (int32 [T, B] or float32 [T, B, D]), got ${describeValue(inputs)}`);
     const shape = inputs.shape;
     const tensors: Tensor[] = [inputs, ...Object.values(this.params)];

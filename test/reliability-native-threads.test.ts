@@ -5,7 +5,7 @@
  * time bound (test/helpers/child.ts): before the fixes, each crashed the process.
  */
 import { execFileSync } from 'child_process';
-import { expectCleanExit, runChild } from './helpers/child';
+import { expectCleanExit, runChild, runTerminations } from './helpers/child';
 
 // A model large enough that its recurrences use the kernel thread pool (T*B*H*H >= 2^20).
 const MODEL = `
@@ -105,23 +105,7 @@ describe('terminating a worker', () => {
     ['forwardAsync', 'await m.rnn.forwardAsync(m.x)'],
     ['trainStep (synchronous)', 'm.rnn.trainStep(m.x, m.y, { lr: 0.01, optimizer: m.opt })'],
   ])('during %s leaves the process running', (_name, call) => {
-    const r = runChild(
-      `
-      const { Worker } = require('worker_threads');
-      const body = 'const REPO = ' + JSON.stringify(REPO) + '; require(' + JSON.stringify(HOOK) + ');' + ${JSON.stringify(MODEL)} +
-        '(async () => { const m = model(2); require("worker_threads").parentPort.postMessage("ready"); for (;;) { ${call}; } })()';
-      (async () => {
-        for (const delay of [0, 1, 3, 7, 15, 30]) {
-          const w = new Worker(body, { eval: true });
-          await new Promise((resolve) => w.once('message', resolve));
-          await new Promise((resolve) => setTimeout(resolve, delay));
-          await w.terminate();
-        }
-        setTimeout(() => console.log('survived'), 50);
-      })();
-    `,
-      { timeoutMs: 120_000 },
-    );
+    const r = runTerminations(`${MODEL}\nfunction setup() { return model(2); }`, call);
     expectCleanExit(r);
     expect(r.stdout).toBe('survived\n');
   });

@@ -18,6 +18,7 @@
  */
 import { FloatArray } from '../backend';
 import { DisposedError } from '../errors';
+import { addMatTVec, addMatVec, addOuter, row } from '../math64';
 import { CELLS, CellMath } from './cells';
 import { dropoutScales } from './dropout';
 import {
@@ -48,35 +49,8 @@ import {
 
 const BACKEND_NAME = 'reference';
 
-/** y += A x for A [rows, cols] row-major. */
-function addMatVec(y: Float64Array, A: FloatArray, x: ArrayLike<number>, rows: number, cols: number): void {
-  for (let i = 0; i < rows; i++) {
-    let acc = 0;
-    for (let j = 0; j < cols; j++) acc += A[i * cols + j] * x[j];
-    y[i] += acc;
-  }
-}
-
-/** y += A^T x for A [rows, cols] row-major. */
-function addMatTVec(y: Float64Array, A: FloatArray, x: ArrayLike<number>, rows: number, cols: number): void {
-  for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < cols; j++) y[j] += A[i * cols + j] * x[i];
-  }
-}
-
-/** G += u v^T for G [u.length, v.length]. */
-function addOuter(G: Float64Array, u: ArrayLike<number>, v: ArrayLike<number>): void {
-  for (let i = 0; i < u.length; i++) {
-    for (let j = 0; j < v.length; j++) G[i * v.length + j] += u[i] * v[j];
-  }
-}
-
 function addTo(y: Float64Array, x: ArrayLike<number>): void {
   for (let i = 0; i < y.length; i++) y[i] += x[i];
-}
-
-function row(a: Float64Array, index: number, width: number): Float64Array {
-  return a.subarray(index * width, (index + 1) * width);
 }
 
 /** A float64 copy of row `index` of a (zeros when a is null). */

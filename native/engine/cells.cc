@@ -30,6 +30,7 @@ struct V1 {
   static R Sub(R a, R b) { return a - b; }
   static R Mul(R a, R b) { return a * b; }
   static R Div(R a, R b) { return a / b; }
+  static R Sqrt(R a) { return std::sqrt(a); }
   static R Fma(R a, R b, R c) { return a * b + c; }
   static R Max(R a, R b) { return a > b ? a : b; }
   static R Min(R a, R b) { return a < b ? a : b; }
@@ -45,6 +46,8 @@ struct V1 {
 };
 
 using V = V1;
+// vector_math.inl is written for namespace kernels (its optimizer rules use types from kernels.h).
+using namespace kernels;
 #include "../kernels/vector_math.inl"
 #include "cell_rows.inl"
 

@@ -14,6 +14,8 @@ namespace {
 #include "../kernels/vec256.inl"
 
 using V = V256;
+// vector_math.inl is written for namespace kernels (its optimizer rules use types from kernels.h).
+using namespace kernels;
 #include "../kernels/vector_math.inl"
 #include "cell_rows.inl"
 

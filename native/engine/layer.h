@@ -113,9 +113,9 @@ class RecordArrayPool {
 class ForwardRecord {
  public:
   ForwardRecord() = default;
-  ForwardRecord(const ForwardRecord&) = delete;
-  ForwardRecord& operator=(const ForwardRecord&) = delete;
-  ~ForwardRecord();  // its large arrays go to array_pool
+  ForwardRecord(ForwardRecord&&) = default;
+  ForwardRecord& operator=(ForwardRecord&&) = default;
+  ~ForwardRecord();  // its large arrays go to array_pool (none without one: a moved-from record)
   LayerSpec spec;
   size_t steps = 0, batch = 0;
   bool tokens = false;

@@ -17,6 +17,7 @@ struct V512 {
   static R Sub(R a, R b) { return _mm512_sub_ps(a, b); }
   static R Mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R Div(R a, R b) { return _mm512_div_ps(a, b); }
+  static R Sqrt(R a) { return _mm512_sqrt_ps(a); }
   static R Fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R Max(R a, R b) { return _mm512_max_ps(a, b); }
   static R Min(R a, R b) { return _mm512_min_ps(a, b); }

@@ -41,3 +41,29 @@ export function runChild(script: string, options: ChildOptions = {}): ChildResul
 export function expectCleanExit(r: ChildResult): void {
   expect(r.exit === '0' ? '0' : `${r.exit}\n${r.stderr.slice(-3000)}`).toBe('0');
 }
+
+/**
+ * Starts a worker thread that runs `setup` (source defining a function setup() that returns the
+ * objects `call` uses as m) and then `call` (an await-able statement) in a loop, and terminates it
+ * after 0 to 30 ms, six times: the process must survive every termination, whatever the job was
+ * doing.
+ */
+export function runTerminations(setup: string, call: string): ChildResult {
+  const body = `const REPO = ${JSON.stringify(REPO)}; require(${JSON.stringify(HOOK)});\n${setup}\n` +
+    `(async () => { const m = setup(); require('worker_threads').parentPort.postMessage('ready'); for (;;) { ${call}; } })();`;
+  return runChild(
+    `
+    const { Worker } = require('worker_threads');
+    (async () => {
+      for (const delay of [0, 1, 3, 7, 15, 30]) {
+        const w = new Worker(${JSON.stringify(body)}, { eval: true });
+        await new Promise((resolve) => w.once('message', resolve));
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        await w.terminate();
+      }
+      setTimeout(() => console.log('survived'), 50);
+    })();
+  `,
+    { timeoutMs: 120_000 },
+  );
+}
