@@ -9,7 +9,12 @@
 // release() detaches the buffer, which frees the memory at once.
 #include <cstdint>
 #include <cstdio>
+#include <mutex>
 #include <string>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "bindings.h"
 #include "napi_guard.h"
@@ -80,6 +85,28 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Node's ArrayBuffer allocator is malloc. glibc raises its mmap threshold (up to 32 MiB) each time
+// it unmaps a freed large block and serves later ones from the heap, where a freed block stays
+// resident while smaller allocations live above it: measured, two rounds of 2,000 collected 1 MiB
+// tensors left RSS 2 GB higher. Fixing the threshold at glibc's default (128 KiB) keeps every block
+// from there up mapped on its own and unmapped when freed. Process-wide, so set once, and not
+// when the user tuned malloc through its environment variables.
+void KeepLargeBlocksMapped(Napi::Env env) {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  Napi::Value process = env.Global().Get("process");
+  Napi::Value vars = process.IsObject() ? process.As<Napi::Object>().Get("env") : env.Undefined();
+  if (!vars.IsObject()) return;
+  const Napi::Object names = vars.As<Napi::Object>();
+  const Napi::Value tunables = names.Get("GLIBC_TUNABLES");
+  const bool tuned = names.Has("MALLOC_MMAP_THRESHOLD_") || names.Has("MALLOC_TRIM_THRESHOLD_") ||
+                     (tunables.IsString() && tunables.As<Napi::String>().Utf8Value().find("malloc") != std::string::npos);
+  if (!tuned) std::call_once(once, [] { mallopt(M_MMAP_THRESHOLD, 128 * 1024); });
+#else
+  (void)env;
+#endif
+}
+
 // _alignmentOf(typedArray) -> address of its first element modulo 64 (a test hook).
 Napi::Value AlignmentOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -95,6 +122,7 @@ void InitTensorBindings(Napi::Env env, Napi::Object exports) {
   Napi::Value constructor = env.Global().Get("ArrayBuffer");
   if (!constructor.IsFunction()) throw Napi::Error::New(env, "globalThis.ArrayBuffer is not a function");
   State(env).array_buffer = Napi::Persistent(constructor.As<Napi::Function>());
+  KeepLargeBlocksMapped(env);
   ExportGuarded<Allocate>(env, exports, "allocate");
   ExportGuarded<Release>(env, exports, "release");
   ExportGuarded<AlignmentOf>(env, exports, "_alignmentOf");

@@ -39,116 +39,58 @@ bool parse_optimizer_kind(const char* name, OptimizerKind* out) {
 
 namespace {
 
-// The new values of one element: the parameter and the state slots the optimizer keeps.
-struct Next {
-  float p, s1, s2;
-};
-
-// The bits of x - x: 0 for a finite x, a NaN's (never 0) otherwise. OR-ed over an array they
-// stay 0 exactly when every value is finite, and an integer OR vectorizes where a float
-// reduction would not.
-inline uint32_t NonFiniteBits(float x) {
-  const float zero_if_finite = x - x;
-  uint32_t bits;
-  std::memcpy(&bits, &zero_if_finite, sizeof bits);
-  return bits;
-}
-
 [[noreturn]] void Refuse(const UpdateEntry& e) {
   throw NonFiniteGradient(std::string("the update is not finite (") + e.name +
                           " or its optimizer state would become NaN or infinite); parameters and optimizer state "
                           "were left unchanged");
 }
 
-// One pass of rule over an entry's elements, kSlots state slots used. Without kWrite it writes
-// nothing and returns whether every new value is finite; with kWrite it stores them. Both inline
-// the same rule, so they compute the same bits.
-template <int kSlots, bool kWrite, class Rule>
-bool Pass(const Rule& rule, const UpdateEntry& e) {
-  float* const p = e.param;
-  const float* const g = e.grad;
-  float* const s1 = e.state[0];
-  float* const s2 = e.state[1];
-  uint32_t bad = 0;
-  for (size_t i = 0; i < e.size; ++i) {
-    const Next n = rule(p[i], g[i], kSlots > 0 ? s1[i] : 0.0f, kSlots > 1 ? s2[i] : 0.0f);
-    if (kWrite) {
-      p[i] = n.p;
-      if (kSlots > 0) s1[i] = n.s1;
-      if (kSlots > 1) s2[i] = n.s2;
-    } else {
-      bad |= NonFiniteBits(n.p) | (kSlots > 0 ? NonFiniteBits(n.s1) : 0u) | (kSlots > 1 ? NonFiniteBits(n.s2) : 0u);
-    }
-  }
-  return bad == 0;
-}
-
-template <int kSlots, class Rule>
-void UpdateAll(const Rule& rule, const UpdateEntry* entries, size_t count) {
-  for (size_t i = 0; i < count; ++i)
-    if (!Pass<kSlots, false>(rule, entries[i])) Refuse(entries[i]);
-  for (size_t i = 0; i < count; ++i) Pass<kSlots, true>(rule, entries[i]);
+// The kernels' coefficients for an optimizer that keeps state (not SGD).
+kernels::RuleCoefficients StatefulCoefficients(const OptimizerConfig& cfg, float grad_scale) {
+  kernels::RuleCoefficients c{};
+  c.rule = cfg.kind == OptimizerKind::kMomentum  ? kernels::StatefulRule::kMomentum
+           : cfg.kind == OptimizerKind::kNesterov ? kernels::StatefulRule::kNesterov
+           : cfg.kind == OptimizerKind::kAdagrad  ? kernels::StatefulRule::kAdagrad
+           : cfg.kind == OptimizerKind::kRmsprop  ? kernels::StatefulRule::kRmsprop
+                                                  : kernels::StatefulRule::kAdam;
+  c.lr = cfg.lr;
+  c.k = grad_scale;
+  c.momentum = cfg.momentum;
+  c.rho = cfg.rho;
+  c.beta1 = cfg.beta1;
+  c.beta2 = cfg.beta2;
+  c.eps = cfg.eps;
+  // Bias corrections in double: beta^t underflows float precision long before t gets large.
+  const double t = static_cast<double>(cfg.step);
+  c.c1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(cfg.beta1), t)));
+  c.c2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(cfg.beta2), t)));
+  return c;
 }
 
 }  // namespace
 
 void apply_optimizer_update(const kernels::KernelSet& ks, const OptimizerConfig& cfg, float grad_scale,
                             const UpdateEntry* entries, size_t count) {
-  const float lr = cfg.lr, k = grad_scale, m = cfg.momentum, eps = cfg.eps;
-  switch (cfg.kind) {
-    case OptimizerKind::kSgd:
-      // One pass (a second one would cost as much as the update: C1 +1.7 us). The old parameters
-      // of every entry written so far are in their gradients' places.
-      for (size_t i = 0; i < count; ++i) {
-        if (!ks.scaled_add_swap(entries[i].param, entries[i].grad, -lr * k, entries[i].size)) {
-          for (size_t j = 0; j <= i; ++j) std::memcpy(entries[j].param, entries[j].grad, entries[j].size * sizeof(float));
-          Refuse(entries[i]);
-        }
+  if (cfg.kind == OptimizerKind::kSgd) {
+    // One pass (a checking pass would cost as much as the update: C1 +1.7 us). The old parameters
+    // of every entry written so far are in their gradients' places.
+    for (size_t i = 0; i < count; ++i) {
+      if (!ks.scaled_add_swap(entries[i].param, entries[i].grad, -cfg.lr * grad_scale, entries[i].size)) {
+        for (size_t j = 0; j <= i; ++j) std::memcpy(entries[j].param, entries[j].grad, entries[j].size * sizeof(float));
+        Refuse(entries[i]);
       }
-      break;
-    case OptimizerKind::kMomentum:
-      UpdateAll<1>([=](float p, float g, float s1, float) {
-        const float v = m * s1 + k * g;
-        return Next{p - lr * v, v, 0.0f};
-      }, entries, count);
-      break;
-    case OptimizerKind::kNesterov:
-      UpdateAll<1>([=](float p, float g, float s1, float) {
-        const float gi = k * g;
-        const float v = m * s1 + gi;
-        return Next{p - lr * (gi + m * v), v, 0.0f};
-      }, entries, count);
-      break;
-    case OptimizerKind::kAdagrad:
-      UpdateAll<1>([=](float p, float g, float s1, float) {
-        const float gi = k * g;
-        const float s = s1 + gi * gi;
-        return Next{p - lr * gi / (std::sqrt(s) + eps), s, 0.0f};
-      }, entries, count);
-      break;
-    case OptimizerKind::kRmsprop: {
-      const float rho = cfg.rho;
-      UpdateAll<1>([=](float p, float g, float s1, float) {
-        const float gi = k * g;
-        const float s = rho * s1 + (1.0f - rho) * gi * gi;
-        return Next{p - lr * gi / (std::sqrt(s) + eps), s, 0.0f};
-      }, entries, count);
-      break;
     }
-    case OptimizerKind::kAdam: {
-      // Bias corrections in double: beta^t underflows float precision long before t gets large.
-      const double t = static_cast<double>(cfg.step);
-      const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(cfg.beta1), t)));
-      const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(cfg.beta2), t)));
-      const float b1 = cfg.beta1, b2 = cfg.beta2;
-      UpdateAll<2>([=](float p, float g, float s1, float s2) {
-        const float gi = k * g;
-        const float mo = b1 * s1 + (1.0f - b1) * gi;
-        const float ve = b2 * s2 + (1.0f - b2) * gi * gi;
-        return Next{p - lr * (mo * c1) / (std::sqrt(ve * c2) + eps), mo, ve};
-      }, entries, count);
-      break;
-    }
+    return;
+  }
+  // A first pass checks every new value and writes nothing; the second writes the same bits.
+  const kernels::RuleCoefficients c = StatefulCoefficients(cfg, grad_scale);
+  for (size_t i = 0; i < count; ++i) {
+    const UpdateEntry& e = entries[i];
+    if (!ks.stateful_update(c, false, e.param, e.grad, e.state[0], e.state[1], e.size)) Refuse(e);
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const UpdateEntry& e = entries[i];
+    ks.stateful_update(c, true, e.param, e.grad, e.state[0], e.state[1], e.size);
   }
 }
 

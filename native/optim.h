@@ -48,9 +48,9 @@ struct UpdateEntry {
 // rescaled in a pass of its own.
 //
 // SGD writes in one pass and keeps each old parameter in the gradient's place, to copy back if a
-// new value is not finite. The optimizers with state compute and check every new value in a first
-// pass that writes nothing, then write in a second one with the same arithmetic, so the written
-// bits are the checked ones.
+// new value is not finite. The optimizers with state (the ISA's stateful_update, kernels.h) check
+// every new value in a first pass that writes nothing, then write in a second one that computes
+// the same bits.
 void apply_optimizer_update(const kernels::KernelSet& ks, const OptimizerConfig& cfg, float grad_scale,
                             const UpdateEntry* entries, size_t count);
 

@@ -1,9 +1,10 @@
 /**
- * Issue 13, native numerics: an update whose result would not be finite is refused with every
- * parameter and state bit left as it was (all six optimizers, sync and async), and the native
- * parser refuses Adam betas that round to 1 and eps that rounds to 0 in float32.
+ * Issue 13, native numerics: on every ISA, an update whose result would not be finite is refused
+ * with every parameter and state bit left as it was (all six optimizers, sync and async) and an
+ * update that is accepted is the textbook one; the native parser refuses Adam betas that round to
+ * 1 and eps that rounds to 0 in float32.
  */
-import { NonFiniteError, RNN, Tensor } from '../lib';
+import { NonFiniteError, RNN, Tensor, setIsa, supportedIsas } from '../lib';
 import { NativeOptimizerConfig, createEngine, nativeArgs } from '../lib/backends/native';
 
 const KINDS = ['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam'] as const;
@@ -52,7 +53,11 @@ function request(kind: string, lr: number, c: number, state: number, optimizer: 
 const bits = (arrays: Record<string, Float32Array>) => Object.entries(arrays).map(([n, a]) => `${n}:${Buffer.from(a.buffer).toString('hex')}`);
 const allFinite = (arrays: Record<string, Float32Array>) => Object.values(arrays).every((a) => a.every(Number.isFinite));
 
-describe('updates that would not be finite are refused, leaving parameters and state bit-identical', () => {
+const isas: string[] = supportedIsas();
+
+describe.each(isas)('updates that would not be finite are refused, leaving parameters and state bit-identical (%s)', (isa) => {
+  beforeAll(() => setIsa(isa as 'scalar'));
+  afterAll(() => setIsa('auto'));
   // Output biases of 3e38 and state slots of -3e38: every optimizer's new value overflows or, for
   // the square-root ones, takes the root of a negative number (NaN). Before: accepted silently.
   describe.each(['trainStep', 'trainStepAsync'] as const)('%s', (method) => {
@@ -87,6 +92,74 @@ describe('updates that would not be finite are refused, leaving parameters and s
     expect(snapshot()).toEqual(before);
     const step = rnn.trainStep(x, y, { lr: 1e-3 });
     expect(Number.isFinite(step.loss)).toBe(true);
+  });
+});
+
+describe.each(isas)('an accepted update is the textbook one (%s)', (isa) => {
+  beforeAll(() => setIsa(isa as 'scalar'));
+  afterAll(() => setIsa('auto'));
+  // Sizes that give every kernel full vectors and a tail: U 100, W 400, b 20, V 140, c 7.
+  const [d, h, k, t, b] = [5, 20, 7, 4, 2];
+  const hyper = { momentum: 0.8, rho: 0.7, beta1: 0.85, beta2: 0.99, eps: 1e-6, step: 3 };
+
+  test.each(KINDS)('%s, with a clipping factor', (kind) => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+    const sizes: Record<string, number> = { U: h * d, W: h * h, b: h, V: k * h, c: k };
+    const params: Record<string, Float32Array> = {};
+    for (const name of Object.keys(sizes)) params[name] = Float32Array.from({ length: sizes[name] }, random);
+    const state: Record<string, Float32Array> = {};
+    for (const name of Object.keys(sizes))
+      for (let j = 0; j < SLOTS[kind]; j++) state[`${name}${j}`] = Float32Array.from({ length: sizes[name] }, () => Math.abs(random()));
+    const grads: Record<string, Float32Array> = {};
+    for (const name of Object.keys(sizes)) grads[name] = new Float32Array(sizes[name]);
+    const base = {
+      D: d, H: h, K: k, T: t, B: b, ...params,
+      tokens: Int32Array.from({ length: t * b }, (_, i) => (i * 3) % d), dense: undefined, h0: undefined, hT: new Float32Array(b * h),
+      states: undefined, logits: undefined, targets: Int32Array.from({ length: t * b }, (_, i) => (i * 5) % k), truncate: undefined,
+      reduction: undefined, hAt: undefined, hAtStep: undefined,
+    };
+    const engine = createEngine();
+    engine.gradients(...nativeArgs({ ...base, gU: grads.U, gW: grads.W, gb: grads.b, gV: grads.V, gc: grads.c, gh0: undefined } as never));
+    const before = Object.fromEntries(Object.entries({ ...params, ...state }).map(([n, a]) => [n, Float64Array.from(a)]));
+    const out = new Float64Array(3);
+    let squares = 0;
+    for (const g of Object.values(grads)) for (const v of g) squares += v * v;
+    const clipNorm = 0.5 * Math.sqrt(squares);
+    engine.trainStep(...nativeArgs({ ...base, clipNorm, clipValue: undefined, optimizer: { kind, lr: 0.1, ...hyper }, state, out } as never));
+    expect(out[2]).toBe(1); // clipped: the gradient is scaled by clipNorm / norm
+    const scale = clipNorm / out[1];
+    const c1 = 1 / (1 - hyper.beta1 ** hyper.step), c2 = 1 / (1 - hyper.beta2 ** hyper.step);
+    let worst = 0;
+    for (const name of Object.keys(sizes)) {
+      for (let i = 0; i < sizes[name]; i++) {
+        const g = scale * grads[name][i];
+        let p = before[name][i], s1 = before[`${name}0`]?.[i] ?? 0, s2 = before[`${name}1`]?.[i] ?? 0;
+        if (kind === 'sgd') p -= 0.1 * g;
+        if (kind === 'momentum' || kind === 'nesterov') {
+          s1 = hyper.momentum * s1 + g;
+          p -= 0.1 * (kind === 'momentum' ? s1 : g + hyper.momentum * s1);
+        }
+        if (kind === 'adagrad' || kind === 'rmsprop') {
+          s1 = kind === 'adagrad' ? s1 + g * g : hyper.rho * s1 + (1 - hyper.rho) * g * g;
+          p -= (0.1 * g) / (Math.sqrt(s1) + hyper.eps);
+        }
+        if (kind === 'adam') {
+          s1 = hyper.beta1 * s1 + (1 - hyper.beta1) * g;
+          s2 = hyper.beta2 * s2 + (1 - hyper.beta2) * g * g;
+          p -= (0.1 * s1 * c1) / (Math.sqrt(s2 * c2) + hyper.eps);
+        }
+        const pairs: [number, number][] = [[params[name][i], p]];
+        if (SLOTS[kind] > 0) pairs.push([state[`${name}0`][i], s1]);
+        if (SLOTS[kind] > 1) pairs.push([state[`${name}1`][i], s2]);
+        // Error relative to the change, beyond the float32 rounding of the stored result.
+        pairs.forEach(([got, want], j) => {
+          const old = before[j === 0 ? name : `${name}${j - 1}`][i];
+          worst = Math.max(worst, Math.max(0, Math.abs(got - want) - 6e-8 * Math.abs(want)) / Math.abs(want - old));
+        });
+      }
+    }
+    expect(worst).toBeLessThan(1e-5);
   });
 });
 

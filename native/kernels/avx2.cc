@@ -32,8 +32,11 @@ void Softmax(float* z, size_t k, float inv_t) { SoftmaxRow<V>(z, k, inv_t); }
 double SquaredNorm(const float* x, size_t n) { return SumSquares<V>(x, n); }
 bool Finite(const float* x, size_t n) { return AllFinite<V>(x, n); }
 bool AxpySwap(float* y, float* x, float alpha, size_t n) { return ScaledAddSwap<V>(y, x, alpha, n); }
+bool Stateful(const RuleCoefficients& c, bool write, float* p, const float* g, float* s1, float* s2, size_t n) {
+  return StatefulUpdate<V>(c, write, p, g, s1, s2, n);
+}
 
-const KernelSet kSet{"avx2", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap};
+const KernelSet kSet{"avx2", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
 
 }  // namespace
 

@@ -26,6 +26,7 @@ struct V512 {
   static R Sub(R a, R b) { return _mm512_sub_ps(a, b); }
   static R Mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R Div(R a, R b) { return _mm512_div_ps(a, b); }
+  static R Sqrt(R a) { return _mm512_sqrt_ps(a); }
   static R Fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R Max(R a, R b) { return _mm512_max_ps(a, b); }
   static R Min(R a, R b) { return _mm512_min_ps(a, b); }
@@ -65,8 +66,11 @@ void Softmax(float* z, size_t k, float inv_t) { SoftmaxRow<V>(z, k, inv_t); }
 double SquaredNorm(const float* x, size_t n) { return SumSquares<V>(x, n); }
 bool Finite(const float* x, size_t n) { return AllFinite<V>(x, n); }
 bool AxpySwap(float* y, float* x, float alpha, size_t n) { return ScaledAddSwap<V>(y, x, alpha, n); }
+bool Stateful(const RuleCoefficients& c, bool write, float* p, const float* g, float* s1, float* s2, size_t n) {
+  return StatefulUpdate<V>(c, write, p, g, s1, s2, n);
+}
 
-const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap};
+const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
 
 }  // namespace
 

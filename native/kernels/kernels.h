@@ -38,6 +38,20 @@ using PackRowsFn = void (*)(const float* src, size_t ld, size_t rows, size_t col
 // rows <= i < width are not written. Packs row-major A panels and panels of a transposed B.
 using PackTransposedFn = void (*)(const float* src, size_t ld, size_t rows, size_t len, size_t width, float* dst);
 
+// The optimizers that keep state, per element, with g the gradient times the clipping factor k:
+//   momentum  v = momentum s1 + g;                  p -= lr v                      (s1 = v)
+//   nesterov  v = momentum s1 + g;                  p -= lr (g + momentum v)       (s1 = v)
+//   adagrad   s = s1 + g^2;                         p -= lr g / (sqrt(s) + eps)    (s1 = s)
+//   rmsprop   s = rho s1 + (1 - rho) g^2;           p -= lr g / (sqrt(s) + eps)    (s1 = s)
+//   adam      m = beta1 s1 + (1 - beta1) g;  v = beta2 s2 + (1 - beta2) g^2;
+//             p -= lr (m c1) / (sqrt(v c2) + eps)  (s1 = m, s2 = v; c1, c2 the bias corrections)
+enum class StatefulRule { kMomentum, kNesterov, kAdagrad, kRmsprop, kAdam };
+
+struct RuleCoefficients {
+  StatefulRule rule;
+  float lr, k, momentum, rho, beta1, beta2, c1, c2, eps;
+};
+
 struct KernelSet {
   const char* isa;  // "scalar", "avx2", "avx512"
   int mr;           // register tile rows
@@ -71,6 +85,13 @@ struct KernelSet {
   // afterwards, and holds what undoes a refused update bit for bit. Returns whether every new y[i]
   // is finite.
   bool (*scaled_add_swap)(float* y, float* x, float alpha, size_t n);
+
+  // One pass of a stateful rule over n elements (s2 only for adam). Without write it stores
+  // nothing and returns whether every new p, s1 (and s2) would be finite; with write it stores
+  // them and returns true. Both passes compute the same bits, so a checked update writes exactly
+  // what was checked.
+  bool (*stateful_update)(const RuleCoefficients& c, bool write, float* p, const float* g, float* s1, float* s2,
+                          size_t n);
 };
 
 const KernelSet& scalar_kernels();

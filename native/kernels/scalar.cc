@@ -113,7 +113,52 @@ bool AxpySwap(float* y, float* x, float alpha, size_t n) {
   return finite;
 }
 
-const KernelSet kSet{"scalar", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap};
+// The stateful rules of kernels.h in plain float arithmetic, one element at a time.
+template <StatefulRule kRule, bool kWrite>
+bool StatefulPass(const RuleCoefficients& c, float* p, const float* g, float* s1, float* s2, size_t n) {
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    const float gi = c.k * g[i];
+    float np, ns1, ns2 = 0.0f;
+    if constexpr (kRule == StatefulRule::kMomentum || kRule == StatefulRule::kNesterov) {
+      ns1 = c.momentum * s1[i] + gi;
+      np = p[i] - c.lr * (kRule == StatefulRule::kMomentum ? ns1 : gi + c.momentum * ns1);
+    } else if constexpr (kRule == StatefulRule::kAdagrad || kRule == StatefulRule::kRmsprop) {
+      ns1 = kRule == StatefulRule::kAdagrad ? s1[i] + gi * gi : c.rho * s1[i] + (1.0f - c.rho) * gi * gi;
+      np = p[i] - c.lr * gi / (std::sqrt(ns1) + c.eps);
+    } else {
+      ns1 = c.beta1 * s1[i] + (1.0f - c.beta1) * gi;
+      ns2 = c.beta2 * s2[i] + (1.0f - c.beta2) * gi * gi;
+      np = p[i] - c.lr * (ns1 * c.c1) / (std::sqrt(ns2 * c.c2) + c.eps);
+    }
+    if constexpr (kWrite) {
+      p[i] = np;
+      s1[i] = ns1;
+      if constexpr (kRule == StatefulRule::kAdam) s2[i] = ns2;
+    } else {
+      finite &= std::isfinite(np) & std::isfinite(ns1) & std::isfinite(ns2);
+    }
+  }
+  return finite;
+}
+
+template <StatefulRule kRule>
+bool StatefulPassOf(const RuleCoefficients& c, bool write, float* p, const float* g, float* s1, float* s2, size_t n) {
+  return write ? StatefulPass<kRule, true>(c, p, g, s1, s2, n) : StatefulPass<kRule, false>(c, p, g, s1, s2, n);
+}
+
+bool Stateful(const RuleCoefficients& c, bool write, float* p, const float* g, float* s1, float* s2, size_t n) {
+  switch (c.rule) {
+    case StatefulRule::kMomentum: return StatefulPassOf<StatefulRule::kMomentum>(c, write, p, g, s1, s2, n);
+    case StatefulRule::kNesterov: return StatefulPassOf<StatefulRule::kNesterov>(c, write, p, g, s1, s2, n);
+    case StatefulRule::kAdagrad: return StatefulPassOf<StatefulRule::kAdagrad>(c, write, p, g, s1, s2, n);
+    case StatefulRule::kRmsprop: return StatefulPassOf<StatefulRule::kRmsprop>(c, write, p, g, s1, s2, n);
+    case StatefulRule::kAdam: return StatefulPassOf<StatefulRule::kAdam>(c, write, p, g, s1, s2, n);
+  }
+  return false;
+}
+
+const KernelSet kSet{"scalar", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
 
 }  // namespace
 

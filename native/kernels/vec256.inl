@@ -27,6 +27,7 @@ struct V256 {
   static R Sub(R a, R b) { return _mm256_sub_ps(a, b); }
   static R Mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static R Div(R a, R b) { return _mm256_div_ps(a, b); }
+  static R Sqrt(R a) { return _mm256_sqrt_ps(a); }
   static R Fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R Max(R a, R b) { return _mm256_max_ps(a, b); }
   static R Min(R a, R b) { return _mm256_min_ps(a, b); }

@@ -5,7 +5,7 @@
 //
 // V provides: R (register type), M (comparison mask), kWidth, Set1, Load, Store, LoadPartial(p,
 // n, fill), StorePartial(p, n, v), Add, Sub, Mul, Div, Fma(a, b, c) = a*b + c, Max, Min, Abs,
-// Less(a, b), IsNan(a), Select(m, if_true, if_false), RoundNearest, ScaleByPow2(x, n) = x * 2^n (n
+// Sqrt, Less(a, b), IsNan(a), Select(m, if_true, if_false), RoundNearest, ScaleByPow2(x, n) = x * 2^n (n
 // integral-valued), CopySign(magnitude, sign), KeepFirst(v, n) (zeroes lanes >= n), HorizontalSum,
 // HorizontalMax.
 
@@ -148,6 +148,70 @@ bool ScaledAddSwap(float* y, float* x, float alpha, size_t n) {
     a0 = V::Add(a0, V::Sub(r0, r0));
   }
   return V::HorizontalSum(V::Add(a0, a1)) == 0.0f;
+}
+
+// One pass of a stateful optimizer rule (kernels.h). Every product goes into an explicit Fma, a
+// Div, a Sqrt or another Mul, never into an Add or Sub: the compiler then has no multiply-add it
+// could contract into an FMA in one pass and not in the other, and the writing pass stores the
+// bits the checking pass checked.
+template <class V, StatefulRule kRule, bool kWrite>
+bool StatefulPass(const RuleCoefficients& c, float* p, const float* g, float* s1, float* s2, size_t n) {
+  using R = typename V::R;
+  constexpr size_t W = V::kWidth;
+  constexpr bool kAdam = kRule == StatefulRule::kAdam;
+  const R k = V::Set1(c.k), lr = V::Set1(c.lr), neg_lr = V::Set1(-c.lr), eps = V::Set1(c.eps);
+  const R decay1 = V::Set1(kRule == StatefulRule::kRmsprop ? c.rho : kAdam ? c.beta1 : c.momentum);
+  const R rest1 = V::Set1(kRule == StatefulRule::kRmsprop ? 1.0f - c.rho : 1.0f - c.beta1);
+  const R decay2 = V::Set1(c.beta2), rest2 = V::Set1(1.0f - c.beta2), c1 = V::Set1(c.c1), c2 = V::Set1(c.c2);
+  R bad = V::Set1(0.0f);
+  for (size_t i = 0; i < n; i += W) {
+    const size_t m = n - i < W ? n - i : W;
+    const auto load = [&](const float* x) { return m == W ? V::Load(x + i) : V::LoadPartial(x + i, m, 0.0f); };
+    const auto store = [&](float* x, R v) { m == W ? V::Store(x + i, v) : V::StorePartial(x + i, m, v); };
+    const R P = load(p), G = V::Mul(k, load(g)), S1 = load(s1);
+    R np, ns1, ns2 = V::Set1(0.0f);
+    if constexpr (kRule == StatefulRule::kMomentum) {
+      ns1 = V::Fma(decay1, S1, G);
+      np = V::Fma(neg_lr, ns1, P);
+    } else if constexpr (kRule == StatefulRule::kNesterov) {
+      ns1 = V::Fma(decay1, S1, G);
+      np = V::Fma(neg_lr, V::Fma(decay1, ns1, G), P);
+    } else if constexpr (kRule == StatefulRule::kAdagrad || kRule == StatefulRule::kRmsprop) {
+      ns1 = kRule == StatefulRule::kAdagrad ? V::Fma(G, G, S1) : V::Fma(V::Mul(rest1, G), G, V::Mul(decay1, S1));
+      np = V::Sub(P, V::Div(V::Mul(lr, G), V::Add(V::Sqrt(ns1), eps)));
+    } else {
+      ns1 = V::Fma(rest1, G, V::Mul(decay1, S1));
+      ns2 = V::Fma(V::Mul(rest2, G), G, V::Mul(decay2, load(s2)));
+      np = V::Sub(P, V::Div(V::Mul(lr, V::Mul(ns1, c1)), V::Add(V::Sqrt(V::Mul(ns2, c2)), eps)));
+    }
+    if constexpr (kWrite) {
+      store(p, np);
+      store(s1, ns1);
+      if constexpr (kAdam) store(s2, ns2);
+    } else {
+      // x - x is 0 for a finite x and NaN otherwise; lanes past n are left out.
+      const R z = V::Add(V::Add(V::Sub(np, np), V::Sub(ns1, ns1)), V::Sub(ns2, ns2));
+      bad = V::Add(bad, V::KeepFirst(z, m));
+    }
+  }
+  return kWrite || V::HorizontalSum(bad) == 0.0f;
+}
+
+template <class V, StatefulRule kRule>
+bool StatefulPassOf(const RuleCoefficients& c, bool write, float* p, const float* g, float* s1, float* s2, size_t n) {
+  return write ? StatefulPass<V, kRule, true>(c, p, g, s1, s2, n) : StatefulPass<V, kRule, false>(c, p, g, s1, s2, n);
+}
+
+template <class V>
+bool StatefulUpdate(const RuleCoefficients& c, bool write, float* p, const float* g, float* s1, float* s2, size_t n) {
+  switch (c.rule) {
+    case StatefulRule::kMomentum: return StatefulPassOf<V, StatefulRule::kMomentum>(c, write, p, g, s1, s2, n);
+    case StatefulRule::kNesterov: return StatefulPassOf<V, StatefulRule::kNesterov>(c, write, p, g, s1, s2, n);
+    case StatefulRule::kAdagrad: return StatefulPassOf<V, StatefulRule::kAdagrad>(c, write, p, g, s1, s2, n);
+    case StatefulRule::kRmsprop: return StatefulPassOf<V, StatefulRule::kRmsprop>(c, write, p, g, s1, s2, n);
+    case StatefulRule::kAdam: return StatefulPassOf<V, StatefulRule::kAdam>(c, write, p, g, s1, s2, n);
+  }
+  return false;
 }
 
 // sum of x[i]^2: vector lanes of float partial sums over blocks short enough to stay accurate, the
