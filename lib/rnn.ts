@@ -363,8 +363,12 @@ export class RNN {
   dispose(): void {
     if (this.#disposed) return;
     for (const t of Object.values(this.params)) t.checkWritable();
-    for (const t of Object.values(this.params)) t.dispose();
-    this.#stack?.dispose();
+    if (this.#stack) {
+      this.#stack.dispose();
+    } else {
+      this.#engine?.release();
+      for (const t of Object.values(this.params)) t.dispose();
+    }
     this.#engine = undefined;
     this.#disposed = true;
   }

@@ -128,8 +128,11 @@ export class StackModel {
     return this.stepOutput(r);
   }
 
+  /** Frees the parameters and the native scratch memory now. */
   dispose(): void {
+    this.checkIdle();
     for (const t of Object.values(this.params)) t.dispose();
+    this.#native?.release();
   }
 
   // --- internals ---

@@ -243,10 +243,11 @@ class LayerEngine : public Napi::ObjectWrap<LayerEngine> {
   Napi::Value Start(Napi::Env env, Job job, Napi::Value record_value, LayerRecord* record) {
     std::unique_ptr<Staging> stage = std::move(job.stage);
     auto shared = std::make_shared<Job>(std::move(job));
-    std::vector<Napi::Value> keep{Value()};
-    if (record != nullptr) keep.push_back(record_value);
+    std::vector<Napi::Reference<Napi::Value>> keep;
+    keep.push_back(Napi::Persistent(Napi::Value(Value())));
+    if (record != nullptr) keep.push_back(Napi::Persistent(record_value));
     auto worker = std::make_unique<StagedWorker>(
-        env, keep, std::move(stage),
+        env, std::move(keep), std::move(stage),
         [this, shared] {
           if constexpr (std::is_same<Job, ForwardJob>::value) {
             RunForward(*shared);

@@ -75,6 +75,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kGradients, true>>("gradientsAsync"),
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kTrainStep, false>>("trainStep"),
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kTrainStep, true>>("trainStepAsync"),
+                        InstanceMethod<&ModelEngine::Release>("release"),
                         InstanceAccessor<&ModelEngine::Busy>("busy")});
   }
 
@@ -294,10 +295,11 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
         std::unique_ptr<Staging> stage = std::move(job.stage);
         auto shared = std::make_shared<ModelJob>(std::move(job));
         // trainStep's `out` is written when the job ends, so it stays alive until then.
-        std::vector<Napi::Value> keep{Value()};
-        if (kKind == ModelJob::Kind::kTrainStep) keep.push_back(info[info.Length() - 1]);
+        std::vector<Napi::Reference<Napi::Value>> keep;
+        keep.push_back(Napi::Persistent(Napi::Value(Value())));
+        if (kKind == ModelJob::Kind::kTrainStep) keep.push_back(Napi::Persistent(info[info.Length() - 1]));
         auto worker = std::make_unique<StagedWorker>(
-            info.Env(), keep, std::move(stage),
+            info.Env(), std::move(keep), std::move(stage),
             [this, shared] { Run(*shared); }, [this](napi_env) { busy_ = false; },
             [shared](napi_env e) { return Result<kKind>(e, *shared); });
         busy_ = true;
@@ -308,6 +310,15 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
 
   Napi::Value Busy(const Napi::CallbackInfo& info) {
     return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), busy_); });
+  }
+
+  // Frees the scratch memory now (RNN.dispose); a later call allocates it again.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] {
+      if (busy_) throw InUse("this model is running an asynchronous job; await it first");
+      workspace_ = model::ModelWorkspace();
+      return info.Env().Undefined();
+    });
   }
 
   LayerSpec spec_;

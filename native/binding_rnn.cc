@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "async_job.h"
 #include "napi_guard.h"
 #include "rnn.h"
 #include "thread_pool.h"
@@ -390,75 +391,26 @@ class Engine : public Napi::ObjectWrap<Engine> {
                         InstanceMethod<&Engine::RunAsync<JobKind::kForward>>("forwardAsync"),
                         InstanceMethod<&Engine::RunAsync<JobKind::kGradients>>("gradientsAsync"),
                         InstanceMethod<&Engine::RunAsync<JobKind::kTrainStep>>("trainStepAsync"),
+                        InstanceMethod<&Engine::Release>("release"),
                         InstanceAccessor<&Engine::Busy>("busy")});
   }
 
   explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info), state_(&State(info.Env())) {}
 
  private:
-  // One asynchronous call. The job runs on a libuv worker thread and touches no JS; everything
-  // else runs on the JS thread, and its completion throws nothing: it also runs while a worker
-  // thread is being terminated, when Node refuses to settle the promise (there is nobody left to
-  // tell), and after a cancellation at teardown.
-  class Worker : public Napi::AsyncWorker {
-   public:
-    Worker(Napi::Env env, Engine* engine, const Job& job, Keep keep)
-        : Napi::AsyncWorker(env, "bptt.job"), engine_(engine), job_(job), keep_(std::move(keep)),
-          self_(Napi::Persistent(engine->Value())) {
-      if (napi_create_promise(env, &deferred_, &promise_) != napi_ok) throw Napi::Error::New(env);
-    }
-    napi_value promise() const { return promise_; }
-    const std::vector<const void*>& buffers() const { return keep_.buffers; }
-
-    void Execute() override { RunJob(job_, engine_->workspace_); }
-
-    // Replaces node-addon-api's, which lets exceptions of other types than std::exception escape.
-    void OnExecute(Napi::Env) override {
-      try {
-        Execute();
-      } catch (...) {
-        failure_ = CaptureFailure(std::current_exception());
-        failed_ = true;
-      }
-    }
-
-    void OnWorkComplete(Napi::Env env, napi_status status) override {
-      engine_->EndJob(*this);
-      if (status == napi_ok && !failed_) {
-        napi_resolve_deferred(env, deferred_, JobResult(env, job_));
-      } else {
-        if (status != napi_ok) failure_ = {Failure::Kind::kError, "the job was cancelled (its environment is shutting down)"};
-        napi_value error = MakeError(env, failure_);
-        if (error == nullptr) napi_get_undefined(env, &error);
-        napi_reject_deferred(env, deferred_, error);
-      }
-      Destroy();
-    }
-
-   private:
-    Engine* engine_;
-    Job job_;
-    Keep keep_;
-    Napi::ObjectReference self_;  // keeps the engine (and its workspace) alive while running
-    napi_deferred deferred_ = nullptr;
-    napi_value promise_ = nullptr;
-    Failure failure_;
-    bool failed_ = false;
-  };
-
   void CheckIdle() const {
     if (busy_) throw InUse("this model is running an asynchronous job; await it first");
   }
 
   // Marks the engine and the job's ArrayBuffers as in use until EndJob.
-  void BeginJob(const Worker& worker) {
+  void BeginJob(const std::vector<const void*>& buffers) {
     busy_ = true;
-    for (const void* buffer : worker.buffers()) ++state_->busy_buffers[buffer];
+    for (const void* buffer : buffers) ++state_->busy_buffers[buffer];
   }
 
-  void EndJob(const Worker& worker) noexcept {
+  void EndJob(const std::vector<const void*>& buffers) noexcept {
     busy_ = false;
-    for (const void* buffer : worker.buffers()) {
+    for (const void* buffer : buffers) {
       auto it = state_->busy_buffers.find(buffer);
       if (it != state_->busy_buffers.end() && --it->second == 0) state_->busy_buffers.erase(it);
     }
@@ -479,17 +431,28 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return Guarded(info.Env(), [&] {
       CheckIdle();
       Keep keep;
-      const Job job = ParseJob(info, kKind, *state_->kernels, &ids_, &keep);
-      auto worker = std::make_unique<Worker>(info.Env(), this, job, std::move(keep));
-      worker->Queue();
-      Worker* queued = worker.release();  // Node owns it now: its completion destroys it
-      BeginJob(*queued);
-      return Napi::Value(info.Env(), queued->promise());
+      auto job = std::make_shared<Job>(ParseJob(info, kKind, *state_->kernels, &ids_, &keep));
+      keep.refs.push_back(Napi::Persistent(Napi::Value(Value())));  // the engine and its workspace, until the job ends
+      auto buffers = std::make_shared<std::vector<const void*>>(std::move(keep.buffers));
+      auto worker = std::make_unique<StagedWorker>(
+          info.Env(), std::move(keep.refs), nullptr, [this, job] { RunJob(*job, workspace_); },
+          [this, buffers](napi_env) { EndJob(*buffers); }, [job](napi_env env) { return JobResult(env, *job); });
+      BeginJob(*buffers);
+      return StagedWorker::Start(info.Env(), std::move(worker));
     });
   }
 
   Napi::Value Busy(const Napi::CallbackInfo& info) {
     return Guarded(info.Env(), [&] { return Napi::Boolean::New(info.Env(), busy_); });
+  }
+
+  // Frees the scratch memory now (RNN.dispose); a later call allocates it again.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] {
+      CheckIdle();
+      workspace_ = RnnWorkspace();
+      return info.Env().Undefined();
+    });
   }
 
   EnvState* state_;

@@ -297,40 +297,13 @@ TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,
   const LossResult result = rnn_loss_and_gradients(ks, pool, shape, read_only, batch, truncate, reduction,
                                                    ws, RnnGrads{g[0], g[1], g[2], g[3], g[4], nullptr}, hT, capture);
 
-  double squares = 0;
-  for (int i = 0; i < 5; ++i) squares += ks.sum_squares(g[i], sizes[i]);
-  const double norm = std::sqrt(squares);
-  if (!std::isfinite(norm) || !std::isfinite(result.loss)) {
-    throw NonFiniteGradient("the loss or gradient is not finite (loss " + std::to_string(result.loss) +
-                            ", gradient norm " + std::to_string(norm) +
-                            "); parameters and optimizer state were left unchanged");
-  }
-
-  bool clipped = false;
-  if (clip.max_value > 0) {
-    const float v = clip.max_value;
-    for (int i = 0; i < 5; ++i)
-      for (size_t j = 0; j < sizes[i]; ++j) {
-        const float x = g[i][j];
-        const float y = std::min(std::max(x, -v), v);
-        clipped |= y != x;
-        g[i][j] = y;
-      }
-  }
-  float grad_scale = 1.0f;
-  if (clip.max_norm > 0 && norm > clip.max_norm) {
-    grad_scale = static_cast<float>(clip.max_norm / norm);
-    clipped = true;
-  }
-
   float* p[5] = {params.U, params.W, params.b, params.V, params.c};
   static const char* const kNames[5] = {"U", "W", "b", "V", "c"};
   UpdateEntry entries[5];
   for (int i = 0; i < 5; ++i) {
     entries[i] = {kNames[i], p[i], g[i], {optimizer_state[i][0], optimizer_state[i][1]}, sizes[i]};
   }
-  apply_optimizer_update(ks, optimizer, grad_scale, entries, 5);
-  return {result.loss, norm, clipped};
+  return finish_train_step(ks, result.loss, clip, optimizer, entries, 5);
 }
 
 }  // namespace bptt

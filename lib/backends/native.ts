@@ -163,6 +163,8 @@ export function nativeArgs(r: NativeRequest): unknown[] {
 /** The addon's Engine: one workspace, reused across calls. Arguments: nativeArgs(request). */
 export interface NativeEngine {
   readonly busy: boolean;
+  /** Frees the engine's scratch memory now. */
+  release(): void;
   forward(...args: unknown[]): void;
   gradients(...args: unknown[]): number;
   /** Writes loss, gradNorm and clipped into request.out. */

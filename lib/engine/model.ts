@@ -230,6 +230,7 @@ export function referenceModelLossAndGradients(
 /** The addon's ModelEngine (argument order: native/binding_model.cc). */
 interface NativeModelEngine {
   readonly busy: boolean;
+  release(): void;
   forward(...args: unknown[]): void;
   forwardAsync(...args: unknown[]): Promise<void>;
   gradients(...args: unknown[]): number;
@@ -268,6 +269,11 @@ export class NativeModel {
 
   get busy(): boolean {
     return this.#engine.busy;
+  }
+
+  /** Frees the native scratch memory now. */
+  release(): void {
+    this.#engine.release();
   }
 
   private stateCount(B: number): number {
