@@ -12,42 +12,189 @@
  */
 import { DTypeError, NonFiniteError, ShapeError } from './errors';
 
+/**
+ * The arrays the backends read: Float32Array, or Float64Array where a backend accepts it (the
+ * reference backend computes in float64 either way; the native one converts to float32).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { type FloatArray, backends } from 'bptt';
+ *
+ * const h0: FloatArray = new Float64Array(2 * 3); // [B, H]
+ * const dims = { inputSize: 2, hiddenSize: 3, outputSize: 2 };
+ * const params = { U: new Float64Array(6), W: new Float64Array(9), b: new Float64Array(3), V: new Float64Array(6), c: new Float64Array(2) };
+ * const seq = { steps: 1, batch: 2, input: { kind: 'tokens', data: Int32Array.of(0, 1) } } as const;
+ * assert.ok(backends.native.forward(dims, params, seq, h0).hT instanceof Float32Array); // rounded to float32
+ * assert.ok(backends.reference.forward(dims, params, seq, h0).hT instanceof Float64Array);
+ * ```
+ */
 export type FloatArray = Float32Array | Float64Array;
 
+/**
+ * The sizes of the default one-layer tanh model: D inputs (the vocabulary size for token
+ * inputs), H hidden units, K outputs (classes of the softmax).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, type Dims } from 'bptt';
+ *
+ * const dims: Dims = { inputSize: 65, hiddenSize: 128, outputSize: 65 };
+ * const rnn = new RNN({ ...dims, seed: 1 });
+ * assert.deepEqual(rnn.dims, dims);
+ * ```
+ */
 export interface Dims {
+  /** D: the width of a dense input, or the number of token ids. */
   inputSize: number;
+  /** H: hidden units. */
   hiddenSize: number;
+  /** K: output classes. */
   outputSize: number;
 }
 
+/**
+ * The default model's parameters as plain row-major arrays: U [H, D], W [H, H], b [H], V [K, H],
+ * c [K], for s_t = tanh(U x_t + W s_{t-1} + b) and z_t = V s_t + c.
+ *
+ * @example
+ * ```ts
+ * import { type ParamArrays, backends } from 'bptt';
+ *
+ * const [D, H, K] = [3, 4, 3];
+ * const params: ParamArrays<Float32Array> = {
+ *   U: new Float32Array(H * D).fill(0.1), W: new Float32Array(H * H), b: new Float32Array(H), V: new Float32Array(K * H), c: new Float32Array(K),
+ * };
+ * const out = backends.native.forward({ inputSize: D, hiddenSize: H, outputSize: K }, params, { steps: 1, batch: 1, input: { kind: 'tokens', data: Int32Array.of(2) } });
+ * console.log(out.states); // tanh(0.1) in every unit
+ * ```
+ */
 export interface ParamArrays<A extends FloatArray = FloatArray> {
+  /** Input weights [H, D]. */
   U: A;
+  /** Recurrent weights [H, H]. */
   W: A;
+  /** Hidden bias [H]. */
   b: A;
+  /** Output weights [K, H]. */
   V: A;
+  /** Output bias [K]. */
   c: A;
 }
 
+/**
+ * The names of the default model's parameters: 'U', 'W', 'b', 'V', 'c'.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, type ParamName } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 2, seed: 1 });
+ * const names = Object.keys(rnn.params) as ParamName[];
+ * assert.deepEqual(names, ['U', 'W', 'b', 'V', 'c']);
+ * ```
+ */
 export type ParamName = keyof ParamArrays;
 export const PARAM_NAMES: readonly ParamName[] = ['U', 'W', 'b', 'V', 'c'];
 
+/**
+ * A batch's inputs: token ids, Int32Array [T, B] with ids in [0, D) (the input projection is a
+ * row gather, as for one-hot vectors), or dense vectors, Float32Array [T, B, D].
+ *
+ * @example
+ * ```ts
+ * import { type InputArrays } from 'bptt';
+ *
+ * const tokens: InputArrays = { kind: 'tokens', data: Int32Array.of(4, 0, 2, 1) }; // T = 2, B = 2
+ * const dense: InputArrays = { kind: 'dense', data: new Float32Array(2 * 2 * 8) }; // D = 8
+ * console.log(tokens.kind, dense.kind);
+ * ```
+ */
 export type InputArrays = { kind: 'tokens'; data: Int32Array } | { kind: 'dense'; data: Float32Array };
 
+/**
+ * A batch of B sequences of T steps for the {@link Backend} calls, time-major: element (t, b) of
+ * token inputs at t*B + b, of dense inputs at (t*B + b)*D.
+ *
+ * @example
+ * ```ts
+ * import { type Sequence } from 'bptt';
+ *
+ * // Two sequences, "0 1 2" and "3 3 1", stored step by step.
+ * const seq: Sequence = { steps: 3, batch: 2, input: { kind: 'tokens', data: Int32Array.of(0, 3, 1, 3, 2, 1) } };
+ * console.log(seq.steps * seq.batch);
+ * ```
+ */
 export interface Sequence {
-  steps: number; // T
-  batch: number; // B
+  /** T: time steps. */
+  steps: number;
+  /** B: sequences. */
+  batch: number;
   input: InputArrays;
 }
 
+/**
+ * How the per-position cross-entropies combine into the loss: 'mean' over non-ignored targets
+ * (the default) or their 'sum'. Gradients scale the same way.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type Reduction } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const x = Tensor.from(Int32Array.of(0, 1, 2, 0), [2, 2]);
+ * const y = Tensor.from(Int32Array.of(1, 2, -1, 1), [2, 2]); // 3 counted targets
+ * const loss = (reduction: Reduction) => rnn.lossAndGradients(x, y, { reduction }).loss;
+ * assert.ok(Math.abs(loss('sum') - 3 * loss('mean')) < 1e-4);
+ * ```
+ */
 export type Reduction = 'mean' | 'sum';
 
+/**
+ * What {@link Backend.forward} returns: states [T, B, H], logits [T, B, K] (before the softmax)
+ * and hT [B, H], the state after the last step.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { type ForwardResult, backends } from 'bptt';
+ *
+ * const dims = { inputSize: 2, hiddenSize: 3, outputSize: 2 };
+ * const params = { U: new Float32Array(6), W: new Float32Array(9), b: new Float32Array(3), V: new Float32Array(6), c: Float32Array.of(1, -1) };
+ * const r: ForwardResult<Float32Array> = backends.native.forward(dims, params, { steps: 4, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1, 0, 1) } });
+ * assert.equal(r.states.length, 4 * 1 * 3);
+ * assert.deepEqual(Array.from(r.logits.subarray(0, 2)), [1, -1]); // zero weights: logits = c
+ * ```
+ */
 export interface ForwardResult<A extends FloatArray = FloatArray> {
+  /** s_t for every step, [T, B, H]. */
   states: A;
+  /** z_t = V s_t + c for every step, [T, B, K]. */
   logits: A;
+  /** The last state s_{T-1}, [B, H]: pass it as the next batch's h0 to carry the state. */
   hT: A;
 }
 
+/**
+ * Options of {@link Backend.lossAndGradients}.
+ *
+ * @example
+ * ```ts
+ * import { type GradientOptions, backends } from 'bptt';
+ *
+ * const dims = { inputSize: 3, hiddenSize: 2, outputSize: 3 };
+ * const params = { U: new Float32Array(6).fill(0.3), W: new Float32Array(4).fill(0.2), b: new Float32Array(2), V: new Float32Array(6).fill(0.1), c: new Float32Array(3) };
+ * const seq = { steps: 3, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1, 2) } } as const;
+ * const options: GradientOptions = { h0: Float32Array.of(0.5, -0.5), truncate: 2, reduction: 'sum' };
+ * const { loss } = backends.reference.lossAndGradients(dims, params, seq, Int32Array.of(1, 2, 0), options);
+ * console.log(loss);
+ * ```
+ */
 export interface GradientOptions {
+  /** Initial state [B, H]; default zeros. */
   h0?: FloatArray | null;
   /** Each loss term L_t backpropagates through s_t .. s_{t-k+1} only. Omitted: full BPTT. */
   truncate?: number | null;
@@ -55,20 +202,111 @@ export interface GradientOptions {
   reduction?: Reduction;
 }
 
+/**
+ * The gradient of the loss for each parameter (same shapes as {@link ParamArrays}) and for the
+ * initial state h0 [B, H] (what an earlier chunk would receive).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { type Gradients, backends } from 'bptt';
+ *
+ * const dims = { inputSize: 2, hiddenSize: 2, outputSize: 2 };
+ * const params = { U: Float32Array.of(1, 0, 0, 1), W: new Float32Array(4), b: new Float32Array(2), V: Float32Array.of(1, 0, 0, 1), c: new Float32Array(2) };
+ * const seq = { steps: 1, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0) } } as const;
+ * const grads: Gradients<Float64Array> = backends.reference.lossAndGradients(dims, params, seq, Int32Array.of(1)).grads;
+ * assert.equal(grads.W.length, 4);
+ * assert.ok(grads.c[1] < 0); // raising the target's bias lowers the loss
+ * ```
+ */
 export interface Gradients<A extends FloatArray = FloatArray> extends ParamArrays<A> {
+  /** The gradient for the initial state, [B, H]. */
   h0: A;
 }
 
+/**
+ * What {@link Backend.lossAndGradients} returns.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { type GradientResult, backends } from 'bptt';
+ *
+ * const dims = { inputSize: 2, hiddenSize: 2, outputSize: 2 };
+ * const params = { U: new Float32Array(4), W: new Float32Array(4), b: new Float32Array(2), V: new Float32Array(4), c: new Float32Array(2) };
+ * const seq = { steps: 2, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1) } } as const;
+ * const r: GradientResult = backends.reference.lossAndGradients(dims, params, seq, Int32Array.of(1, 0));
+ * assert.ok(Math.abs(r.loss - Math.log(2)) < 1e-12); // zero weights: uniform over 2 classes
+ * assert.equal(backends.reference.lossAndGradients(dims, params, seq, Int32Array.of(-1, -1)).loss, 0);
+ * ```
+ */
 export interface GradientResult<A extends FloatArray = FloatArray> {
   /** 0 when every target is ignored (and then all gradients are zero). */
   loss: number;
+  /** The gradients of the parameters and of h0. */
   grads: Gradients<A>;
+  /** The last state, [B, H]. */
   hT: A;
 }
 
+/**
+ * The default one-layer tanh model's operations over plain typed arrays (see the layout at the
+ * top of lib/backend.ts), for libraries that keep their own tensors: `backends.native` (float32
+ * results) and `backends.reference` (float64) implement it. Both validate every argument and
+ * throw TypeError, RangeError, ShapeError, DTypeError or NonFiniteError before computing.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { type Backend, backends } from 'bptt';
+ *
+ * function lossOf(backend: Backend): number {
+ *   const dims = { inputSize: 3, hiddenSize: 4, outputSize: 3 };
+ *   const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+ *   const params = { U: fill(12), W: fill(16), b: fill(4), V: fill(12), c: fill(3) };
+ *   const seq = { steps: 3, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1, 2) } } as const;
+ *   return backend.lossAndGradients(dims, params, seq, Int32Array.of(1, 2, 0)).loss;
+ * }
+ * assert.ok(Math.abs(lossOf(backends.native) - lossOf(backends.reference)) < 1e-5);
+ * ```
+ */
 export interface Backend<A extends FloatArray = FloatArray> {
+  /** 'native' or 'reference'. */
   readonly name: string;
+  /**
+   * Runs the model over a batch: s_t = tanh(U x_t + W s_{t-1} + b) from s_{-1} = h0 (default
+   * zeros, [B, H]), z_t = V s_t + c.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends } from 'bptt';
+   *
+   * const dims = { inputSize: 1, hiddenSize: 1, outputSize: 1 };
+   * const params = { U: Float32Array.of(1), W: Float32Array.of(0.5), b: Float32Array.of(0), V: Float32Array.of(1), c: Float32Array.of(0) };
+   * const seq = { steps: 2, batch: 1, input: { kind: 'dense', data: Float32Array.of(1, 0) } } as const;
+   * const { states } = backends.reference.forward(dims, params, seq);
+   * assert.ok(Math.abs(states[1] - Math.tanh(0.5 * Math.tanh(1))) < 1e-12);
+   * ```
+   */
   forward(dims: Dims, params: ParamArrays, seq: Sequence, h0?: FloatArray | null): ForwardResult<A>;
+  /**
+   * The cross-entropy loss of softmax(z_t) against `targets` (Int32Array [T, B], -1 = ignored)
+   * and its exact or truncated BPTT gradients. Nothing is changed.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends } from 'bptt';
+   *
+   * const dims = { inputSize: 2, hiddenSize: 3, outputSize: 2 };
+   * const params = { U: new Float32Array(6).fill(0.5), W: new Float32Array(9).fill(0.1), b: new Float32Array(3), V: Float32Array.of(1, 0, 0, 0, 1, 0), c: new Float32Array(2) };
+   * const seq = { steps: 3, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1, 0) } } as const;
+   * const { loss, grads } = backends.native.lossAndGradients(dims, params, seq, Int32Array.of(1, 0, 1));
+   * assert.ok(loss > 0);
+   * assert.equal(grads.U.length, 6);
+   * ```
+   */
   lossAndGradients(dims: Dims, params: ParamArrays, seq: Sequence, targets: Int32Array, options?: GradientOptions): GradientResult<A>;
 }
 

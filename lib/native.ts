@@ -38,7 +38,18 @@ export function addon(): NativeAddon {
   }
 }
 
-/** True when the addon loads. */
+/**
+ * True when the addon loads (it is loaded on first use, once). When false, models and backends
+ * work with `backend: 'reference'` and native calls throw NativeUnavailableError saying why.
+ *
+ * @example
+ * ```ts
+ * import { RNN, nativeAvailable } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, backend: nativeAvailable() ? 'native' : 'reference' });
+ * console.log(rnn.backend);
+ * ```
+ */
 export function nativeAvailable(): boolean {
   try {
     addon();

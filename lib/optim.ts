@@ -15,23 +15,87 @@ import { NonFiniteError } from './errors';
 import { Tensor } from './tensor';
 import type { NativeOptimizerConfig } from './backends/native';
 
+/**
+ * The update rules {@link Optimizer} implements (see the formulas at the top of lib/optim.ts).
+ *
+ * @example
+ * ```ts
+ * import { Optimizer, RNN, type OptimizerKind } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const kind: OptimizerKind = 'rmsprop';
+ * const optimizer = new Optimizer(rnn, { kind, rho: 0.95 });
+ * console.log(optimizer.kind);
+ * ```
+ */
 export type OptimizerKind = 'sgd' | 'momentum' | 'nesterov' | 'adagrad' | 'rmsprop' | 'adam';
+
+/**
+ * Every {@link OptimizerKind}, e.g. to validate a command-line choice.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { OPTIMIZER_KINDS } from 'bptt';
+ *
+ * assert.deepEqual(OPTIMIZER_KINDS, ['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam']);
+ * ```
+ */
 export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam'];
 
+/**
+ * An optimizer's kind and hyperparameters; each kind reads only its own (the rest are kept and
+ * saved but unused). The update runs in float32, so values that would fail there are refused:
+ * a beta that rounds to 1, an eps that rounds to 0.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { Optimizer, RNN, type OptimizerOptions } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const options: OptimizerOptions = { kind: 'adam', beta1: 0.8, beta2: 0.99, eps: 1e-6 };
+ * const adam = new Optimizer(rnn, options);
+ * assert.deepEqual(adam.hyper, { momentum: 0.9, beta1: 0.8, beta2: 0.99, eps: 1e-6, rho: 0.9 }); // defaults for the rest
+ * ```
+ */
 export interface OptimizerOptions {
   kind: OptimizerKind;
+  /** mu of momentum and nesterov, in [0, 1]; default 0.9. */
   momentum?: number;
+  /** Adam's first-moment decay, in [0, 1); default 0.9. */
   beta1?: number;
+  /** Adam's second-moment decay, in [0, 1); default 0.999. */
   beta2?: number;
+  /** Added to the denominator of adagrad, rmsprop and adam, in (0, 1]; default 1e-8. */
   eps?: number;
+  /** RMSProp's decay of the mean square, in [0, 1]; default 0.9. */
   rho?: number;
 }
 
+/**
+ * Every hyperparameter of an {@link Optimizer}, defaults filled in (`optimizer.hyper`).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { Optimizer, RNN, type OptimizerHyperparameters } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const hyper: OptimizerHyperparameters = new Optimizer(rnn, { kind: 'momentum' }).hyper;
+ * assert.deepEqual(hyper, { momentum: 0.9, beta1: 0.9, beta2: 0.999, eps: 1e-8, rho: 0.9 });
+ * ```
+ */
 export interface OptimizerHyperparameters {
+  /** See {@link OptimizerOptions.momentum}. */
   momentum: number;
+  /** See {@link OptimizerOptions.beta1}. */
   beta1: number;
+  /** See {@link OptimizerOptions.beta2}. */
   beta2: number;
+  /** See {@link OptimizerOptions.eps}. */
   eps: number;
+  /** See {@link OptimizerOptions.rho}. */
   rho: number;
 }
 
@@ -45,8 +109,21 @@ export const STATE_SLOTS: Readonly<Record<OptimizerKind, readonly string[]>> = {
   adam: ['m', 'v'],
 };
 
-/** What an optimizer needs to know about the model it updates: its parameters, by name, in order. */
+/**
+ * What an optimizer needs to know about the model it updates: its parameters, by name, in order.
+ * An {@link RNN} is one.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { Optimizer, RNN, type ParameterOwner } from 'bptt';
+ *
+ * const owner: ParameterOwner = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * assert.deepEqual(new Optimizer(owner, { kind: 'sgd' }).parameterNames, Object.keys(owner.params));
+ * ```
+ */
 export interface ParameterOwner {
+  /** The float32 parameters by name; the optimizer keeps state of each one's shape. */
   readonly params: Readonly<Record<string, Tensor>>;
 }
 
@@ -109,14 +186,62 @@ function adamMomentBound(beta1: number, beta2: number, t: number): number {
 /** Smallest positive float32 (a subnormal): the absolute rounding error of float32 results near 0 is half of it. */
 const FLOAT32_TRUE_MIN = 2 ** -149;
 
+/**
+ * An optimizer for one model: its kind, hyperparameters, update count and per-parameter state
+ * (velocities, sums or means of squares, Adam's moments) in native memory beside the parameters.
+ * Pass it to `rnn.trainStep` (or a {@link Trainer}); the update runs natively inside the step
+ * (in float64-accurate TS on the reference backend), and a step that fails changes neither the
+ * parameters nor this state.
+ *
+ *     sgd       p -= lr g
+ *     momentum  v = mu v + g;                 p -= lr v
+ *     nesterov  v = mu v + g;                 p -= lr (g + mu v)
+ *     adagrad   G += g^2;                     p -= lr g / (sqrt(G) + eps)
+ *     rmsprop   E = rho E + (1 - rho) g^2;    p -= lr g / (sqrt(E) + eps)
+ *     adam      m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+ *               p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { Optimizer, RNN, Tensor } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
+ * const x = Tensor.from(Int32Array.of(0, 1, 2, 3), [4, 1]);
+ * const y = Tensor.from(Int32Array.of(1, 2, 3, 0), [4, 1]);
+ * const adam = new Optimizer(rnn, { kind: 'adam', beta2: 0.99 });
+ * for (let i = 0; i < 3; i++) rnn.trainStep(x, y, { lr: 1e-2, optimizer: adam, clipNorm: 5 });
+ * assert.equal(adam.step, 3);
+ * ```
+ */
 export class Optimizer {
+  /** The update rule. */
   readonly kind: OptimizerKind;
+  /** All hyperparameters, defaults filled in (frozen). */
   readonly hyper: Readonly<OptimizerHyperparameters>;
   #step = 0;
   /** The model's parameter names, in the model's order. */
   readonly #names: readonly string[];
   readonly #slots: Record<string, Tensor<'float32'>[]>;
 
+  /**
+   * An optimizer with zero state for every parameter of `model` (its current parameter names and
+   * shapes; it cannot be used with another model).
+   *
+   * @throws TypeError for an unknown kind; RangeError for a hyperparameter outside its range or
+   * one float32 cannot use (beta1 or beta2 rounding to 1, eps rounding to 0).
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { Optimizer, RNN } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, cell: 'gru', seed: 1 });
+   * const nesterov = new Optimizer(rnn, { kind: 'nesterov', momentum: 0.95 });
+   * assert.equal(nesterov.step, 0);
+   * assert.throws(() => new Optimizer(rnn, { kind: 'adam', beta2: 1 - 1e-9 }), RangeError); // rounds to 1 in float32
+   * ```
+   */
   constructor(model: ParameterOwner, options: OptimizerOptions) {
     if (typeof options !== 'object' || options === null || !OPTIMIZER_KINDS.includes(options.kind)) {
       throw new TypeError(`optimizer kind must be one of ${OPTIMIZER_KINDS.join(', ')}, got ${describeValue(options?.kind)}`);
@@ -131,12 +256,40 @@ export class Optimizer {
     this.#slots = slots;
   }
 
-  /** Number of updates applied so far. */
+  /**
+   * The number of updates applied so far (Adam's t is step + 1 in the next update).
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { Optimizer, RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 2, hiddenSize: 3, outputSize: 2, seed: 1 });
+   * const sgd = new Optimizer(rnn, { kind: 'sgd' });
+   * rnn.trainStep(Tensor.from(Int32Array.of(0, 1), [2, 1]), Tensor.from(Int32Array.of(1, 0), [2, 1]), { lr: 0.1, optimizer: sgd });
+   * assert.equal(sgd.step, 1);
+   * ```
+   */
   get step(): number {
     return this.#step;
   }
 
-  /** Copies of the state, named `${param}.${slot}` (e.g. 'U.m', 'W.velocity'). */
+  /**
+   * Copies of the state, named `${param}.${slot}`: slot 'velocity' (momentum, nesterov),
+   * 'sumSquares' (adagrad), 'meanSquares' (rmsprop), 'm' and 'v' (adam); none for sgd. Each has
+   * its parameter's element count.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { Optimizer, RNN } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+   * const state = new Optimizer(rnn, { kind: 'adam' }).state();
+   * assert.deepEqual(Object.keys(state), ['U.m', 'U.v', 'W.m', 'W.v', 'b.m', 'b.v', 'V.m', 'V.v', 'c.m', 'c.v']);
+   * assert.equal(state['W.m'].length, 16);
+   * ```
+   */
   state(): Record<string, Float32Array> {
     const out: Record<string, Float32Array> = {};
     for (const name of this.#names) {
@@ -151,6 +304,25 @@ export class Optimizer {
    * Restores state written by state() and the update count. Validates all before changing any:
    * shapes and types, finiteness (NonFiniteError), and that the state is one this optimizer can be
    * in after `step` updates (RangeError; see checkState).
+   *
+   * @throws TypeError when `state` is not an object; DTypeError or ShapeError for a missing or
+   * ill-sized entry; NonFiniteError; RangeError for a state no run can reach (non-zero after 0
+   * updates, a negative sum or mean of squares, an Adam first moment beyond what its second
+   * moment allows); TensorInUseError while an asynchronous step uses the state.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { Optimizer, RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 2, hiddenSize: 3, outputSize: 2, seed: 1 });
+   * const a = new Optimizer(rnn, { kind: 'adagrad' });
+   * rnn.trainStep(Tensor.from(Int32Array.of(0, 1), [2, 1]), Tensor.from(Int32Array.of(1, 0), [2, 1]), { lr: 0.1, optimizer: a });
+   * const b = new Optimizer(rnn, { kind: 'adagrad' });
+   * b.loadState(a.state(), a.step);
+   * assert.deepEqual(b.state(), a.state());
+   * assert.throws(() => b.loadState(a.state(), 0), RangeError); // non-zero sums after 0 updates
+   * ```
    */
   loadState(state: Record<string, Float32Array>, step: number): void {
     if (typeof state !== 'object' || state === null) throw new TypeError(`optimizer state must be an object of Float32Arrays, got ${describeValue(state)}`);
@@ -223,7 +395,20 @@ export class Optimizer {
     return slots;
   }
 
-  /** The names of the parameters it updates, in the model's order. */
+  /**
+   * The names of the parameters it updates, in the model's order.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { Optimizer, RNN } from 'bptt';
+   *
+   * const lstm = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, cell: 'lstm', seed: 1 });
+   * assert.deepEqual(new Optimizer(lstm, { kind: 'sgd' }).parameterNames, [
+   *   'rnn.weight_ih_l0', 'rnn.weight_hh_l0', 'rnn.bias_ih_l0', 'rnn.bias_hh_l0', 'fc.weight', 'fc.bias',
+   * ]);
+   * ```
+   */
   get parameterNames(): readonly string[] {
     return this.#names;
   }
@@ -239,7 +424,20 @@ export class Optimizer {
     this.#step++;
   }
 
-  /** Frees the state tensors. */
+  /**
+   * Frees the state tensors now (the optimizer is unusable afterwards).
+   *
+   * @throws TensorInUseError while an asynchronous step uses the state.
+   *
+   * @example
+   * ```ts
+   * import { Optimizer, RNN } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+   * const adam = new Optimizer(rnn, { kind: 'adam' });
+   * adam.dispose();
+   * ```
+   */
   dispose(): void {
     for (const name of this.#names) for (const t of this.#slots[name]) t.dispose();
   }

@@ -35,14 +35,51 @@ import { Tensor } from './tensor';
 import { SampleOptions, sample } from './train/sample';
 import type { CharTokenizer } from './train/tokenizer';
 
+/**
+ * Where a model computes: 'native' (the addon's SIMD kernels, float32) or 'reference' (pure TS,
+ * float64 math with float32 storage, no addon needed; the specification the native code is
+ * tested against).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, nativeAvailable, type BackendName } from 'bptt';
+ *
+ * const backend: BackendName = nativeAvailable() ? 'native' : 'reference';
+ * const options = { inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 };
+ * const x = Tensor.from(Int32Array.of(0, 2, 1), [3, 1]);
+ * const a = new RNN({ ...options, backend }).forward(x).logits.toArray();
+ * const b = new RNN({ ...options, backend: 'reference' }).forward(x).logits.toArray();
+ * a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 1e-5)); // same seed, same model
+ * ```
+ */
 export type BackendName = 'native' | 'reference';
 
+/**
+ * What `new RNN(options)` builds. Without cell, numLayers, bidirectional or dropout it is the
+ * default model, s_t = tanh(U x_t + W s_{t-1} + b), y_t = softmax(V s_t + c); otherwise a
+ * PyTorch-style stack (nn.RNN / nn.LSTM / nn.GRU) with a linear softmax head.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, type RNNOptions } from 'bptt';
+ *
+ * const options: RNNOptions = { inputSize: 32, hiddenSize: 64, outputSize: 10, cell: 'gru', numLayers: 2, bidirectional: true, dropout: 0.2, seed: 7 };
+ * const rnn = new RNN(options);
+ * assert.deepEqual(rnn.params['fc.weight'].shape, [10, 2 * 64]); // the head reads both directions
+ * ```
+ */
 export interface RNNOptions {
+  /** D: the width of dense inputs, or the number of token ids. */
   inputSize: number;
+  /** H: hidden units per layer and direction. */
   hiddenSize: number;
+  /** K: classes of the softmax head. */
   outputSize: number;
   /** Seeds the initialisation (random when omitted; read it back from rnn.seed). */
   seed?: number;
+  /** Default 'native'. */
   backend?: BackendName;
   /** 'tanh' (default), 'relu', 'lstm' or 'gru'. */
   cell?: CellKind;
@@ -57,10 +94,58 @@ export interface RNNOptions {
 /**
  * The parameters by name: U, W, b, V, c for the default one-layer tanh model; PyTorch's
  * state_dict names (`rnn.weight_ih_l0`, ..., `fc.weight`, `fc.bias`) for every other.
+ *
+ * Shapes: U [H, D], W [H, H], b [H], V [K, H], c [K]; `rnn.weight_ih_l{k}[_reverse]`
+ * [G*H, in], `rnn.weight_hh_l{k}...` [G*H, H], `rnn.bias_ih_l{k}...` and `rnn.bias_hh_l{k}...`
+ * [G*H], `fc.weight` [K, dirs*H], `fc.bias` [K], with G = 1 (tanh, relu), 4 (LSTM: i, f, g, o)
+ * or 3 (GRU: r, z, n) gates and `in` = D for layer 0, dirs*H above.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, type Params } from 'bptt';
+ *
+ * const params: Params = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 2, seed: 1 }).params;
+ * assert.deepEqual(Object.entries(params).map(([name, t]) => `${name} [${t.shape}]`), ['U [4,3]', 'W [4,4]', 'b [4]', 'V [2,4]', 'c [2]']);
+ * ```
  */
 export type Params = Readonly<Record<string, Tensor>>;
+
+/**
+ * New values for every parameter, by the names of `rnn.params`: Float32Arrays of the right
+ * length or float32 Tensors of the right shape (see {@link RNN.setParams}).
+ *
+ * @example
+ * ```ts
+ * import { RNN, Tensor, type ParamValues } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 2, hiddenSize: 2, outputSize: 2, seed: 1 });
+ * const identity: ParamValues = {
+ *   U: Float32Array.of(1, 0, 0, 1), W: new Float32Array(4), b: new Float32Array(2),
+ *   V: Tensor.from(Float32Array.of(1, 0, 0, 1), [2, 2]), c: new Float32Array(2),
+ * };
+ * rnn.setParams(identity);
+ * ```
+ */
 export type ParamValues = Readonly<Record<string, Float32Array | Tensor>> | Readonly<Record<ParamName, Float32Array | Tensor>>;
 
+/**
+ * Options of {@link RNN.forward}: the initial state and the sequences' lengths. `c0` and
+ * `lengths` are for the engine models (cell, numLayers, bidirectional or dropout set); the
+ * default one-layer tanh model refuses them (TypeError).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type ForwardOptions } from 'bptt';
+ *
+ * const lstm = new RNN({ inputSize: 5, hiddenSize: 4, outputSize: 5, cell: 'lstm', numLayers: 2, seed: 1 });
+ * const x = Tensor.from(Int32Array.of(1, 2, 3, 4, 0, 0), [3, 2]); // [T, B]; sequence 1 is 2 steps long
+ * const options: ForwardOptions = { h0: Tensor.zeros(lstm.stateShape(2)), c0: Tensor.zeros(lstm.stateShape(2)), lengths: Int32Array.of(3, 2) };
+ * const { logits } = lstm.forward(x, options);
+ * assert.deepEqual(logits.shape, [3, 2, 5]);
+ * ```
+ */
 export interface ForwardOptions {
   /** Initial state: [B, H] for the default model, [L*dirs, B, H] (or [B, H] when L*dirs = 1) for the others. */
   h0?: Tensor;
@@ -70,17 +155,56 @@ export interface ForwardOptions {
   lengths?: Int32Array | Tensor;
 }
 
+/**
+ * What {@link RNN.forward} returns: new tensors the caller owns.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type ForwardOutput } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, numLayers: 2, bidirectional: true, seed: 1 });
+ * const out: ForwardOutput = rnn.forward(Tensor.from(Int32Array.of(0, 1, 2), [3, 1]));
+ * assert.deepEqual(out.states.shape, [3, 1, 8]); // [T, B, dirs*H]
+ * assert.deepEqual(out.hT.shape, [4, 1, 4]); // [L*dirs, B, H]
+ * assert.equal(out.cT, undefined); // not an LSTM
+ * ```
+ */
 export interface ForwardOutput {
   /** The top layer's outputs [T, B, dirs*H] (the hidden states s_t for the default model). */
   states: Tensor;
+  /** The head's outputs before the softmax, [T, B, K]. */
   logits: Tensor;
+  /** The state after each sequence's last valid step: [B, H] for the default model, [L*dirs, B, H] otherwise. */
   hT: Tensor;
   /** LSTM only. */
   cT?: Tensor;
 }
 
+/**
+ * Options of {@link RNN.lossAndGradients}; also those of {@link RNN.forward}.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type LossAndGradientsOptions } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
+ * const x = Tensor.from(Int32Array.from({ length: 16 }, (_, i) => i % 4), [16, 1]);
+ * const y = Tensor.from(Int32Array.from({ length: 16 }, (_, i) => (i + 1) % 4), [16, 1]);
+ * const options: LossAndGradientsOptions = { truncate: 4, reduction: 'sum', stateAt: 7 };
+ * const { loss, hAt } = rnn.lossAndGradients(x, y, options); // hAt: the state after step 7
+ * assert.deepEqual(hAt?.shape, [1, 8]);
+ * console.log(loss);
+ * ```
+ */
 export interface LossAndGradientsOptions extends ForwardOptions {
+  /**
+   * Truncated BPTT: in every layer and direction, the gradient of each step's loss backpropagates
+   * through at most this many steps of the recurrence (an integer >= 1). Omitted: exact BPTT.
+   */
   truncate?: number;
+  /** 'mean' (default): cross-entropy averaged over the non-ignored targets; 'sum': summed. */
   reduction?: Reduction;
   /** Also return the state after this step (0-based) as `hAt` (and `cAt`): where an overlapping TBPTT window resumes. */
   stateAt?: number;
@@ -90,17 +214,51 @@ export interface LossAndGradientsOptions extends ForwardOptions {
   dropoutSeed?: number;
 }
 
+/**
+ * What {@link RNN.lossAndGradients} returns: the loss and new gradient tensors the caller owns.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type LossAndGradientsOutput } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const out: LossAndGradientsOutput = rnn.lossAndGradients(Tensor.from(Int32Array.of(0, 1), [2, 1]), Tensor.from(Int32Array.of(1, 2), [2, 1]));
+ * assert.deepEqual(Object.keys(out.grads), ['U', 'W', 'b', 'V', 'c', 'h0']);
+ * assert.deepEqual(out.grads.W.shape, rnn.params.W.shape);
+ * ```
+ */
 export interface LossAndGradientsOutput {
+  /** The cross-entropy, reduced as asked; 0 when every target is ignored. */
   loss: number;
   /** Every parameter's gradient, and h0 (and c0 for an LSTM): the initial state's. */
   grads: Record<string, Tensor>;
+  /** The final state (see {@link ForwardOutput.hT}). */
   hT: Tensor;
+  /** LSTM only. */
   cT?: Tensor;
+  /** The state after step `stateAt`, when asked for. */
   hAt?: Tensor;
+  /** LSTM only, with `stateAt`. */
   cAt?: Tensor;
 }
 
+/**
+ * Options of {@link RNN.trainStep}: the learning rate, clipping and optimizer, on top of
+ * {@link LossAndGradientsOptions}. With both clips, values are clamped first, then the global
+ * norm rescaled.
+ *
+ * @example
+ * ```ts
+ * import { Optimizer, RNN, Tensor, type TrainStepOptions } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const options: TrainStepOptions = { lr: 1e-2, clipNorm: 1, clipValue: 0.5, optimizer: new Optimizer(rnn, { kind: 'rmsprop' }), truncate: 2 };
+ * rnn.trainStep(Tensor.from(Int32Array.of(0, 1, 2), [3, 1]), Tensor.from(Int32Array.of(1, 2, 0), [3, 1]), options);
+ * ```
+ */
 export interface TrainStepOptions extends LossAndGradientsOptions {
+  /** The learning rate, a finite number >= 0 (0 leaves the parameters as they are). */
   lr: number;
   /** Rescale the gradient to this global L2 norm when it is larger. */
   clipNorm?: number;
@@ -110,6 +268,22 @@ export interface TrainStepOptions extends LossAndGradientsOptions {
   optimizer?: Optimizer;
 }
 
+/**
+ * Options of {@link RNN.sample}: {@link SampleOptions} with a primer, and the tokenizer to
+ * use instead of `rnn.tokenizer`.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, type RNNSampleOptions } from 'bptt';
+ *
+ * const tokenizer = CharTokenizer.fromText('abc\n');
+ * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 8, outputSize: tokenizer.vocabSize, seed: 1 });
+ * const options: RNNSampleOptions = { length: 10, prime: 'ab', temperature: 0.8, seed: 3, tokenizer };
+ * const text = rnn.sample(options) as string;
+ * assert.equal(text.length, 10);
+ * ```
+ */
 export interface RNNSampleOptions extends SampleOptions {
   /** Text (with a tokenizer) or token ids to condition on. */
   prime?: string | ArrayLike<number>;
@@ -117,14 +291,34 @@ export interface RNNSampleOptions extends SampleOptions {
   tokenizer?: CharTokenizer;
 }
 
+/**
+ * What {@link RNN.trainStep} returns. The loss and the gradient norm are measured with the
+ * parameters before the update; the states too.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type TrainStepOutput } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const out: TrainStepOutput = rnn.trainStep(Tensor.from(Int32Array.of(0, 1, 2), [3, 1]), Tensor.from(Int32Array.of(1, 2, 0), [3, 1]), { lr: 0.1, clipNorm: 1e-3 });
+ * assert.equal(out.clipped, out.gradNorm > 1e-3);
+ * ```
+ */
 export interface TrainStepOutput {
+  /** The loss before the update. */
   loss: number;
   /** Global L2 norm of the parameter gradients, before clipping. */
   gradNorm: number;
+  /** Whether clipValue or clipNorm changed the gradient. */
   clipped: boolean;
+  /** The final state (see {@link ForwardOutput.hT}). */
   hT: Tensor;
+  /** LSTM only. */
   cT?: Tensor;
+  /** The state after step `stateAt`, when asked for. */
   hAt?: Tensor;
+  /** LSTM only, with `stateAt`. */
   cAt?: Tensor;
 }
 
@@ -142,26 +336,109 @@ interface PreparedCall {
   tensors: Tensor[]; // everything the call reads or writes, pinned during async work
 }
 
+/**
+ * A recurrent network with a per-step softmax head, trained with exact or truncated
+ * backpropagation through time: the default one-layer tanh RNN (own tuned native path, one bias)
+ * or a stacked, optionally bidirectional tanh/ReLU RNN, LSTM or GRU in PyTorch's layout.
+ *
+ * Inputs are int32 token ids [T, B] or float32 vectors [T, B, D]; targets int32 [T, B] with -1
+ * for positions that do not count. Each call validates its arguments in full and throws a typed
+ * error (TypeError, RangeError, ShapeError, DTypeError, NonFiniteError, DisposedError,
+ * TensorInUseError) before anything runs. Results are new tensors owned by the caller.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { Optimizer, RNN, Tensor } from 'bptt';
+ *
+ * // Learn to continue "0 1 2 0 1 2 ..." (T = 6 steps, B = 2 sequences, time-major).
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 16, outputSize: 3, cell: 'lstm', seed: 1 });
+ * const x = Tensor.from(Int32Array.of(0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2, 0), [6, 2]);
+ * const y = Tensor.from(Int32Array.of(1, 2, 2, 0, 0, 1, 1, 2, 2, 0, 0, 1), [6, 2]);
+ * const optimizer = new Optimizer(rnn, { kind: 'adam' });
+ * for (let i = 0; i < 60; i++) rnn.trainStep(x, y, { lr: 0.05, optimizer });
+ * assert.ok(rnn.lossAndGradients(x, y).loss < 0.1);
+ * ```
+ */
 export class RNN {
+  /** D: the width of dense inputs, or the number of token ids. */
   readonly inputSize: number;
+  /** H: hidden units per layer and direction. */
   readonly hiddenSize: number;
+  /** K: classes of the softmax head. */
   readonly outputSize: number;
+  /** Where it computes. */
   readonly backend: BackendName;
+  /** The seed of the initialisation (drawn at random when none was given). */
   readonly seed: number;
+  /** 'tanh', 'relu', 'lstm' or 'gru'. */
   readonly cell: CellKind;
+  /** L: stacked recurrent layers. */
   readonly numLayers: number;
+  /** Whether each layer also reads the sequence backwards (dirs = 2). */
   readonly bidirectional: boolean;
+  /** The dropout probability between stacked layers in training calls. */
   readonly dropout: number;
+  /**
+   * The parameters, by name (see {@link Params} for names and shapes). Read them with toArray(),
+   * replace them with {@link RNN.setParams}.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * const gru = new RNN({ inputSize: 5, hiddenSize: 6, outputSize: 5, cell: 'gru', seed: 1 });
+   * assert.deepEqual(gru.params['rnn.weight_ih_l0'].shape, [3 * 6, 5]); // [G*H, D], gates r, z, n
+   * const bound = 1 / Math.sqrt(6); // PyTorch's initialisation: uniform in +-1/sqrt(H)
+   * assert.ok(gru.params['rnn.weight_hh_l0'].toArray().every((w) => Math.abs(w) <= bound));
+   * ```
+   */
   readonly params: Params;
   /** Every model but the default one-layer tanh RNN runs on the recurrent engine. */
   readonly #stack: StackModel | null;
   #disposed = false;
-  /** The vocabulary of a character model (set by loadCheckpoint and the CLI); sample() returns text when set. */
+  /**
+   * The vocabulary of a character model (set by loadCheckpoint and the CLI); sample() returns text when set.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { CharTokenizer, RNN } from 'bptt';
+   *
+   * const tokenizer = CharTokenizer.fromText('hello world');
+   * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 8, outputSize: tokenizer.vocabSize, seed: 1 });
+   * rnn.tokenizer = tokenizer;
+   * const text = rnn.sample({ length: 12, prime: 'he', seed: 1 });
+   * assert.equal(typeof text, 'string');
+   * console.log(text);
+   * ```
+   */
   tokenizer: CharTokenizer | undefined;
   #engine: NativeEngine | undefined;
   /** Where a synchronous native trainStep writes loss, gradNorm and clipped. */
   readonly #stepResults = new Float64Array(3);
 
+  /**
+   * A model initialised like PyTorch (every recurrent weight and bias uniform in +-1/sqrt(H), the
+   * head in +-1/sqrt(dirs*H)), identically on both backends for the same seed.
+   *
+   * @throws TypeError for options that are not an object, an unknown backend or cell; RangeError
+   * for sizes that are not integers >= 1 or whose parameters would exceed 2^31 - 1 elements, a
+   * seed that is not a safe integer, dropout outside [0, 1); NativeUnavailableError for the
+   * native backend when the addon cannot be loaded.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * const a = new RNN({ inputSize: 10, hiddenSize: 32, outputSize: 10, seed: 42 });
+   * const b = new RNN({ inputSize: 10, hiddenSize: 32, outputSize: 10, seed: 42, backend: 'reference' });
+   * assert.deepEqual(a.params.W.toArray(), b.params.W.toArray());
+   * assert.throws(() => new RNN({ inputSize: 10, hiddenSize: 0, outputSize: 10 }), RangeError);
+   * ```
+   */
   constructor(options: RNNOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`RNN options must be an object, got ${describeValue(options)}`);
     const dims = checkDims({ inputSize: options.inputSize, hiddenSize: options.hiddenSize, outputSize: options.outputSize });
@@ -204,21 +481,74 @@ export class RNN {
     this.params = Object.freeze(params);
   }
 
-  /** Where the dropout masks of training calls are drawn from (models with dropout), else null. Checkpoints save it. */
+  /**
+   * Where the dropout masks of training calls are drawn from (models with dropout), else null. Checkpoints save it.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, numLayers: 2, dropout: 0.3, seed: 1 });
+   * const saved = rnn.dropoutStream!.getState(); // e.g. to replay the same masks later
+   * assert.equal(saved.length, 4);
+   * assert.equal(new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3 }).dropoutStream, null);
+   * ```
+   */
   get dropoutStream(): Rng | null {
     return this.#stack && this.dropout > 0 ? this.#stack.dropoutStream : null;
   }
 
-  /** Shape of a state (h0, hT, c0, cT) for a batch of B: [B, H] for the default model, [L*dirs, B, H] otherwise. */
+  /**
+   * Shape of a state (h0, hT, c0, cT) for a batch of B: [B, H] for the default model, [L*dirs, B, H] otherwise.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * assert.deepEqual(new RNN({ inputSize: 3, hiddenSize: 8, outputSize: 3 }).stateShape(4), [4, 8]);
+   * assert.deepEqual(new RNN({ inputSize: 3, hiddenSize: 8, outputSize: 3, numLayers: 2, bidirectional: true }).stateShape(4), [4, 4, 8]);
+   * ```
+   */
   stateShape(batch: number): number[] {
     return this.#stack ? [this.numLayers * (this.bidirectional ? 2 : 1), batch, this.hiddenSize] : [batch, this.hiddenSize];
   }
 
+  /**
+   * The sizes { inputSize, hiddenSize, outputSize }, as the {@link Backend} calls take them.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * assert.deepEqual(new RNN({ inputSize: 3, hiddenSize: 8, outputSize: 2 }).dims, { inputSize: 3, hiddenSize: 8, outputSize: 2 });
+   * ```
+   */
   get dims(): Dims {
     return { inputSize: this.inputSize, hiddenSize: this.hiddenSize, outputSize: this.outputSize };
   }
 
-  /** Replaces all parameters (copies). Validates everything before changing anything. */
+  /**
+   * Replaces all parameters (copies). Validates everything before changing anything.
+   *
+   * @throws TypeError for a name the model does not have; DTypeError for a value that is not a
+   * Float32Array or float32 Tensor (or is missing); ShapeError for a wrong length or shape;
+   * NonFiniteError for NaN or Infinity; TensorInUseError while an asynchronous job uses the model.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * const a = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+   * const b = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 2 });
+   * b.setParams(a.params); // Tensors or Float32Arrays, by name
+   * assert.deepEqual(b.params.V.toArray(), a.params.V.toArray());
+   * assert.throws(() => b.setParams({ ...a.params, W: new Float32Array(3) }), { name: 'ShapeError' });
+   * ```
+   */
   setParams(values: ParamValues): void {
     const names = Object.keys(this.params);
     if (typeof values !== 'object' || values === null) throw new TypeError(`setParams expects { ${names.join(', ')} }, got ${describeValue(values)}`);
@@ -248,7 +578,29 @@ export class RNN {
     for (const [target, data] of pending) (target as Tensor<'float32'>).write(data);
   }
 
-  /** Runs the model over a batch of sequences. */
+  /**
+   * Runs the model over a batch of sequences: inputs int32 token ids [T, B] or float32 [T, B, D],
+   * from the state h0 (and c0 for an LSTM; default zeros). No dropout, nothing changes.
+   * Pass `hT` (and `cT`) back as h0 (and c0) to continue the sequences in the next call.
+   *
+   * @throws TypeError, ShapeError, DTypeError for malformed arguments; RangeError for token ids
+   * outside [0, D) or lengths outside [1, T]; NonFiniteError for NaN or Infinity in inputs, h0 or
+   * c0; DisposedError after dispose; TensorInUseError while an asynchronous job uses the model.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 8, hiddenSize: 16, outputSize: 4, seed: 1 });
+   * const x = Tensor.randn([5, 2, 8], { seed: 1 }); // dense inputs [T, B, D]
+   * const whole = rnn.forward(x);
+   * // The same in two calls, carrying the state:
+   * const first = rnn.forward(Tensor.from(x.toArray().subarray(0, 3 * 2 * 8), [3, 2, 8]));
+   * const rest = rnn.forward(Tensor.from(x.toArray().subarray(3 * 2 * 8), [2, 2, 8]), { h0: first.hT });
+   * rest.hT.toArray().forEach((v, i) => assert.ok(Math.abs(v - whole.hT.toArray()[i]) < 1e-6));
+   * ```
+   */
   forward(inputs: Tensor, options: ForwardOptions = {}): ForwardOutput {
     if (this.#stack) return this.#stack.forward(inputs, options);
     const call = this.prepare(inputs, null, options);
@@ -268,6 +620,22 @@ export class RNN {
     return out;
   }
 
+  /**
+   * {@link RNN.forward} on a libuv worker thread; until it settles, the tensors it uses are
+   * pinned (disposing or writing them throws TensorInUseError) and the model refuses other calls.
+   * The reference backend runs it synchronously.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
+   * const x = Tensor.from(Int32Array.of(0, 1, 2, 3), [4, 1]);
+   * const { logits } = await rnn.forwardAsync(x);
+   * assert.deepEqual(logits.toArray(), rnn.forward(x).logits.toArray());
+   * ```
+   */
   async forwardAsync(inputs: Tensor, options: ForwardOptions = {}): Promise<ForwardOutput> {
     if (this.#stack) return this.#stack.forwardAsync(inputs, options);
     if (this.backend === 'reference') return this.forward(inputs, options);
@@ -277,7 +645,39 @@ export class RNN {
     return out;
   }
 
-  /** Loss and exact (or truncated) BPTT gradients; parameters are not changed. */
+  /**
+   * Loss and exact (or truncated) BPTT gradients; parameters are not changed.
+   *
+   * The loss is the cross-entropy of softmax(logits) against `targets` (int32 [T, B], class ids
+   * in [0, K) or -1 to ignore), averaged over the counted positions (or summed). The gradients
+   * come back under the parameters' names, with h0 (and c0) for the initial state. Models with
+   * dropout apply it here (training: false turns it off).
+   *
+   * @throws as {@link RNN.forward}, and RangeError for targets outside [0, K) other than -1, a
+   * truncate that is not an integer >= 1, a stateAt outside [0, T).
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1, backend: 'reference' });
+   * const x = Tensor.from(Int32Array.of(0, 1, 2), [3, 1]);
+   * const y = Tensor.from(Int32Array.of(1, 2, 0), [3, 1]);
+   * const { loss, grads } = rnn.lossAndGradients(x, y);
+   * // Check dL/dc[0] by a central difference.
+   * const c = rnn.params.c.toArray() as Float32Array;
+   * const lossAt = (delta: number) => {
+   *   const shifted = c.slice();
+   *   shifted[0] += delta;
+   *   rnn.setParams({ ...rnn.params, c: shifted });
+   *   return rnn.lossAndGradients(x, y).loss;
+   * };
+   * const numeric = (lossAt(1e-3) - lossAt(-1e-3)) / 2e-3;
+   * assert.ok(Math.abs(numeric - grads.c.toArray()[0]) < 1e-4);
+   * console.log(loss);
+   * ```
+   */
   lossAndGradients(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): LossAndGradientsOutput {
     if (this.#stack) return this.#stack.lossAndGradients(inputs, targets, options);
     const call = this.prepare(inputs, targets, options);
@@ -300,6 +700,21 @@ export class RNN {
     return { loss, grads: out.grads, hT: out.hT, hAt: out.hAt };
   }
 
+  /**
+   * {@link RNN.lossAndGradients} on a libuv worker thread, its tensors pinned until it settles.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, cell: 'gru', seed: 1 });
+   * const x = Tensor.from(Int32Array.of(0, 1, 2), [3, 1]);
+   * const y = Tensor.from(Int32Array.of(1, 2, 0), [3, 1]);
+   * const r = await rnn.lossAndGradientsAsync(x, y);
+   * assert.equal(r.loss, rnn.lossAndGradients(x, y).loss); // bitwise the same
+   * ```
+   */
   async lossAndGradientsAsync(inputs: Tensor, targets: Tensor, options: LossAndGradientsOptions = {}): Promise<LossAndGradientsOutput> {
     if (this.#stack) return this.#stack.lossAndGradientsAsync(inputs, targets, options);
     if (this.backend === 'reference') return this.lossAndGradients(inputs, targets, options);
@@ -315,6 +730,29 @@ export class RNN {
   /**
    * Forward, BPTT, clipping and the optimizer update in one native call. On any error the
    * parameters and the optimizer state are left as they were.
+   *
+   * Clipping: clipValue clamps each gradient element, then clipNorm rescales the whole gradient
+   * when its global L2 norm exceeds it. Without an optimizer the update is plain SGD.
+   *
+   * @throws as {@link RNN.lossAndGradients}, and RangeError for an lr, clipNorm or clipValue that
+   * is negative, not finite or not representable in float32 (clips must be > 0); TypeError or
+   * ShapeError for an optimizer made for another model; NonFiniteError when the loss, gradient,
+   * new parameters or new optimizer state would not be finite (nothing changed).
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { Optimizer, RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
+   * const x = Tensor.from(Int32Array.of(0, 1, 2, 3, 0, 1), [6, 1]);
+   * const y = Tensor.from(Int32Array.of(1, 2, 3, 0, 1, 2), [6, 1]);
+   * const optimizer = new Optimizer(rnn, { kind: 'momentum', momentum: 0.9 });
+   * const before = rnn.lossAndGradients(x, y).loss;
+   * const step = rnn.trainStep(x, y, { lr: 0.1, clipNorm: 5, optimizer });
+   * assert.equal(step.loss, before); // measured before the update
+   * assert.ok(rnn.lossAndGradients(x, y).loss < before);
+   * ```
    */
   trainStep(inputs: Tensor, targets: Tensor, options: TrainStepOptions): TrainStepOutput {
     if (this.#stack) return this.#stack.trainStep(inputs, targets, options);
@@ -330,7 +768,26 @@ export class RNN {
     return { loss: out[0], gradNorm: out[1], clipped: out[2] !== 0, hT, hAt: capture.hAt };
   }
 
-  /** trainStep off the main thread; the tensors it uses are pinned until it settles. */
+  /**
+   * trainStep off the main thread; the tensors it uses are pinned until it settles.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { Optimizer, RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
+   * const adam = new Optimizer(rnn, { kind: 'adam' });
+   * const x = Tensor.from(Int32Array.of(0, 1, 2, 3), [2, 2]);
+   * const y = Tensor.from(Int32Array.of(1, 2, 3, 0), [2, 2]);
+   * let h0: Tensor | undefined;
+   * for (let i = 0; i < 3; i++) {
+   *   const step = await rnn.trainStepAsync(x, y, { lr: 1e-2, optimizer: adam, ...(h0 ? { h0 } : {}) });
+   *   h0 = step.hT; // carry the state into the next chunk
+   * }
+   * assert.equal(adam.step, 3);
+   * ```
+   */
   async trainStepAsync(inputs: Tensor, targets: Tensor, options: TrainStepOptions): Promise<TrainStepOutput> {
     if (this.#stack) return this.#stack.trainStepAsync(inputs, targets, options);
     if (this.backend === 'reference') return this.trainStep(inputs, targets, options);
@@ -348,6 +805,20 @@ export class RNN {
   /**
    * Generates a continuation one token at a time, carrying the hidden state; deterministic for a
    * seed. Returns text when a tokenizer is known, else token ids.
+   *
+   * @throws TypeError for a string prime without a tokenizer (or token ids with one), a
+   * bidirectional model; RangeError for invalid options or prime tokens (see {@link sample}).
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 5, hiddenSize: 8, outputSize: 5, seed: 1 });
+   * const ids = rnn.sample({ length: 20, prime: [0, 1], seed: 7 }) as Int32Array;
+   * assert.equal(ids.length, 20);
+   * assert.deepEqual(rnn.sample({ length: 20, prime: [0, 1], seed: 7 }), ids); // same seed, same draw
+   * ```
    */
   sample(options: RNNSampleOptions): string | Int32Array {
     const tokenizer = options?.tokenizer ?? this.tokenizer;
@@ -359,7 +830,25 @@ export class RNN {
     return sample(this, { ...options, tokenizer: undefined, prime: options?.prime as ArrayLike<number> | undefined });
   }
 
-  /** Frees the parameters and the native scratch memory now (the model is unusable afterwards). Idempotent. */
+  /**
+   * Frees the parameters and the native scratch memory now (the model is unusable afterwards). Idempotent.
+   *
+   * @throws TensorInUseError while an asynchronous job uses the model (nothing is freed).
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 65, hiddenSize: 512, outputSize: 65 });
+   * rnn.dispose();
+   * assert.equal(rnn.isDisposed, true);
+   * {
+   *   using scoped = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3 }); // disposed at the block's end
+   *   console.log(scoped.hiddenSize);
+   * }
+   * ```
+   */
   dispose(): void {
     if (this.#disposed) return;
     for (const t of Object.values(this.params)) t.checkWritable();
@@ -373,10 +862,12 @@ export class RNN {
     this.#disposed = true;
   }
 
+  /** Whether {@link RNN.dispose} has freed the model. */
   get isDisposed(): boolean {
     return this.#disposed;
   }
 
+  /** Disposes the model: what `using rnn = ...` calls at the end of the scope. */
   [Symbol.dispose](): void {
     this.dispose();
   }

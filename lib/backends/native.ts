@@ -198,27 +198,122 @@ function float32Params(p: ParamArrays): ParamArrays<Float32Array> {
   return { U: asFloat32(p.U), W: asFloat32(p.W), b: asFloat32(p.b), V: asFloat32(p.V), c: asFloat32(p.c) };
 }
 
+/**
+ * The addon as a {@link Backend} and a {@link LayerBackend} over plain typed arrays, with float32
+ * results; `backends.native` is the instance to use. Each call is validated in TypeScript, then
+ * again in C++. Float64Array arguments are accepted by `forward` and `lossAndGradients` (rounded
+ * to float32); the layer calls take Float32Array.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { NativeBackend, backends } from 'bptt';
+ *
+ * assert.ok(backends.native instanceof NativeBackend);
+ * assert.equal(backends.native.name, 'native');
+ * ```
+ */
 export class NativeBackend implements Backend<Float32Array>, LayerBackend<Float32Array> {
   readonly name = 'native';
   #engine: NativeEngine | undefined;
   readonly #layers = new NativeLayerBackend();
 
-  /** The recurrent engine's forward (lib/engine/native.ts); the saved handle feeds layerBackward. */
+  /**
+   * The recurrent stack's forward (no head, no loss): y [T, B, dirs*H], hT and (LSTM) cT
+   * [L*dirs, B, H], and `saved`, the activations layerBackward needs, in native memory until
+   * `saved.dispose()` (or the GC).
+   *
+   * @throws TypeError, RangeError, ShapeError, DTypeError, NonFiniteError for an invalid spec,
+   * weights (see {@link layerParameterShapes}), batch or options.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends, layerParameterShapes } from 'bptt';
+   *
+   * const spec = { cell: 'gru', inputSize: 3, hiddenSize: 4, numLayers: 2 } as const;
+   * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+   * const x = Float32Array.from({ length: 5 * 2 * 3 }, (_, i) => Math.sin(i)); // [T, B, D]
+   * const { y, hT, saved } = backends.native.layerForward(spec, weights, { steps: 5, batch: 2, input: { kind: 'dense', data: x } });
+   * assert.equal(y.length, 5 * 2 * 4); // [T, B, dirs*H]
+   * assert.equal(hT.length, 2 * 2 * 4); // [L*dirs, B, H]
+   * saved.dispose();
+   * ```
+   */
   layerForward(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, options?: LayerForwardOptions): LayerForwardResult<Float32Array> {
     return this.#layers.layerForward(spec, weights, batch, options);
   }
 
-  /** layerForward off the main thread. */
+  /**
+   * layerForward on a libuv worker thread. It copies its inputs first, so the caller may change
+   * its arrays while it runs.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends, layerParameterShapes } from 'bptt';
+   *
+   * const spec = { cell: 'tanh', inputSize: 4, hiddenSize: 3 } as const;
+   * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.2)]));
+   * const batch = { steps: 2, batch: 1, input: { kind: 'tokens', data: Int32Array.of(3, 1) } } as const;
+   * const r = await backends.native.layerForwardAsync(spec, weights, batch);
+   * assert.deepEqual(r.y, backends.native.layerForward(spec, weights, batch).y);
+   * r.saved.dispose();
+   * ```
+   */
   layerForwardAsync(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, options?: LayerForwardOptions): Promise<LayerForwardResult<Float32Array>> {
     return this.#layers.layerForwardAsync(spec, weights, batch, options);
   }
 
-  /** The recurrent engine's backward: dx, dh0, dc0 and every weight's gradient from dy, dhT, dcT. */
+  /**
+   * The recurrent stack's backward: dx (dense inputs; null for tokens), dh0, dc0 (LSTM) and every
+   * weight's gradient, from the upstream gradients dy [T, B, dirs*H] and optionally dhT, dcT
+   * [L*dirs, B, H]; exact or truncated (`truncate: k`) BPTT. `saved` must come from this
+   * backend's layerForward with the same spec, not disposed; it can be used again.
+   *
+   * @throws TypeError for a saved handle from another backend; RangeError for one from another
+   * spec; DisposedError for a disposed one; ShapeError, DTypeError, NonFiniteError for bad
+   * gradients.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends, layerParameterShapes } from 'bptt';
+   *
+   * const spec = { cell: 'lstm', inputSize: 3, hiddenSize: 4, bidirectional: true } as const;
+   * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+   * const x = new Float32Array(6 * 1 * 3).fill(0.5);
+   * const { y, saved } = backends.native.layerForward(spec, weights, { steps: 6, batch: 1, input: { kind: 'dense', data: x } });
+   * // Loss = sum(y): its gradient with respect to y is all ones.
+   * const { dx, grads } = backends.native.layerBackward(spec, weights, saved, { dy: new Float32Array(y.length).fill(1), truncate: 3 });
+   * assert.equal(dx!.length, x.length);
+   * assert.deepEqual(Object.keys(grads), Object.keys(weights));
+   * saved.dispose();
+   * ```
+   */
   layerBackward(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): LayerBackwardResult<Float32Array> {
     return this.#layers.layerBackward(spec, weights, saved, args);
   }
 
-  /** layerBackward off the main thread. */
+  /**
+   * layerBackward on a libuv worker thread; it copies its inputs, and `saved` cannot be disposed
+   * until it settles (TensorInUseError).
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends, layerParameterShapes } from 'bptt';
+   *
+   * const spec = { cell: 'relu', inputSize: 2, hiddenSize: 3 } as const;
+   * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.3)]));
+   * const { y, saved } = backends.native.layerForward(spec, weights, { steps: 4, batch: 1, input: { kind: 'dense', data: new Float32Array(8).fill(1) } });
+   * const pending = backends.native.layerBackwardAsync(spec, weights, saved, { dy: new Float32Array(y.length).fill(1) });
+   * assert.throws(() => saved.dispose(), { name: 'TensorInUseError' });
+   * const { dh0 } = await pending;
+   * assert.equal(dh0.length, 3);
+   * saved.dispose();
+   * ```
+   */
   layerBackwardAsync(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): Promise<LayerBackwardResult<Float32Array>> {
     return this.#layers.layerBackwardAsync(spec, weights, saved, args);
   }
@@ -228,6 +323,7 @@ export class NativeBackend implements Backend<Float32Array>, LayerBackend<Float3
     return this.#engine;
   }
 
+  /** {@link Backend.forward} on the addon: float32 states, logits and hT. */
   forward(dims: Dims, params: ParamArrays, seq: Sequence, h0?: FloatArray | null): ForwardResult<Float32Array> {
     checkForwardRequest(dims, params, seq, h0);
     const rows = seq.steps * seq.batch;
@@ -240,6 +336,7 @@ export class NativeBackend implements Backend<Float32Array>, LayerBackend<Float3
     return out;
   }
 
+  /** {@link Backend.lossAndGradients} on the addon: float32 gradients. */
   lossAndGradients(dims: Dims, params: ParamArrays, seq: Sequence, targets: Int32Array, options?: GradientOptions): GradientResult<Float32Array> {
     const o = checkGradientRequest(dims, params, seq, targets, options);
     const { inputSize: D, hiddenSize: H, outputSize: K } = dims;

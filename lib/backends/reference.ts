@@ -124,24 +124,77 @@ function backOneStep(W: FloatArray, s: Float64Array, ds: Float64Array): Float64A
   return prev;
 }
 
+/**
+ * The specification as a {@link Backend} and a {@link LayerBackend}: pure TypeScript, float64,
+ * written for clarity rather than speed, and needing no addon; `backends.reference` is the
+ * instance to use. Every native kernel is tested against it. It accepts Float32Array and
+ * Float64Array arguments and returns Float64Array results.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ReferenceBackend, backends } from 'bptt';
+ *
+ * assert.ok(backends.reference instanceof ReferenceBackend);
+ * const dims = { inputSize: 1, hiddenSize: 1, outputSize: 2 };
+ * const params = { U: Float64Array.of(2), W: Float64Array.of(0), b: Float64Array.of(0), V: Float64Array.of(1, -1), c: Float64Array.of(0, 0) };
+ * const { logits } = backends.reference.forward(dims, params, { steps: 1, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0) } });
+ * assert.deepEqual(Array.from(logits), [Math.tanh(2), -Math.tanh(2)]);
+ * ```
+ */
 export class ReferenceBackend implements Backend<Float64Array>, LayerBackend<Float64Array> {
   readonly name = 'reference';
 
-  /** The recurrent engine's forward in float64 (lib/engine/reference.ts); the saved handle feeds layerBackward. */
+  /**
+   * The recurrent engine's forward in float64 (lib/engine/reference.ts); the saved handle feeds layerBackward.
+   * Same contract as {@link NativeBackend.layerForward}.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends, layerParameterShapes } from 'bptt';
+   *
+   * const spec = { cell: 'gru', inputSize: 2, hiddenSize: 3 } as const;
+   * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.25)]));
+   * const batch = { steps: 3, batch: 1, input: { kind: 'dense', data: Float32Array.of(1, 0, 0, 1, 1, 1) } } as const;
+   * const ref = backends.reference.layerForward(spec, weights, batch);
+   * const nat = backends.native.layerForward(spec, weights, batch);
+   * ref.y.forEach((v, i) => assert.ok(Math.abs(v - nat.y[i]) < 1e-6));
+   * nat.saved.dispose();
+   * ```
+   */
   layerForward(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, options?: LayerForwardOptions): LayerForwardResult<Float64Array> {
     return layerForward(spec, weights, batch, options);
   }
 
-  /** The recurrent engine's backward in float64: dx, dh0, dc0 and every weight's gradient from dy, dhT, dcT. */
+  /**
+   * The recurrent engine's backward in float64: dx, dh0, dc0 and every weight's gradient from dy, dhT, dcT.
+   * Same contract as {@link NativeBackend.layerBackward}.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends, layerParameterShapes } from 'bptt';
+   *
+   * const spec = { cell: 'tanh', inputSize: 1, hiddenSize: 1 } as const;
+   * const weights = { weight_ih_l0: Float64Array.of(1), weight_hh_l0: Float64Array.of(0), bias_ih_l0: Float64Array.of(0), bias_hh_l0: Float64Array.of(0) };
+   * assert.deepEqual(Object.keys(layerParameterShapes(spec)), Object.keys(weights));
+   * const { y, saved } = backends.reference.layerForward(spec, weights, { steps: 1, batch: 1, input: { kind: 'dense', data: Float64Array.of(0.5) } });
+   * const { dx } = backends.reference.layerBackward(spec, weights, saved, { dy: Float64Array.of(1) });
+   * assert.ok(Math.abs(dx![0] - (1 - y[0] ** 2)) < 1e-15); // d tanh(x)/dx
+   * ```
+   */
   layerBackward(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): LayerBackwardResult<Float64Array> {
     return layerBackward(spec, weights, saved, args);
   }
 
+  /** {@link Backend.forward} in float64. */
   forward(dims: Dims, params: ParamArrays, seq: Sequence, h0?: FloatArray | null): ForwardResult<Float64Array> {
     checkForwardRequest(dims, params, seq, h0);
     return forwardF64(dims, params, seq, h0 ?? null);
   }
 
+  /** {@link Backend.lossAndGradients} in float64: truncated BPTT computed by its definition. */
   lossAndGradients(dims: Dims, params: ParamArrays, seq: Sequence, targets: Int32Array, options?: GradientOptions): GradientResult<Float64Array> {
     const o = checkGradientRequest(dims, params, seq, targets, options);
     const { inputSize: D, hiddenSize: H } = dims;
@@ -229,6 +282,22 @@ export const reference = new ReferenceBackend();
  * float64 on the same forward pass as the oracle, validated like a gradient request.
  */
 
+/**
+ * What {@link lagGradientNorms} returns.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { lagGradientNorms, type LagGradientNorms } from 'bptt';
+ *
+ * const dims = { inputSize: 2, hiddenSize: 2, outputSize: 2 };
+ * const params = { U: Float64Array.of(1, 0, 0, 1), W: Float64Array.of(0.5, 0, 0, 0.5), b: new Float64Array(2), V: Float64Array.of(1, 0, 0, 1), c: new Float64Array(2) };
+ * const seq = { steps: 3, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1, 0) } } as const;
+ * const norms: LagGradientNorms = lagGradientNorms(dims, params, seq, Int32Array.of(1, 0, 1));
+ * assert.equal(norms.matrix.length, 3 * 3);
+ * assert.equal(norms.matrix[0 * 3 + 1], 0); // L_0 does not depend on s_1
+ * ```
+ */
 export interface LagGradientNorms {
   /**
    * perLag[m] = sqrt(sum over t >= m and over the batch of ||dL_t/ds_{t-m}||^2), m = 0..T-1:
@@ -246,7 +315,26 @@ export interface LagGradientNorms {
  * How the gradient of each loss term L_t (the reduction's share of the cross-entropy at step t,
  * summed over the batch) decays as it travels back to earlier states. dL_t/ds_i is the total
  * derivative through the recurrence (full BPTT), so sum over t of dL_t/ds_i is the full dL/ds_i.
- * Ignored targets contribute nothing. Cost O(T^2 B H^2).
+ * Ignored targets contribute nothing. Cost O(T^2 B H^2). Default model only, float64.
+ *
+ * @throws as {@link Backend.lossAndGradients} for invalid arguments.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { lagGradientNorms } from 'bptt';
+ *
+ * // Small recurrent weights: the signal fades geometrically with the lag (vanishing gradients).
+ * const H = 4;
+ * const dims = { inputSize: 3, hiddenSize: H, outputSize: 3 };
+ * const params = {
+ *   U: new Float64Array(H * 3).fill(0.5), W: Float64Array.from({ length: H * H }, (_, i) => (i % (H + 1) === 0 ? 0.3 : 0)),
+ *   b: new Float64Array(H), V: Float64Array.from({ length: 3 * H }, (_, i) => 0.2 * (i % 3)), c: new Float64Array(3),
+ * };
+ * const seq = { steps: 8, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1, 2, 0, 1, 2, 0, 1) } } as const;
+ * const { perLag } = lagGradientNorms(dims, params, seq, Int32Array.of(1, 2, 0, 1, 2, 0, 1, 2));
+ * for (let m = 1; m < 8; m++) assert.ok(perLag[m] < perLag[m - 1]);
+ * ```
  */
 export function lagGradientNorms(dims: Dims, params: ParamArrays, seq: Sequence, targets: Int32Array, options?: Pick<GradientOptions, 'h0' | 'reduction'>): LagGradientNorms {
   const o = checkGradientRequest(dims, params, seq, targets, { h0: options?.h0, reduction: options?.reduction });
@@ -281,7 +369,23 @@ export function lagGradientNorms(dims: Dims, params: ParamArrays, seq: Sequence,
  * over the T - m start positions i = 0..T-1-m and the batch. Lag 0 is the identity (sqrt(H)).
  * Frobenius rather than spectral because it needs no iterative solver; it bounds the spectral
  * norm from above and by at most a factor sqrt(H) from below, so the decay rate with m is the
- * same. h0 only matters through the states it produces. Cost O(T^2 B H^3).
+ * same. h0 only matters through the states it produces. Cost O(T^2 B H^3). Default model only.
+ *
+ * @throws as {@link Backend.forward} for invalid arguments.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { jacobianProductNorms } from 'bptt';
+ *
+ * // W = 0.5 I and zero inputs: states stay 0, so J(i, m) = (0.5 I)^m and its norm is sqrt(H) 0.5^m.
+ * const H = 3;
+ * const dims = { inputSize: 1, hiddenSize: H, outputSize: 1 };
+ * const W = Float64Array.from({ length: H * H }, (_, i) => (i % (H + 1) === 0 ? 0.5 : 0));
+ * const params = { U: new Float64Array(H), W, b: new Float64Array(H), V: new Float64Array(H), c: new Float64Array(1) };
+ * const norms = jacobianProductNorms(dims, params, { steps: 4, batch: 1, input: { kind: 'dense', data: new Float32Array(4) } });
+ * norms.forEach((n, m) => assert.ok(Math.abs(n - Math.sqrt(H) * 0.5 ** m) < 1e-12));
+ * ```
  */
 export function jacobianProductNorms(dims: Dims, params: ParamArrays, seq: Sequence, options?: { h0?: FloatArray | null }): Float64Array {
   const h0 = options?.h0 ?? null;
@@ -317,6 +421,21 @@ export function jacobianProductNorms(dims: Dims, params: ParamArrays, seq: Seque
   return sums.map((sum, m) => sum / ((T - m) * B));
 }
 
+/**
+ * What {@link truncationBias} returns.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { truncationBias, type TruncationBias } from 'bptt';
+ *
+ * const dims = { inputSize: 2, hiddenSize: 2, outputSize: 2 };
+ * const params = { U: Float64Array.of(1, -1, 0.5, 0.5), W: Float64Array.of(0.9, 0.2, -0.2, 0.9), b: new Float64Array(2), V: Float64Array.of(1, 0, 0, 1), c: new Float64Array(2) };
+ * const seq = { steps: 6, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1, 1, 0, 1, 0) } } as const;
+ * const bias: TruncationBias = truncationBias(dims, params, seq, Int32Array.of(1, 1, 0, 1, 0, 0), { truncate: 6 });
+ * assert.equal(bias.relativeError, 0); // a window as long as the sequence is exact BPTT
+ * ```
+ */
 export interface TruncationBias {
   /** ||g_trunc - g_full|| / ||g_full|| over U, W, b, V, c concatenated (0 when both are zero). */
   relativeError: number;
@@ -334,6 +453,25 @@ function relativeError(diffSquares: number, fullSquares: number): number {
 /**
  * How far the truncated-BPTT gradient (truncate: k) is from the exact one on this batch. Covers
  * the trained parameters only: dh0 is left out because h0 is an input, not a parameter.
+ * Default model only, float64.
+ *
+ * @throws TypeError when options is not an object; RangeError unless truncate is an integer
+ * >= 1; as {@link Backend.lossAndGradients} for invalid arguments.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { truncationBias } from 'bptt';
+ *
+ * const dims = { inputSize: 2, hiddenSize: 2, outputSize: 2 };
+ * const params = { U: Float64Array.of(1, -1, 0.5, 0.5), W: Float64Array.of(0.9, 0.2, -0.2, 0.9), b: new Float64Array(2), V: Float64Array.of(1, 0, 0, 1), c: new Float64Array(2) };
+ * const seq = { steps: 12, batch: 1, input: { kind: 'tokens', data: Int32Array.of(0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0) } } as const;
+ * const targets = Int32Array.of(1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 0);
+ * const short = truncationBias(dims, params, seq, targets, { truncate: 1 });
+ * const long = truncationBias(dims, params, seq, targets, { truncate: 6 });
+ * assert.ok(long.relativeError < short.relativeError); // longer windows, less bias
+ * console.log(short.perParameter.W, short.cosineSimilarity);
+ * ```
  */
 export function truncationBias(dims: Dims, params: ParamArrays, seq: Sequence, targets: Int32Array, options: Pick<GradientOptions, 'h0' | 'reduction'> & { truncate: number }): TruncationBias {
   if (typeof options !== 'object' || options === null) throw new TypeError(`truncationBias options must be an object with truncate, got ${describeValue(options)}`);

@@ -14,6 +14,21 @@
 import { FloatArray, checkFinite, checkFloatArray, checkIntRange, checkSize, checkedProduct, describeValue, MAX_ELEMENTS } from '../backend';
 import { DTypeError, DisposedError, ShapeError } from '../errors';
 
+/**
+ * The recurrent cell, as PyTorch defines it: 'tanh' and 'relu' (nn.RNN, h' = act(W_ih x + b_ih +
+ * W_hh h + b_hh), 1 gate), 'lstm' (nn.LSTM, gates i, f, g, o, with a cell state c) and 'gru'
+ * (nn.GRU, gates r, z, n).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, gatesPerCell, type CellKind } from 'bptt';
+ *
+ * const cell: CellKind = 'gru';
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, cell });
+ * assert.deepEqual(rnn.params['rnn.weight_hh_l0'].shape, [gatesPerCell(cell) * 4, 4]);
+ * ```
+ */
 export type CellKind = 'tanh' | 'relu' | 'lstm' | 'gru';
 
 /** What the layout and the validation need to know of a cell; its math is in cells.ts. */
@@ -24,11 +39,38 @@ const CELL_LAYOUT: Readonly<Record<CellKind, { gates: number; hasCellState: bool
   gru: { gates: 3, hasCellState: false }, // r, z, n
 };
 
+/**
+ * Every {@link CellKind}: 'tanh', 'relu', 'lstm', 'gru'.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CELL_KINDS } from 'bptt';
+ *
+ * assert.deepEqual(CELL_KINDS, ['tanh', 'relu', 'lstm', 'gru']);
+ * ```
+ */
 export const CELL_KINDS = Object.keys(CELL_LAYOUT) as readonly CellKind[];
 
+/**
+ * A recurrent stack, as the arguments of PyTorch's nn.RNN / nn.LSTM / nn.GRU (batch_first =
+ * false): the layer-level calls ({@link LayerBackend}) and {@link layerParameterShapes} take it.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { layerOutputSize, type LayerSpec } from 'bptt';
+ *
+ * const spec: LayerSpec = { cell: 'lstm', inputSize: 32, hiddenSize: 64, numLayers: 2, bidirectional: true, dropout: 0.1 };
+ * assert.equal(layerOutputSize(spec), 128);
+ * ```
+ */
 export interface LayerSpec {
+  /** The cell of every layer. */
   cell: CellKind;
+  /** The width of layer 0's input (dense), or the number of token ids. */
   inputSize: number;
+  /** H: hidden units per layer and direction. */
   hiddenSize: number;
   /** Default 1. */
   numLayers?: number;
@@ -38,14 +80,74 @@ export interface LayerSpec {
   dropout?: number;
 }
 
-/** A spec after checkLayerSpec: every field present. */
+/**
+ * A spec after validation, every field present (defaults filled in), frozen: what a
+ * {@link SavedForward} records.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backends, type NormalizedLayerSpec } from 'bptt';
+ *
+ * const weights = { weight_ih_l0: new Float32Array(2), weight_hh_l0: new Float32Array(4), bias_ih_l0: new Float32Array(2), bias_hh_l0: new Float32Array(2) };
+ * const { saved } = backends.reference.layerForward({ cell: 'tanh', inputSize: 1, hiddenSize: 2 }, weights, { steps: 1, batch: 1, input: { kind: 'dense', data: Float32Array.of(1) } });
+ * const spec: NormalizedLayerSpec = saved.spec;
+ * assert.deepEqual(spec, { cell: 'tanh', inputSize: 1, hiddenSize: 2, numLayers: 1, bidirectional: false, dropout: 0 });
+ * ```
+ */
 export type NormalizedLayerSpec = Readonly<Required<LayerSpec>>;
 
-/** Exactly the names of layerParameterShapes(spec), each a row-major array. */
+/**
+ * A stack's weights: exactly the names of layerParameterShapes(spec), each a row-major array of
+ * its shape's element count (the layout of PyTorch's parameters, without the `rnn.` prefix).
+ *
+ * @example
+ * ```ts
+ * import { backends, layerParameterShapes, type LayerWeights } from 'bptt';
+ *
+ * const spec = { cell: 'gru', inputSize: 4, hiddenSize: 8 } as const;
+ * const weights: LayerWeights<Float32Array> = {};
+ * for (const [name, shape] of Object.entries(layerParameterShapes(spec))) {
+ *   weights[name] = Float32Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => Math.cos(i) / 8);
+ * }
+ * backends.reference.layerForward(spec, weights, { steps: 2, batch: 1, input: { kind: 'tokens', data: Int32Array.of(3, 0) } });
+ * ```
+ */
 export type LayerWeights<A extends FloatArray = FloatArray> = Record<string, A>;
 
+/**
+ * A stack's input: dense vectors [T, B, inputSize] or token ids Int32Array [T, B] in
+ * [0, inputSize), which stand for one-hot vectors (layer 0 gathers a column of weight_ih).
+ *
+ * @example
+ * ```ts
+ * import { type LayerInput } from 'bptt';
+ *
+ * const dense: LayerInput = { kind: 'dense', data: new Float32Array(10 * 4 * 16) }; // T = 10, B = 4, D = 16
+ * const tokens: LayerInput = { kind: 'tokens', data: new Int32Array(10 * 4) };
+ * console.log(dense.kind, tokens.kind);
+ * ```
+ */
 export type LayerInput = { kind: 'dense'; data: FloatArray } | { kind: 'tokens'; data: Int32Array };
 
+/**
+ * A batch for {@link LayerBackend.layerForward}: T steps of B sequences, time-major, with
+ * optional lengths (PyTorch's packed-sequence semantics: steps t >= lengths[b] are padding, not
+ * computed, output 0, the state carried through unchanged) and initial states.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backends, layerParameterShapes, type LayerBatch } from 'bptt';
+ *
+ * const spec = { cell: 'tanh', inputSize: 3, hiddenSize: 2 } as const;
+ * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ * const batch: LayerBatch = { steps: 3, batch: 2, input: { kind: 'tokens', data: Int32Array.of(0, 1, 2, 0, 1, 2) }, lengths: Int32Array.of(3, 1) };
+ * const { y, hT } = backends.reference.layerForward(spec, weights, batch);
+ * assert.deepEqual(Array.from(y.subarray((1 * 2 + 1) * 2, (1 * 2 + 2) * 2)), [0, 0]); // step 1 of sequence 1 is padding
+ * assert.deepEqual(Array.from(hT.subarray(2, 4)), Array.from(y.subarray(2, 4))); // its last valid step is step 0
+ * ```
+ */
 export interface LayerBatch {
   steps: number; // T
   batch: number; // B
@@ -58,6 +160,25 @@ export interface LayerBatch {
   c0?: FloatArray | null;
 }
 
+/**
+ * Options of {@link LayerBackend.layerForward}: training mode and the seed of its dropout masks
+ * (see {@link dropoutBits}); without dropout, training changes nothing.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backends, layerParameterShapes, type LayerForwardOptions } from 'bptt';
+ *
+ * const spec = { cell: 'tanh', inputSize: 2, hiddenSize: 4, numLayers: 2, dropout: 0.5 } as const;
+ * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ * const batch = { steps: 2, batch: 1, input: { kind: 'dense', data: Float32Array.of(1, 2, 3, 4) } } as const;
+ * const options: LayerForwardOptions = { training: true, dropoutSeed: 1234 };
+ * const a = backends.reference.layerForward(spec, weights, batch, options);
+ * const b = backends.reference.layerForward(spec, weights, batch, options);
+ * assert.deepEqual(a.y, b.y); // the same seed draws the same masks
+ * assert.throws(() => backends.reference.layerForward(spec, weights, batch, { training: true }), TypeError); // no seed
+ * ```
+ */
 export interface LayerForwardOptions {
   /** Training mode applies dropout between layers. Default false. */
   training?: boolean;
@@ -68,30 +189,84 @@ export interface LayerForwardOptions {
 /**
  * What a forward keeps for its backward. Only the backend that made it can use it, only with the
  * same spec, and not after dispose().
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backends, layerParameterShapes, type SavedForward } from 'bptt';
+ *
+ * const spec = { cell: 'lstm', inputSize: 2, hiddenSize: 3 } as const;
+ * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ * const { saved } = backends.native.layerForward(spec, weights, { steps: 4, batch: 2, input: { kind: 'dense', data: new Float32Array(16) } });
+ * const handle: SavedForward = saved;
+ * assert.equal(handle.backend, 'native');
+ * assert.equal(handle.steps, 4);
+ * handle.dispose(); // frees its native memory now; idempotent
+ * assert.ok(handle.isDisposed);
+ * ```
  */
 export interface SavedForward {
   /** The name of the backend whose layerForward made it. */
   readonly backend: string;
+  /** The spec of that forward; layerBackward must be given the same. */
   readonly spec: NormalizedLayerSpec;
+  /** T of that forward. */
   readonly steps: number;
+  /** B of that forward. */
   readonly batch: number;
+  /** Whether that forward read dense inputs (layerBackward returns dx) or tokens (dx null). */
   readonly inputKind: LayerInput['kind'];
+  /** Whether dispose() has freed it. */
   readonly isDisposed: boolean;
   /** Frees what it holds; idempotent. */
   dispose(): void;
+  /** Disposes it: what `using` calls at the end of the scope. */
   [Symbol.dispose](): void;
 }
 
+/**
+ * What {@link LayerBackend.layerForward} returns: the top layer's outputs, every layer's final
+ * states, and the handle for the backward.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backends, layerParameterShapes, type LayerForwardResult } from 'bptt';
+ *
+ * const spec = { cell: 'lstm', inputSize: 2, hiddenSize: 3, numLayers: 2, bidirectional: true } as const;
+ * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ * const r: LayerForwardResult = backends.reference.layerForward(spec, weights, { steps: 5, batch: 1, input: { kind: 'dense', data: new Float32Array(10).fill(1) } });
+ * assert.equal(r.y.length, 5 * 1 * 2 * 3); // [T, B, dirs*H]
+ * assert.equal(r.cT!.length, 2 * 2 * 1 * 3); // [L*dirs, B, H]
+ * // The forward direction's final state is its output at the last step:
+ * assert.deepEqual(Array.from(r.hT.subarray(2 * 3, 3 * 3)), Array.from(r.y.subarray(4 * 6, 4 * 6 + 3)));
+ * ```
+ */
 export interface LayerForwardResult<A extends FloatArray = FloatArray> {
   /** [T, B, dirs*H], zero at padding. */
   y: A;
-  /** [L*dirs, B, H]: the state after each sequence's last valid step (step 0 for a reverse direction). */
+  /** `[L*dirs, B, H]`: the state after each sequence's last valid step (step 0 for a reverse direction). */
   hT: A;
   /** [L*dirs, B, H] for an LSTM, else null. */
   cT: A | null;
+  /** For {@link LayerBackend.layerBackward}; dispose() it when done. */
   saved: SavedForward;
 }
 
+/**
+ * The upstream gradients {@link LayerBackend.layerBackward} propagates, and the truncation.
+ *
+ * @example
+ * ```ts
+ * import { backends, layerParameterShapes, type LayerBackwardArgs } from 'bptt';
+ *
+ * const spec = { cell: 'lstm', inputSize: 2, hiddenSize: 3 } as const;
+ * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ * const { saved } = backends.reference.layerForward(spec, weights, { steps: 4, batch: 1, input: { kind: 'dense', data: new Float32Array(8).fill(1) } });
+ * const args: LayerBackwardArgs = { dy: new Float32Array(4 * 3), dhT: new Float32Array(3).fill(1), dcT: null, truncate: 2 };
+ * backends.reference.layerBackward(spec, weights, saved, args);
+ * ```
+ */
 export interface LayerBackwardArgs {
   /** Upstream gradient of y, [T, B, dirs*H]; ignored at padding. */
   dy: FloatArray;
@@ -103,9 +278,27 @@ export interface LayerBackwardArgs {
   truncate?: number | null;
 }
 
+/**
+ * What {@link LayerBackend.layerBackward} returns: the gradients of the inputs, the initial
+ * states and every weight.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backends, layerParameterShapes, type LayerBackwardResult } from 'bptt';
+ *
+ * const spec = { cell: 'gru', inputSize: 3, hiddenSize: 2 } as const;
+ * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ * const { y, saved } = backends.reference.layerForward(spec, weights, { steps: 2, batch: 1, input: { kind: 'tokens', data: Int32Array.of(2, 0) } });
+ * const r: LayerBackwardResult = backends.reference.layerBackward(spec, weights, saved, { dy: new Float64Array(y.length).fill(1) });
+ * assert.equal(r.dx, null); // token inputs have no gradient
+ * assert.equal(r.grads.weight_ih_l0.length, 3 * 2 * 3);
+ * ```
+ */
 export interface LayerBackwardResult<A extends FloatArray = FloatArray> {
   /** [T, B, inputSize] for dense input; null for tokens. */
   dx: A | null;
+  /** The gradient of h0, [L*dirs, B, H]. */
   dh0: A;
   /** LSTM only, else null. */
   dc0: A | null;
@@ -113,53 +306,207 @@ export interface LayerBackwardResult<A extends FloatArray = FloatArray> {
   grads: LayerWeights<A>;
 }
 
-/** The layer-level engine a backend offers (the cuDNN/oneDNN contract). */
+/**
+ * The layer-level engine a backend offers (the cuDNN/oneDNN contract): the recurrent stack alone,
+ * forward and backward, for libraries that bring their own loss. `backends.native` (float32) and
+ * `backends.reference` (float64) implement it and validate every call alike.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backends, layerParameterShapes, type LayerBackend } from 'bptt';
+ *
+ * // Loss = 0.5 * sum(y^2), so dL/dy = y: one gradient computation on any backend.
+ * function weightGradients(backend: LayerBackend): Record<string, ArrayLike<number>> {
+ *   const spec = { cell: 'lstm', inputSize: 2, hiddenSize: 3 } as const;
+ *   const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ *   const { y, saved } = backend.layerForward(spec, weights, { steps: 3, batch: 2, input: { kind: 'dense', data: Float32Array.of(1, 0, 0, 1, 1, 1, 0, 0, 1, -1, -1, 1) } });
+ *   const { grads } = backend.layerBackward(spec, weights, saved, { dy: Float32Array.from(y) });
+ *   saved.dispose();
+ *   return grads;
+ * }
+ * const native = weightGradients(backends.native);
+ * const reference = weightGradients(backends.reference);
+ * Array.from(reference.weight_hh_l0).forEach((g, i) => assert.ok(Math.abs(g - native.weight_hh_l0[i]) < 1e-5));
+ * ```
+ */
 export interface LayerBackend<A extends FloatArray = FloatArray> {
+  /** 'native' or 'reference'. */
   readonly name: string;
+  /**
+   * The stack's forward: y [T, B, dirs*H], hT and cT [L*dirs, B, H], and the saved handle.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends, layerParameterShapes } from 'bptt';
+   *
+   * const spec = { cell: 'relu', inputSize: 2, hiddenSize: 2 } as const;
+   * const weights = { weight_ih_l0: Float32Array.of(1, 0, 0, 1), weight_hh_l0: new Float32Array(4), bias_ih_l0: new Float32Array(2), bias_hh_l0: new Float32Array(2) };
+   * assert.deepEqual(Object.keys(layerParameterShapes(spec)), Object.keys(weights));
+   * const { y } = backends.reference.layerForward(spec, weights, { steps: 1, batch: 1, input: { kind: 'dense', data: Float32Array.of(3, -3) } });
+   * assert.deepEqual(Array.from(y), [3, 0]); // relu(W_ih x)
+   * ```
+   */
   layerForward(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, options?: LayerForwardOptions): LayerForwardResult<A>;
+  /**
+   * The stack's backward from a saved forward: dx, dh0, dc0 and the weights' gradients.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { backends } from 'bptt';
+   *
+   * const spec = { cell: 'tanh', inputSize: 1, hiddenSize: 1 } as const;
+   * const weights = { weight_ih_l0: Float32Array.of(1), weight_hh_l0: Float32Array.of(0.5), bias_ih_l0: Float32Array.of(0), bias_hh_l0: Float32Array.of(0) };
+   * const { saved } = backends.reference.layerForward(spec, weights, { steps: 2, batch: 1, input: { kind: 'dense', data: Float32Array.of(1, 0) } });
+   * // Only the last output counts: dL/dy = [0, 1].
+   * const { grads } = backends.reference.layerBackward(spec, weights, saved, { dy: Float32Array.of(0, 1) });
+   * const s0 = Math.tanh(1);
+   * const s1 = Math.tanh(0.5 * s0);
+   * assert.ok(Math.abs(grads.weight_hh_l0[0] - (1 - s1 ** 2) * s0) < 1e-12);
+   * ```
+   */
   layerBackward(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): LayerBackwardResult<A>;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Layout helpers
 
+/**
+ * G: the gate blocks a cell stacks in its weights' rows (1 for tanh and relu, 4 for LSTM, 3 for
+ * GRU), so weight_ih is [G*H, in].
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { gatesPerCell } from 'bptt';
+ *
+ * assert.deepEqual((['tanh', 'relu', 'lstm', 'gru'] as const).map(gatesPerCell), [1, 1, 4, 3]);
+ * ```
+ */
 export function gatesPerCell(cell: CellKind): number {
   return CELL_LAYOUT[cell].gates;
 }
 
+/**
+ * Whether the cell carries a cell state c beside h (only the LSTM), i.e. takes c0 and returns cT.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { hasCellState } from 'bptt';
+ *
+ * assert.equal(hasCellState('lstm'), true);
+ * assert.equal(hasCellState('gru'), false);
+ * ```
+ */
 export function hasCellState(cell: CellKind): boolean {
   return CELL_LAYOUT[cell].hasCellState;
 }
 
+/**
+ * dirs: 2 for a bidirectional stack, else 1.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { numDirections } from 'bptt';
+ *
+ * assert.equal(numDirections({ bidirectional: true }), 2);
+ * assert.equal(numDirections({}), 1);
+ * ```
+ */
 export function numDirections(spec: Pick<LayerSpec, 'bidirectional'>): 1 | 2 {
   return spec.bidirectional ? 2 : 1;
 }
 
-/** Width of layer l's input: inputSize for layer 0, dirs*H above. */
+/**
+ * Width of layer l's input: inputSize for layer 0, dirs*H above.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { layerInputSize } from 'bptt';
+ *
+ * const spec = { cell: 'gru', inputSize: 10, hiddenSize: 6, numLayers: 3, bidirectional: true } as const;
+ * assert.deepEqual([0, 1, 2].map((l) => layerInputSize(spec, l)), [10, 12, 12]);
+ * ```
+ */
 export function layerInputSize(spec: LayerSpec, layer: number): number {
   return layer === 0 ? spec.inputSize : numDirections(spec) * spec.hiddenSize;
 }
 
-/** Width of every layer's output, y included: dirs*H. */
+/**
+ * Width of every layer's output, y included: dirs*H.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { layerOutputSize } from 'bptt';
+ *
+ * assert.equal(layerOutputSize({ cell: 'tanh', inputSize: 4, hiddenSize: 8, bidirectional: true }), 16);
+ * ```
+ */
 export function layerOutputSize(spec: LayerSpec): number {
   return numDirections(spec) * spec.hiddenSize;
 }
 
+/**
+ * The four parameters of each layer and direction, as PyTorch names them: weight_ih [G*H, in],
+ * weight_hh [G*H, H], bias_ih and bias_hh [G*H].
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { parameterName, type ParameterKind } from 'bptt';
+ *
+ * const kind: ParameterKind = 'bias_hh';
+ * assert.equal(parameterName(kind, 0, 1), 'bias_hh_l0_reverse');
+ * ```
+ */
 export type ParameterKind = 'weight_ih' | 'weight_hh' | 'bias_ih' | 'bias_hh';
 
+/**
+ * One parameter of a stack, as {@link layerParameterTable} lists it.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { layerParameterTable, type ParameterEntry } from 'bptt';
+ *
+ * const entry: ParameterEntry = layerParameterTable({ cell: 'lstm', inputSize: 3, hiddenSize: 2 })[1];
+ * assert.deepEqual(entry, { name: 'weight_hh_l0', kind: 'weight_hh', layer: 0, direction: 0, shape: [8, 2], size: 16, offset: 24 });
+ * ```
+ */
 export interface ParameterEntry {
   /** PyTorch's name, e.g. 'weight_hh_l1_reverse'. */
   name: string;
   kind: ParameterKind;
+  /** 0 for the layer that reads the input. */
   layer: number;
   /** 0 forward, 1 reverse. */
   direction: number;
+  /** [G*H, in] for weight_ih, [G*H, H] for weight_hh, [G*H] for the biases. */
   shape: number[];
+  /** Elements: the product of the shape. */
   size: number;
   /** Offset of this parameter in all of them concatenated in this order. */
   offset: number;
 }
 
+/**
+ * PyTorch's name of a parameter: `${kind}_l${layer}`, with `_reverse` for direction 1.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { parameterName } from 'bptt';
+ *
+ * assert.equal(parameterName('weight_ih', 2, 0), 'weight_ih_l2');
+ * assert.equal(parameterName('weight_hh', 0, 1), 'weight_hh_l0_reverse');
+ * ```
+ */
 export function parameterName(kind: ParameterKind, layer: number, direction: number): string {
   return `${kind}_l${layer}${direction === 1 ? '_reverse' : ''}`;
 }
@@ -167,6 +514,21 @@ export function parameterName(kind: ParameterKind, layer: number, direction: num
 /**
  * Every parameter in PyTorch's order (its _flat_weights_names): for each layer, forward then
  * reverse, each with weight_ih, weight_hh, bias_ih, bias_hh. Expects a checked spec.
+ * Offsets are those of all parameters concatenated in this order (one flat buffer).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { layerParameterTable } from 'bptt';
+ *
+ * const table = layerParameterTable({ cell: 'tanh', inputSize: 3, hiddenSize: 2, bidirectional: true });
+ * assert.deepEqual(table.map((p) => p.name), [
+ *   'weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0',
+ *   'weight_ih_l0_reverse', 'weight_hh_l0_reverse', 'bias_ih_l0_reverse', 'bias_hh_l0_reverse',
+ * ]);
+ * const total = table.reduce((sum, p) => sum + p.size, 0); // one flat buffer of them all
+ * assert.equal(table[4].offset, total / 2);
+ * ```
  */
 export function layerParameterTable(spec: LayerSpec): ParameterEntry[] {
   const H = spec.hiddenSize;
@@ -191,7 +553,25 @@ export function layerParameterTable(spec: LayerSpec): ParameterEntry[] {
   return table;
 }
 
-/** PyTorch's parameter names and shapes, in PyTorch's order. */
+/**
+ * PyTorch's parameter names and shapes, in PyTorch's order (that of nn.LSTM(...).named_parameters()
+ * without the module prefix): the `weights` the layer calls take.
+ *
+ * @throws TypeError or RangeError for an invalid spec (unknown cell, sizes that are not integers
+ * >= 1, dropout outside [0, 1), parameters beyond 2^31 - 1 elements).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { layerParameterShapes } from 'bptt';
+ *
+ * const shapes = layerParameterShapes({ cell: 'lstm', inputSize: 10, hiddenSize: 20, numLayers: 2 });
+ * assert.deepEqual(shapes, {
+ *   weight_ih_l0: [80, 10], weight_hh_l0: [80, 20], bias_ih_l0: [80], bias_hh_l0: [80],
+ *   weight_ih_l1: [80, 20], weight_hh_l1: [80, 20], bias_ih_l1: [80], bias_hh_l1: [80],
+ * });
+ * ```
+ */
 export function layerParameterShapes(spec: LayerSpec): Record<string, number[]> {
   const normalized = checkLayerSpec(spec);
   return Object.fromEntries(layerParameterTable(normalized).map((p) => [p.name, p.shape]));

@@ -26,9 +26,34 @@ import { RawTensor, WritableTensor, decodeSafetensors, encodeSafetensors, toFloa
 import { CharTokenizer } from './tokenizer';
 import type { Trainer, TrainerState } from './trainer';
 
+/**
+ * The `format` entry of a checkpoint's metadata: what this version writes.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CHECKPOINT_FORMAT, RNN, decodeSafetensors, encodeCheckpoint } from 'bptt';
+ *
+ * const bytes = encodeCheckpoint(new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 }));
+ * assert.equal(decodeSafetensors(bytes).metadata.format, CHECKPOINT_FORMAT); // 'bptt/1'
+ * ```
+ */
 export const CHECKPOINT_FORMAT = 'bptt/1';
 
-/** PyTorch state_dict names of the model's parameters. */
+/**
+ * PyTorch state_dict names of the default model's parameters: U is `rnn.weight_ih_l0`, W
+ * `rnn.weight_hh_l0`, b `rnn.bias_ih_l0`, V `fc.weight`, c `fc.bias` (an nn.RNN followed by an
+ * nn.Linear named `rnn` and `fc`).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, TORCH_NAMES, decodeSafetensors, encodeCheckpoint } from 'bptt';
+ *
+ * const { tensors } = decodeSafetensors(encodeCheckpoint(new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 2, seed: 1 })));
+ * assert.deepEqual(tensors.get(TORCH_NAMES.V)!.shape, [2, 4]);
+ * ```
+ */
 export const TORCH_NAMES = {
   U: 'rnn.weight_ih_l0',
   W: 'rnn.weight_hh_l0',
@@ -36,8 +61,38 @@ export const TORCH_NAMES = {
   V: 'fc.weight',
   c: 'fc.bias',
 } as const satisfies Record<ParamName, string>;
+/**
+ * The state_dict name of PyTorch's second recurrent bias. The default model has one bias b, so
+ * saving writes zeros here and loading adds it to `rnn.bias_ih_l0`.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, TORCH_BIAS_HH, decodeSafetensors, encodeCheckpoint } from 'bptt';
+ *
+ * const { tensors } = decodeSafetensors(encodeCheckpoint(new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 })));
+ * assert.ok(tensors.get(TORCH_BIAS_HH)!.bytes.every((byte) => byte === 0));
+ * ```
+ */
 export const TORCH_BIAS_HH = 'rnn.bias_hh_l0';
 
+/**
+ * What a checkpoint saves besides the model: a tokenizer, a trainer (its optimizer and run state)
+ * or an optimizer, an RNG, the run's settings and more metadata.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, Optimizer, RNN, Rng, decodeCheckpoint, encodeCheckpoint, type CheckpointExtra } from 'bptt';
+ *
+ * const tokenizer = CharTokenizer.fromText('abc');
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const extra: CheckpointExtra = { tokenizer, optimizer: new Optimizer(rnn, { kind: 'adam' }), rng: new Rng(5), hyperparameters: { lr: 2e-3 }, metadata: { note: 'demo' } };
+ * const loaded = decodeCheckpoint(encodeCheckpoint(rnn, extra));
+ * assert.deepEqual(loaded.hyperparameters, { lr: 2e-3 });
+ * assert.equal(loaded.metadata.note, 'demo');
+ * ```
+ */
 export interface CheckpointExtra {
   /** Default: rnn.tokenizer. */
   tokenizer?: CharTokenizer;
@@ -53,18 +108,51 @@ export interface CheckpointExtra {
   metadata?: Record<string, string>;
 }
 
+/**
+ * What {@link loadCheckpoint} returns: the model and whatever else the file holds (null where it
+ * holds nothing).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from 'bptt';
+ *
+ * const saved = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, cell: 'lstm', seed: 1 });
+ * const checkpoint: Checkpoint = decodeCheckpoint(encodeCheckpoint(saved));
+ * assert.equal(checkpoint.rnn.cell, 'lstm');
+ * assert.deepEqual([checkpoint.tokenizer, checkpoint.optimizer, checkpoint.training, checkpoint.rng], [null, null, null, null]);
+ * ```
+ */
 export interface Checkpoint {
+  /** The model, parameters loaded (its tokenizer set when the file has a vocabulary). */
   rnn: RNN;
+  /** The vocabulary of a character model. */
   tokenizer: CharTokenizer | null;
   /** The saved optimizer, state included, bound to `rnn`. */
   optimizer: Optimizer | null;
   /** For Trainer.loadState. */
   training: TrainerState | null;
+  /** The saved RNG, in its saved state. */
   rng: Rng | null;
+  /** The run's settings as saved ({} when none). */
   hyperparameters: Record<string, unknown>;
+  /** Every `__metadata__` entry of the file. */
   metadata: Record<string, string>;
 }
 
+/**
+ * Options of {@link loadCheckpoint}.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, decodeCheckpoint, encodeCheckpoint, type LoadOptions } from 'bptt';
+ *
+ * const bytes = encodeCheckpoint(new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 }));
+ * const options: LoadOptions = { backend: 'reference' };
+ * assert.equal(decodeCheckpoint(bytes, options).rnn.backend, 'reference');
+ * ```
+ */
 export interface LoadOptions {
   /** Backend of the loaded model; default native when the addon loads, else reference. */
   backend?: BackendName;
@@ -75,11 +163,54 @@ export interface LoadOptions {
  * (and writes nothing) when a parameter, the optimizer state or the carried hidden state holds NaN
  * or Infinity (NonFiniteError), or the optimizer state is one loadCheckpoint would refuse
  * (RangeError): what saves, loads.
+ *
+ * The file is safetensors with PyTorch's state_dict names (see {@link TORCH_NAMES}; every other
+ * model under its own `rnn.*` and `fc.*` names), so `load_state_dict` into nn.RNN/LSTM/GRU and
+ * nn.Linear gives the same logits; training state goes in `optim.*` and `train.*` tensors and
+ * the metadata.
+ *
+ * @throws TypeError when rnn is not an RNN or the trainer trains another model; RangeError for a
+ * tokenizer of another size; an Error with the file's name when it cannot be written.
+ *
+ * @example
+ * ```ts
+ * import * as fs from 'node:fs';
+ * import * as os from 'node:os';
+ * import * as path from 'node:path';
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, loadCheckpoint, saveCheckpoint } from 'bptt';
+ *
+ * const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-'));
+ * try {
+ *   const tokenizer = CharTokenizer.fromText('abcdef');
+ *   const rnn = new RNN({ inputSize: 6, hiddenSize: 8, outputSize: 6, cell: 'gru', numLayers: 2, seed: 1 });
+ *   const file = path.join(dir, 'model.safetensors');
+ *   saveCheckpoint(file, rnn, { tokenizer });
+ *   const loaded = loadCheckpoint(file);
+ *   assert.deepEqual(loaded.rnn.params['fc.weight'].toArray(), rnn.params['fc.weight'].toArray());
+ *   assert.equal(loaded.rnn.tokenizer?.vocabSize, 6);
+ * } finally {
+ *   fs.rmSync(dir, { recursive: true, force: true });
+ * }
+ * ```
  */
 export function saveCheckpoint(path: string, rnn: RNN, extra: CheckpointExtra = {}): void {
   writeFileAtomic(path, encodeCheckpoint(rnn, extra));
 }
 
+/**
+ * The bytes {@link saveCheckpoint} writes, in memory (e.g. to store elsewhere); the same checks.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, decodeCheckpoint, encodeCheckpoint } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ * const bytes = encodeCheckpoint(rnn);
+ * assert.deepEqual(decodeCheckpoint(bytes).rnn.params.W.toArray(), rnn.params.W.toArray());
+ * ```
+ */
 export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer {
   if (!(rnn instanceof RNN)) throw new TypeError('saveCheckpoint needs an RNN');
   const tensors = new Map<string, WritableTensor>();
@@ -141,7 +272,37 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
   return encodeSafetensors(tensors, metadata);
 }
 
-/** Reads and validates a checkpoint (ours, or a PyTorch nn.RNN + nn.Linear state_dict). */
+/**
+ * Reads and validates a checkpoint (ours, or a PyTorch nn.RNN + nn.Linear state_dict).
+ * The model is rebuilt from the metadata or, for a plain state_dict, from the tensors' names and
+ * shapes (cell from the gate count, layers, direction); F32, F64, F16 and BF16 tensors load.
+ *
+ * @throws CheckpointError for every failure, the file name first: unreadable, malformed,
+ * truncated or inconsistent files, non-finite values, invalid optimizer or training state.
+ *
+ * @example
+ * ```ts
+ * import * as fs from 'node:fs';
+ * import * as os from 'node:os';
+ * import * as path from 'node:path';
+ * import assert from 'node:assert/strict';
+ * import { Optimizer, RNN, Tensor, loadCheckpoint, saveCheckpoint } from 'bptt';
+ *
+ * const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-'));
+ * try {
+ *   const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+ *   const optimizer = new Optimizer(rnn, { kind: 'adam' });
+ *   rnn.trainStep(Tensor.from(Int32Array.of(0, 1, 2), [3, 1]), Tensor.from(Int32Array.of(1, 2, 0), [3, 1]), { lr: 0.01, optimizer });
+ *   saveCheckpoint(path.join(dir, 'run.safetensors'), rnn, { optimizer });
+ *   const { rnn: resumed, optimizer: restored } = loadCheckpoint(path.join(dir, 'run.safetensors'));
+ *   assert.equal(restored!.step, 1);
+ *   assert.deepEqual(restored!.state(), optimizer.state());
+ *   console.log(resumed.backend);
+ * } finally {
+ *   fs.rmSync(dir, { recursive: true, force: true });
+ * }
+ * ```
+ */
 export function loadCheckpoint(path: string, options: LoadOptions = {}): Checkpoint {
   let bytes: Buffer;
   try {
@@ -155,6 +316,16 @@ export function loadCheckpoint(path: string, options: LoadOptions = {}): Checkpo
 /**
  * Decodes and validates a checkpoint. Every failure is a CheckpointError whose message starts with
  * `what` (loadCheckpoint passes the file name), whatever part of the loader found it.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CheckpointError, RNN, decodeCheckpoint, encodeCheckpoint } from 'bptt';
+ *
+ * const bytes = encodeCheckpoint(new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 }));
+ * assert.equal(decodeCheckpoint(bytes).rnn.hiddenSize, 4);
+ * assert.throws(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 1), {}, 'upload 17'), (err) => err instanceof CheckpointError && err.message.startsWith('upload 17'));
+ * ```
  */
 export function decodeCheckpoint(bytes: Uint8Array, options: LoadOptions = {}, what = 'checkpoint'): Checkpoint {
   const made: { dispose(): void }[] = [];

@@ -16,7 +16,23 @@ function readNames(pkg: string): string[] {
   return data;
 }
 
-/** Female and male first names together, each once (many are in both lists), sorted. */
+/**
+ * Female and male first names together, each once (many are in both lists), sorted: the 8,422
+ * English first names of the `@stdlib` dataset packages, read from node_modules (no network).
+ *
+ * @throws Error when a dataset package is missing; TypeError when its file is not a JSON array
+ * of names.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { defaultNames } from 'bptt';
+ *
+ * const names = defaultNames();
+ * assert.equal(names.length, 8422);
+ * assert.ok(names.includes('Ada'));
+ * ```
+ */
 export function defaultNames(): string[] {
   const all = new Set<string>();
   for (const pkg of PACKAGES) for (const name of readNames(pkg)) all.add(name);
@@ -29,12 +45,35 @@ export function firstNameLists(): { female: string[]; male: string[] } {
   return { female, male };
 }
 
-/** Names as training text: one name per line. */
+/**
+ * Names as training text: one name per line, each line ended by '\n'.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { namesText } from 'bptt';
+ *
+ * assert.equal(namesText(['Ada', 'Alan']), 'Ada\nAlan\n');
+ * ```
+ */
 export function namesText(names: readonly string[]): string {
   return names.map((n) => `${n}\n`).join('');
 }
 
-/** A seeded Fisher-Yates shuffle (a copy), so the held-out names are a random sample, not the tail of the alphabet. */
+/**
+ * A seeded Fisher-Yates shuffle (a copy), so the held-out names are a random sample, not the tail of the alphabet.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { defaultNames, holdoutSplit, namesText, shuffled } from 'bptt';
+ *
+ * const names = shuffled(defaultNames(), 1);
+ * assert.deepEqual(names, shuffled(defaultNames(), 1)); // the same order for the same seed
+ * const { train, valid } = holdoutSplit(namesText(names), 0.1);
+ * console.log(train.length, valid.length);
+ * ```
+ */
 export function shuffled<T>(items: readonly T[], seed: number): T[] {
   const rng = new Rng(seed);
   const out = [...items];

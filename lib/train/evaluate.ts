@@ -3,6 +3,21 @@ import type { RNN } from '../rnn';
 import { Tensor } from '../tensor';
 import { StreamBatcher } from './batcher';
 
+/**
+ * How {@link evaluate} cuts the token stream.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, evaluate, type EvalOptions } from 'bptt';
+ *
+ * const tokenizer = CharTokenizer.fromText('abc');
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 8, outputSize: 3, seed: 1 });
+ * const options: EvalOptions = { batch: 2, seq: 4 };
+ * const { tokens } = evaluate(rnn, tokenizer.encode('abcabcabcabc'), options);
+ * assert.equal(tokens, 2 * 5); // 2 streams of floor(11 / 2) predictions
+ * ```
+ */
 export interface EvalOptions {
   /** Parallel streams (default 32, fewer when the text is short). */
   batch?: number;
@@ -10,9 +25,24 @@ export interface EvalOptions {
   seq?: number;
 }
 
+/**
+ * What {@link evaluate} returns.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, evaluate, type EvalResult } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
+ * const r: EvalResult = evaluate(rnn, Int32Array.of(0, 1, 2, 3, 0, 1, 2, 3, 0), { batch: 2 });
+ * assert.ok(Math.abs(r.perplexity - Math.exp(r.loss)) < 1e-12);
+ * assert.equal(r.tokens, 8); // 2 streams of 4 predictions
+ * ```
+ */
 export interface EvalResult {
   /** Mean cross-entropy per predicted token, in nats. */
   loss: number;
+  /** exp(loss). */
   perplexity: number;
   /** Tokens predicted. */
   tokens: number;
@@ -21,6 +51,23 @@ export interface EvalResult {
 /**
  * Runs the model over the whole stream, cut into parallel streams like the training data, with
  * the hidden state carried across chunks so every prediction sees its full left context.
+ * (A bidirectional model reads each chunk alone.) The parameters are not changed.
+ *
+ * @throws RangeError for fewer than 2 tokens or a seq that is not a positive integer; as
+ * {@link RNN.forward} for tokens outside [0, inputSize).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, evaluate } from 'bptt';
+ *
+ * const tokenizer = CharTokenizer.fromText('abcd');
+ * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
+ * rnn.setParams({ ...rnn.params, V: new Float32Array(4 * 8), c: new Float32Array(4) }); // uniform predictions
+ * const { loss, perplexity } = evaluate(rnn, tokenizer.encode('abcdabcdabcd'));
+ * assert.ok(Math.abs(loss - Math.log(4)) < 1e-6);
+ * assert.ok(Math.abs(perplexity - 4) < 1e-5);
+ * ```
  */
 export function evaluate(rnn: RNN, tokens: Int32Array, options: EvalOptions = {}): EvalResult {
   const batch = Math.max(1, Math.min(options.batch ?? 32, tokens.length - 1));

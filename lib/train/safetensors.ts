@@ -12,6 +12,18 @@ import * as path from 'path';
 import { randomBytes } from 'crypto';
 import { CheckpointError } from '../errors';
 
+/**
+ * The safetensors element types and their sizes in bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { DTYPE_SIZES } from 'bptt';
+ *
+ * assert.equal(DTYPE_SIZES.BF16, 2);
+ * assert.equal(DTYPE_SIZES.F64, 8);
+ * ```
+ */
 export const DTYPE_SIZES = {
   BOOL: 1,
   U8: 1,
@@ -30,21 +42,75 @@ export const DTYPE_SIZES = {
   F64: 8,
 } as const;
 
+/**
+ * A safetensors element type: 'F32', 'F16', 'BF16', 'I32', ... (the keys of {@link DTYPE_SIZES}).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { DTYPE_SIZES, type SafetensorsDType } from 'bptt';
+ *
+ * const dtype: SafetensorsDType = 'F16';
+ * assert.equal(DTYPE_SIZES[dtype], 2);
+ * ```
+ */
 export type SafetensorsDType = keyof typeof DTYPE_SIZES;
 
-/** One tensor as stored: its bytes (a copy, little-endian) and how to read them. */
+/**
+ * One tensor as stored: its bytes (a copy, little-endian) and how to read them.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { decodeSafetensors, encodeSafetensors, type RawTensor } from 'bptt';
+ *
+ * const bytes = encodeSafetensors(new Map([['x', { shape: [2], data: Float32Array.of(1.5, -2) }]]), {});
+ * const x: RawTensor = decodeSafetensors(bytes).tensors.get('x')!;
+ * assert.equal(x.dtype, 'F32');
+ * const view = new DataView(x.bytes.buffer, x.bytes.byteOffset, x.bytes.byteLength);
+ * assert.equal(view.getFloat32(4, true), -2);
+ * ```
+ */
 export interface RawTensor {
+  /** The element type. */
   dtype: SafetensorsDType;
+  /** The sizes of the dimensions, row-major. */
   shape: number[];
+  /** The elements' bytes, little-endian. */
   bytes: Uint8Array;
 }
 
+/**
+ * A decoded safetensors file: its `__metadata__` strings and its tensors by name.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { decodeSafetensors, encodeSafetensors, type SafetensorsContents } from 'bptt';
+ *
+ * const contents: SafetensorsContents = decodeSafetensors(encodeSafetensors(new Map(), { author: 'me' }));
+ * assert.deepEqual(contents.metadata, { author: 'me' });
+ * assert.equal(contents.tensors.size, 0);
+ * ```
+ */
 export interface SafetensorsContents {
+  /** The `__metadata__` entries ({} when the file has none). */
   metadata: Record<string, string>;
+  /** The tensors by name, in the header's order. */
   tensors: Map<string, RawTensor>;
 }
 
-/** Tensors this package writes. */
+/**
+ * Tensors this package writes: a shape and its row-major data (F32, I32 or U32).
+ *
+ * @example
+ * ```ts
+ * import { encodeSafetensors, type WritableTensor } from 'bptt';
+ *
+ * const ids: WritableTensor = { shape: [2, 3], data: Int32Array.of(1, 2, 3, 4, 5, 6) };
+ * console.log(encodeSafetensors(new Map([['ids', ids]]), {}).length);
+ * ```
+ */
 export type WritableTensor = { shape: readonly number[]; data: Float32Array | Int32Array | Uint32Array };
 
 /** The reference implementation's cap; a header is a few KB in practice. */
@@ -58,7 +124,25 @@ function dtypeOf(data: WritableTensor['data']): SafetensorsDType {
   return 'U32';
 }
 
-/** Serializes tensors (in the given order, contiguous) and string metadata. */
+/**
+ * Serializes tensors (in the given order, contiguous) and string metadata into the safetensors
+ * format: an 8-byte little-endian header length, the JSON header padded with spaces to 8 bytes,
+ * then the data.
+ *
+ * @throws CheckpointError for a shape that does not match its data, the name `__metadata__`, or
+ * a big-endian host.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { encodeSafetensors } from 'bptt';
+ *
+ * const bytes = encodeSafetensors(new Map([['w', { shape: [2, 2], data: new Float32Array(4) }]]), { note: 'zeros' });
+ * const headerLength = Number(bytes.readBigUInt64LE(0));
+ * const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString());
+ * assert.deepEqual(header.w, { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] });
+ * ```
+ */
 export function encodeSafetensors(tensors: ReadonlyMap<string, WritableTensor>, metadata: Record<string, string>): Buffer {
   if (!LITTLE_ENDIAN) throw new CheckpointError('writing safetensors needs a little-endian host');
   const header: Record<string, unknown> = { __metadata__: metadata };
@@ -94,6 +178,33 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/**
+ * Parses a safetensors file, trusting nothing in it: every length, offset and shape is checked
+ * against the bytes present, and the tensors must tile the data exactly (no overlaps, gaps or
+ * trailing bytes). Tensor bytes are copied.
+ *
+ * @throws CheckpointError whose message starts with `what`, saying what is wrong.
+ *
+ * @example
+ * ```ts
+ * import * as fs from 'node:fs';
+ * import * as os from 'node:os';
+ * import * as path from 'node:path';
+ * import assert from 'node:assert/strict';
+ * import { RNN, decodeSafetensors, saveCheckpoint } from 'bptt';
+ *
+ * const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-'));
+ * try {
+ *   const file = path.join(dir, 'model.safetensors');
+ *   saveCheckpoint(file, new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 }));
+ *   const { tensors, metadata } = decodeSafetensors(fs.readFileSync(file), file);
+ *   assert.deepEqual([...tensors.keys()], ['rnn.weight_ih_l0', 'rnn.weight_hh_l0', 'rnn.bias_ih_l0', 'rnn.bias_hh_l0', 'fc.weight', 'fc.bias']);
+ *   console.log(JSON.parse(metadata.model));
+ * } finally {
+ *   fs.rmSync(dir, { recursive: true, force: true });
+ * }
+ * ```
+ */
 export function decodeSafetensors(file: Uint8Array, what = 'checkpoint'): SafetensorsContents {
   if (file.length < 8) throw new CheckpointError(`${what} is truncated: ${file.length} bytes, too short for the 8-byte header length`);
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
@@ -260,6 +371,28 @@ function processExists(pid: number): boolean {
  * complete new one: write a temporary file in the same directory, fsync it, rename it over the
  * target, then fsync the directory so the rename itself is durable. First removes what killed
  * writers to the same file left behind. Errors name `file`, not the temporary file.
+ *
+ * @throws an Error "cannot write FILE: ..." carrying the system error's code (e.g. ENOENT).
+ *
+ * @example
+ * ```ts
+ * import * as fs from 'node:fs';
+ * import * as os from 'node:os';
+ * import * as path from 'node:path';
+ * import assert from 'node:assert/strict';
+ * import { writeFileAtomic } from 'bptt';
+ *
+ * const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-'));
+ * try {
+ *   const file = path.join(dir, 'notes.txt');
+ *   writeFileAtomic(file, Buffer.from('first'));
+ *   writeFileAtomic(file, Buffer.from('second'));
+ *   assert.equal(fs.readFileSync(file, 'utf8'), 'second');
+ *   assert.throws(() => writeFileAtomic(path.join(dir, 'missing', 'x'), Buffer.from('')), { code: 'ENOENT' });
+ * } finally {
+ *   fs.rmSync(dir, { recursive: true, force: true });
+ * }
+ * ```
  */
 export function writeFileAtomic(file: string, data: Uint8Array): void {
   const target = path.resolve(file);

@@ -8,6 +8,22 @@ import { Rng } from '../rng';
 import { Tensor } from '../tensor';
 import type { CharTokenizer } from './tokenizer';
 
+/**
+ * How {@link sample} draws: how many tokens, the temperature, top-k, and the random generator.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Rng, sample, type SampleOptions } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 5, hiddenSize: 8, outputSize: 5, seed: 1 });
+ * const rng = new Rng(3);
+ * const options: SampleOptions = { length: 10, temperature: 0.7, topK: 3, rng };
+ * const a = sample(rnn, { ...options, prime: [0] });
+ * const b = sample(rnn, { ...options, prime: [0] }); // rng has moved on: another draw
+ * assert.equal(a.length + b.length, 20);
+ * ```
+ */
 export interface SampleOptions {
   /** Tokens to generate. */
   length: number;
@@ -21,19 +37,71 @@ export interface SampleOptions {
   rng?: Rng;
 }
 
+/**
+ * {@link sample} options for text: a tokenizer, and a text primer.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, sample, type TextSampleOptions } from 'bptt';
+ *
+ * const tokenizer = CharTokenizer.fromText('abc\n');
+ * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, seed: 1 });
+ * const options: TextSampleOptions = { tokenizer, length: 12, prime: 'ab', seed: 1 };
+ * assert.equal(sample(rnn, options).length, 12);
+ * ```
+ */
 export interface TextSampleOptions extends SampleOptions {
+  /** Encodes the primer and decodes the draw; its vocabSize must be the model's inputSize. */
   tokenizer: CharTokenizer;
   /** Text to condition on; default: a line break when the vocabulary has one (starts a new line). */
   prime?: string;
 }
 
+/**
+ * {@link sample} options for token ids: no tokenizer, an id primer.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, sample, type TokenSampleOptions } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 5, hiddenSize: 8, outputSize: 5, seed: 1 });
+ * const options: TokenSampleOptions = { length: 6, prime: [4, 2], temperature: 0 };
+ * const ids = sample(rnn, options);
+ * assert.ok(ids.every((id) => id >= 0 && id < 5));
+ * ```
+ */
 export interface TokenSampleOptions extends SampleOptions {
   tokenizer?: undefined;
   /** Token ids to condition on; default: one token drawn uniformly. */
   prime?: ArrayLike<number>;
 }
 
-/** Returns the generated continuation (without the primer): text with a tokenizer, else token ids. */
+/**
+ * Returns the generated continuation (without the primer): text with a tokenizer, else token ids.
+ * The primer is run through the model, then each token is drawn from softmax(logits /
+ * temperature) (among the topK most likely, ties at the cut included) and fed back with the
+ * carried state. Temperature 0 (or topK 1) always picks the most likely token.
+ *
+ * @throws TypeError for a bidirectional model or options that are not an object; RangeError for
+ * a length that is not a non-negative integer, a negative or non-finite temperature, a topK that
+ * is not a positive integer, prime ids outside [0, inputSize), a tokenizer of another size, or
+ * outputSize > inputSize (outputs are fed back as inputs).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, sample } from 'bptt';
+ *
+ * const tokenizer = CharTokenizer.fromText('abc\n');
+ * const rnn = new RNN({ inputSize: 4, hiddenSize: 8, outputSize: 4, cell: 'gru', seed: 1 });
+ * const greedy = sample(rnn, { tokenizer, length: 8, prime: 'a', temperature: 0 });
+ * assert.equal(greedy, sample(rnn, { tokenizer, length: 8, prime: 'a', temperature: 0 }));
+ * const ids = sample(rnn, { length: 8, seed: 5 }); // token ids, a random first token
+ * assert.equal(ids.length, 8);
+ * ```
+ */
 export function sample(rnn: RNN, options: TextSampleOptions): string;
 export function sample(rnn: RNN, options: TokenSampleOptions): Int32Array;
 export function sample(rnn: RNN, options: TextSampleOptions | TokenSampleOptions): string | Int32Array {

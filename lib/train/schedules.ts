@@ -4,6 +4,20 @@
  */
 import { checkFloat32Scalar } from '../backend';
 
+/**
+ * A learning-rate schedule as plain data (JSON-serializable, so checkpoints store it): constant,
+ * step decay, or linear warm-up then cosine decay.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { learningRate, type Schedule } from 'bptt';
+ *
+ * const schedule: Schedule = { kind: 'cosine', lr: 1e-3, warmup: 100, total: 1000, minLr: 1e-5 };
+ * assert.equal(learningRate(schedule, 99), 1e-3); // end of the warm-up
+ * assert.equal(learningRate(schedule, 1000), 1e-5);
+ * ```
+ */
 export type Schedule =
   | { kind: 'constant'; lr: number }
   /** lr * gamma^floor(step / every) */
@@ -11,6 +25,17 @@ export type Schedule =
   /** Linear warm-up over `warmup` steps to lr, then a cosine decay to minLr at step `total`. */
   | { kind: 'cosine'; lr: number; warmup: number; total: number; minLr?: number };
 
+/**
+ * The kinds of {@link Schedule}: 'constant', 'step', 'cosine'.
+ *
+ * @example
+ * ```ts
+ * import { type ScheduleKind } from 'bptt';
+ *
+ * const kinds: ScheduleKind[] = ['constant', 'step', 'cosine'];
+ * console.log(kinds);
+ * ```
+ */
 export type ScheduleKind = Schedule['kind'];
 
 function positive(name: string, v: number): void {
@@ -21,7 +46,20 @@ function count(name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
 }
 
-/** Throws a RangeError or TypeError naming the first invalid field. */
+/**
+ * Returns the schedule if it is valid; throws a RangeError or TypeError naming the first invalid
+ * field (lr must be a float32-representable number > 0; every > 0 integer, gamma > 0; warmup >= 0
+ * and total >= 1 integers, 0 <= minLr <= lr).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { checkSchedule } from 'bptt';
+ *
+ * checkSchedule({ kind: 'step', lr: 0.1, every: 1000, gamma: 0.5 });
+ * assert.throws(() => checkSchedule({ kind: 'step', lr: 0.1, every: 0, gamma: 0.5 }), /schedule.every/);
+ * ```
+ */
 export function checkSchedule(s: Schedule): Schedule {
   if (typeof s !== 'object' || s === null) throw new TypeError('schedule must be an object');
   checkFloat32Scalar('lr', s.lr, false);
@@ -43,7 +81,19 @@ export function checkSchedule(s: Schedule): Schedule {
   return s;
 }
 
-/** The learning rate for the update that follows `step` completed updates. */
+/**
+ * The learning rate for the update that follows `step` completed updates.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { learningRate } from 'bptt';
+ *
+ * const decay = { kind: 'step', lr: 0.1, every: 10, gamma: 0.5 } as const;
+ * assert.equal(learningRate(decay, 9), 0.1);
+ * assert.equal(learningRate(decay, 25), 0.025); // halved twice
+ * ```
+ */
 export function learningRate(s: Schedule, step: number): number {
   switch (s.kind) {
     case 'constant':

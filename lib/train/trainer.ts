@@ -18,6 +18,25 @@ import { BatcherState, StreamBatcher } from './batcher';
 import { ClipStats, ClipSummary } from './clipping';
 import { Schedule, checkSchedule, learningRate } from './schedules';
 
+/**
+ * How a {@link Trainer} trains: TBPTT(k1, k2), the optimizer, the learning rate and clipping.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Trainer, type TrainerOptions } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 65, hiddenSize: 128, outputSize: 65, seed: 1 });
+ * const options: TrainerOptions = {
+ *   k1: 32, k2: 64, // each update: 32 new steps, backpropagated through the last 64
+ *   optimizer: { kind: 'adam', beta2: 0.99 },
+ *   lr: { kind: 'cosine', lr: 2e-3, warmup: 100, total: 5000 },
+ *   clipNorm: 5,
+ * };
+ * const trainer = new Trainer(rnn, options);
+ * assert.equal(trainer.lr, 2e-3 / 100); // the first warm-up step
+ * ```
+ */
 export interface TrainerOptions {
   /** An optimizer for this model, or how to make one. Default Adam. */
   optimizer?: Optimizer | OptimizerKind | OptimizerOptions;
@@ -31,9 +50,28 @@ export interface TrainerOptions {
   clipNorm?: number;
   /** Clamp each gradient element to [-clipValue, clipValue]. */
   clipValue?: number;
+  /** Default 'mean'. */
   reduction?: Reduction;
 }
 
+/**
+ * What a {@link Trainer} reports after each update (to FitOptions.onStep and onCheckpoint).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, StreamBatcher, Trainer, type StepInfo } from 'bptt';
+ *
+ * const text = 'hello world\n'.repeat(20);
+ * const tokenizer = CharTokenizer.fromText(text);
+ * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+ * const data = new StreamBatcher(tokenizer.encode(text), 4);
+ * const log: StepInfo[] = [];
+ * await new Trainer(rnn, { k1: 8 }).fit(data, { steps: 3, onStep: (info) => void log.push(info) });
+ * assert.deepEqual(log.map((s) => [s.step, s.tokens]), [[1, 32], [2, 32], [3, 32]]); // k1 * B tokens each
+ * console.log(log.map((s) => `step ${s.step}: loss ${s.loss.toFixed(3)}, |g| ${s.gradNorm.toFixed(2)}`));
+ * ```
+ */
 export interface StepInfo {
   /** Updates done, this one included. */
   step: number;
@@ -41,14 +79,38 @@ export interface StepInfo {
   loss: number;
   /** Global L2 norm of the gradient before clipping. */
   gradNorm: number;
+  /** Whether clipping changed the gradient. */
   clipped: boolean;
+  /** The learning rate this update used. */
   lr: number;
+  /** Completed passes over the data. */
   epoch: number;
   /** Tokens predicted in this update: k1 * batch. */
   tokens: number;
+  /** Clipping over the run so far. */
   clip: ClipSummary;
 }
 
+/**
+ * How long {@link Trainer.fit} runs and what it calls back: steps or epochs, an abort signal,
+ * a per-update callback and periodic checkpoints.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, StreamBatcher, Trainer, type FitOptions } from 'bptt';
+ *
+ * const text = 'hello world\n'.repeat(20);
+ * const tokenizer = CharTokenizer.fromText(text);
+ * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+ * const data = new StreamBatcher(tokenizer.encode(text), 4);
+ * const trainer = new Trainer(rnn, { k1: 8 });
+ * const stop = new AbortController();
+ * const options: FitOptions = { steps: 1000, signal: stop.signal, onStep: (info) => { if (info.step === 5) stop.abort(); } };
+ * const result = await trainer.fit(data, options);
+ * assert.deepEqual([result.steps, result.aborted], [5, true]);
+ * ```
+ */
 export interface FitOptions {
   /** Updates to run in this call. */
   steps?: number;
@@ -71,22 +133,68 @@ export interface FitOptions {
   onCheckpoint?: (info: StepInfo) => void | Promise<void>;
 }
 
+/**
+ * What {@link Trainer.fit} returns.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, StreamBatcher, Trainer, type FitResult } from 'bptt';
+ *
+ * const text = 'hello world\n'.repeat(20);
+ * const tokenizer = CharTokenizer.fromText(text);
+ * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+ * const data = new StreamBatcher(tokenizer.encode(text), 4);
+ * const result: FitResult = await new Trainer(rnn, { k1: 8 }).fit(data, { epochs: 1 });
+ * assert.equal(result.steps, data.chunksPerEpoch(8));
+ * assert.equal(result.tokens, result.steps * 8 * 4); // k1 * B per update
+ * ```
+ */
 export interface FitResult {
   /** Updates run in this call. */
   steps: number;
+  /** Whether the signal stopped it before the requested steps. */
   aborted: boolean;
   /** Loss of the last update (NaN when none ran). */
   loss: number;
+  /** Tokens predicted in this call. */
   tokens: number;
+  /** Wall-clock time of this call. */
   seconds: number;
 }
 
-/** Everything besides parameters and optimizer state that a resumed run needs. */
+/**
+ * Everything besides parameters and optimizer state that a resumed run needs: the step count, the
+ * data position, the clipping statistics, the carried state and the inputs kept for the next
+ * window. {@link Trainer.state} takes it; checkpoints save it.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, StreamBatcher, Trainer, type TrainerState } from 'bptt';
+ *
+ * const text = 'hello world\n'.repeat(20);
+ * const tokenizer = CharTokenizer.fromText(text);
+ * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+ * const data = new StreamBatcher(tokenizer.encode(text), 4);
+ * const trainer = new Trainer(rnn, { k1: 4, k2: 6 });
+ * await trainer.fit(data, { steps: 3 });
+ * const state: TrainerState = trainer.state();
+ * assert.equal(state.step, 3);
+ * assert.equal(state.historySteps, 2); // k2 - k1 steps kept for the next window
+ * assert.equal(state.h!.length, 4 * 16); // rnn.stateShape(B)
+ * ```
+ */
 export interface TrainerState {
+  /** Updates done. */
   step: number;
+  /** The trainer's k1 (a state loads only into a trainer with the same k1 and k2). */
   k1: number;
+  /** The trainer's k2. */
   k2: number;
+  /** Where the data is (null before the first fit()). */
   data: BatcherState | null;
+  /** Clipping so far. */
   clip: ClipSummary;
   /** Hidden state at the start of the next window (rnn.stateShape(batch)); null after a reset. */
   h: Float32Array | null;
@@ -94,6 +202,7 @@ export interface TrainerState {
   c?: Float32Array | null;
   /** Inputs of the steps kept from earlier windows, int32 [historySteps, batch]; their targets are never scored again. */
   historyInputs: Int32Array;
+  /** Steps kept from earlier windows, at most k2 - k1. */
   historySteps: number;
 }
 
@@ -102,14 +211,45 @@ function checkCount(name: string, v: unknown, min: number): number {
   return v;
 }
 
+/**
+ * The training loop: truncated BPTT as Williams and Peng's TBPTT(k1, k2) over the parallel
+ * streams of a {@link StreamBatcher}. Every update takes k1 new steps of each stream and
+ * backpropagates through a window of the last k2 steps, starting from the state carried over
+ * from the previous window; each prediction is counted once. Each update is one
+ * `rnn.trainStepAsync` (off the main thread on the native backend).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { CharTokenizer, RNN, StreamBatcher, Trainer, evaluate } from 'bptt';
+ *
+ * const text = 'hello world\n'.repeat(20);
+ * const tokenizer = CharTokenizer.fromText(text);
+ * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+ * const data = new StreamBatcher(tokenizer.encode(text), 4);
+ * const trainer = new Trainer(rnn, { k1: 8, k2: 16, lr: 1e-2, clipNorm: 5 });
+ * let first = NaN;
+ * const result = await trainer.fit(data, { steps: 40, onStep: (info) => void (first = Number.isNaN(first) ? info.loss : first) });
+ * assert.ok(result.loss < first / 2);
+ * console.log(evaluate(rnn, tokenizer.encode(text)).perplexity);
+ * ```
+ */
 export class Trainer {
+  /** The model it trains. */
   readonly rnn: RNN;
+  /** The optimizer of the updates (made from the options, or the one passed in). */
   readonly optimizer: Optimizer;
+  /** The learning-rate schedule (a constant rate is a 'constant' schedule). */
   readonly schedule: Schedule;
+  /** New steps per update. */
   readonly k1: number;
+  /** Steps backpropagated through per update. */
   readonly k2: number;
+  /** Global-norm clipping bound, if any. */
   readonly clipNorm: number | undefined;
+  /** Element clipping bound, if any. */
   readonly clipValue: number | undefined;
+  /** How the loss is reduced. */
   readonly reduction: Reduction;
   #step = 0;
   #clip = new ClipStats();
@@ -123,6 +263,23 @@ export class Trainer {
   /** True while an update is between taking its data and recording its result. */
   #updating = false;
 
+  /**
+   * A trainer for `rnn`, at step 0.
+   *
+   * @throws TypeError when options is not an object (or the optimizer options are invalid);
+   * RangeError for k1, k2 that are not integers >= 1, k2 < k1, an invalid clip or schedule.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { Optimizer, RNN, Trainer } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 10, hiddenSize: 16, outputSize: 10, cell: 'lstm', seed: 1 });
+   * const trainer = new Trainer(rnn, { k1: 16, optimizer: new Optimizer(rnn, { kind: 'sgd' }), lr: 0.5 });
+   * assert.equal(trainer.k2, 16); // plain chunked BPTT
+   * assert.throws(() => new Trainer(rnn, { k1: 16, k2: 8 }), RangeError);
+   * ```
+   */
   constructor(rnn: RNN, options: TrainerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('trainer options must be an object');
     this.rnn = rnn;
@@ -140,20 +297,102 @@ export class Trainer {
     this.optimizer = opt instanceof Optimizer ? opt : new Optimizer(rnn, typeof opt === 'string' ? { kind: opt } : opt);
   }
 
-  /** Updates done. */
+  /**
+   * Updates done (over the whole run, resumed runs included).
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { CharTokenizer, RNN, StreamBatcher, Trainer } from 'bptt';
+   *
+   * const text = 'hello world\n'.repeat(20);
+   * const tokenizer = CharTokenizer.fromText(text);
+   * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+   * const data = new StreamBatcher(tokenizer.encode(text), 4);
+   * const trainer = new Trainer(rnn, { k1: 8 });
+   * await trainer.fit(data, { steps: 2 });
+   * await trainer.fit(data, { steps: 3 }); // continues where the first call stopped
+   * assert.equal(trainer.step, 5);
+   * ```
+   */
   get step(): number {
     return this.#step;
   }
 
+  /**
+   * Clipping over the run so far.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { CharTokenizer, RNN, StreamBatcher, Trainer } from 'bptt';
+   *
+   * const text = 'hello world\n'.repeat(20);
+   * const tokenizer = CharTokenizer.fromText(text);
+   * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+   * const data = new StreamBatcher(tokenizer.encode(text), 4);
+   * const trainer = new Trainer(rnn, { k1: 8, clipNorm: 1e-3 });
+   * await trainer.fit(data, { steps: 4 });
+   * assert.equal(trainer.clipStats.fractionClipped, 1); // a tiny bound clips every update
+   * ```
+   */
   get clipStats(): ClipSummary {
     return this.#clip.summary();
   }
 
-  /** Learning rate of the next update. */
+  /**
+   * Learning rate of the next update.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Trainer } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3 });
+   * const trainer = new Trainer(rnn, { k1: 8, lr: { kind: 'cosine', lr: 1e-2, warmup: 10, total: 100 } });
+   * assert.equal(trainer.lr, 1e-3); // first warm-up step: lr * 1/10
+   * ```
+   */
   get lr(): number {
     return learningRate(this.schedule, this.#step);
   }
 
+  /**
+   * Runs `steps` updates (or `epochs` passes) over `data`, one window at a time. The state carried
+   * between windows belongs to `data`: fitting another batcher starts from zero states.
+   *
+   * @throws TypeError without steps or epochs, for data that is not a StreamBatcher, or
+   * checkpointEvery without onCheckpoint (or the reverse); RangeError when k1 does not fit the
+   * streams; TensorInUseError while another fit() of this trainer runs; whatever an update
+   * throws (e.g. NonFiniteError: that update changed nothing and the data did not advance) or
+   * a callback throws.
+   *
+   * @example
+   * ```ts
+   * import * as fs from 'node:fs';
+   * import * as os from 'node:os';
+   * import * as path from 'node:path';
+   * import { CharTokenizer, RNN, StreamBatcher, Trainer, saveCheckpoint } from 'bptt';
+   *
+   * const text = 'hello world\n'.repeat(20);
+   * const tokenizer = CharTokenizer.fromText(text);
+   * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+   * const data = new StreamBatcher(tokenizer.encode(text), 4);
+   * const trainer = new Trainer(rnn, { k1: 8, k2: 12 });
+   * const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-'));
+   * try {
+   *   const file = path.join(dir, 'model.safetensors');
+   *   await trainer.fit(data, {
+   *     steps: 10,
+   *     checkpointEvery: 5, // a killed job loses at most 5 updates
+   *     onCheckpoint: () => saveCheckpoint(file, rnn, { trainer, tokenizer }),
+   *   });
+   *   console.log(fs.statSync(file).size);
+   * } finally {
+   *   fs.rmSync(dir, { recursive: true, force: true });
+   * }
+   * ```
+   */
   async fit(data: StreamBatcher, options: FitOptions = {}): Promise<FitResult> {
     if (!(data instanceof StreamBatcher)) throw new TypeError('fit needs a StreamBatcher');
     if (this.#running) throw new TensorInUseError('this trainer is already running fit(); await it first');
@@ -189,7 +428,25 @@ export class Trainer {
     return { steps: done, aborted: done < steps, loss, tokens: done * this.k1 * data.batch, seconds: (performance.now() - started) / 1000 };
   }
 
-  /** Snapshot for a checkpoint (copies): after fit(), or between updates (in onStep, onCheckpoint). */
+  /**
+   * Snapshot for a checkpoint (copies): after fit(), or between updates (in onStep, onCheckpoint).
+   *
+   * @throws TensorInUseError while an update runs.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { CharTokenizer, RNN, StreamBatcher, Trainer } from 'bptt';
+   *
+   * const text = 'hello world\n'.repeat(20);
+   * const tokenizer = CharTokenizer.fromText(text);
+   * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+   * const data = new StreamBatcher(tokenizer.encode(text), 4);
+   * const trainer = new Trainer(rnn, { k1: 8 });
+   * await trainer.fit(data, { steps: 2 });
+   * assert.deepEqual(trainer.state().data, data.state());
+   * ```
+   */
   state(): TrainerState {
     if (this.#updating) throw new TensorInUseError('a training update is running; take the state between updates (onStep, onCheckpoint) or after fit()');
     return {
@@ -205,7 +462,39 @@ export class Trainer {
     };
   }
 
-  /** Restores a snapshot and moves `data` to the position it records. */
+  /**
+   * Restores a snapshot and moves `data` to the position it records. With the parameters and
+   * optimizer state of the same moment (a checkpoint holds all three), the run continues
+   * bit-identically.
+   *
+   * @throws RangeError for a state of other k1/k2, batch or model (carried state of the wrong
+   * size, too many history steps); NonFiniteError for a non-finite carried state;
+   * TensorInUseError while fit() runs.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { CharTokenizer, Optimizer, RNN, StreamBatcher, Trainer } from 'bptt';
+   *
+   * const text = 'hello world\n'.repeat(20);
+   * const tokenizer = CharTokenizer.fromText(text);
+   * const options = { inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 };
+   * const a = new RNN(options);
+   * const trainerA = new Trainer(a, { k1: 8 });
+   * const dataA = new StreamBatcher(tokenizer.encode(text), 4);
+   * await trainerA.fit(dataA, { steps: 3 });
+   * // A copy of everything at step 3: parameters, optimizer state, trainer state.
+   * const b = new RNN(options);
+   * b.setParams(a.params);
+   * const optimizer = new Optimizer(b, { kind: 'adam' });
+   * optimizer.loadState(trainerA.optimizer.state(), trainerA.optimizer.step);
+   * const trainerB = new Trainer(b, { k1: 8, optimizer });
+   * const dataB = new StreamBatcher(tokenizer.encode(text), 4);
+   * trainerB.loadState(trainerA.state(), dataB);
+   * const [ra, rb] = [await trainerA.fit(dataA, { steps: 2 }), await trainerB.fit(dataB, { steps: 2 })];
+   * assert.equal(rb.loss, ra.loss); // bit-identical continuation
+   * ```
+   */
   loadState(state: TrainerState, data: StreamBatcher): void {
     if (this.#running) throw new TensorInUseError('cannot load state while fit() runs');
     if (state.k1 !== this.k1 || state.k2 !== this.k2) throw new RangeError(`saved state is for k1=${state.k1}, k2=${state.k2}, this trainer uses k1=${this.k1}, k2=${this.k2}`);
@@ -237,7 +526,23 @@ export class Trainer {
     this.#data = data;
   }
 
-  /** Frees the carried state (the optimizer belongs to the caller when it was passed in). */
+  /**
+   * Frees the carried state (the optimizer belongs to the caller when it was passed in).
+   *
+   * @example
+   * ```ts
+   * import { CharTokenizer, RNN, StreamBatcher, Trainer } from 'bptt';
+   *
+   * const text = 'hello world\n'.repeat(20);
+   * const tokenizer = CharTokenizer.fromText(text);
+   * const rnn = new RNN({ inputSize: tokenizer.vocabSize, hiddenSize: 16, outputSize: tokenizer.vocabSize, seed: 1 });
+   * const data = new StreamBatcher(tokenizer.encode(text), 4);
+   * const trainer = new Trainer(rnn, { k1: 8 });
+   * await trainer.fit(data, { steps: 1 });
+   * trainer.dispose();
+   * trainer.optimizer.dispose(); // it made this one
+   * ```
+   */
   dispose(): void {
     this.resetCarry();
   }
