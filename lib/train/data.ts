@@ -39,6 +39,12 @@ export function defaultNames(): string[] {
   return [...all].sort();
 }
 
+/** The female and the male list as shipped (a name can be in both). */
+export function firstNameLists(): { female: string[]; male: string[] } {
+  const [female, male] = PACKAGES.map(readNames);
+  return { female, male };
+}
+
 /**
  * Names as training text: one name per line, each line ended by '\n'.
  *
