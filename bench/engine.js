@@ -244,6 +244,14 @@ function main() {
   console.log(`bptt engine bench  ${new Date().toISOString()}  commit ${gitCommit()}  ${os.cpus()[0].model.trim()}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`FMA peak at start: ${peakThreads.map((t) => `${t}t ${peak[t].toFixed(1)}`).join(', ')} GFLOP/s`);
 
+  // Before anything large is allocated here: Linux carries a parent's RSS high-water mark into an
+  // exec'd child's maxRSS, so a probe spawned late would report this process's peak, not its own.
+  let memory;
+  if (opts.memory) {
+    const out = execFileSync(process.execPath, ['--expose-gc', __filename, '--child-memory', 'L2', isas[0], String(maxThreads)], { encoding: 'utf8' });
+    memory = JSON.parse(out);
+  }
+
   const results = [];
   for (const name of opts.time ? opts.workloads : []) {
     const w = WORKLOADS[name];
@@ -297,13 +305,11 @@ function main() {
     console.log(table(['workload', 'isa', 'thr', 'step ms', 'projection', 'recur fwd', 'recur bwd', 'pointwise fwd', 'pointwise bwd', 'weight grads', 'dx', 'other'], prow));
   }
 
-  if (opts.memory) {
-    const out = execFileSync(process.execPath, ['--expose-gc', __filename, '--child-memory', 'L2', isas[0], String(Math.max(...opts.threads))], { encoding: 'utf8' });
-    const m = JSON.parse(out);
+  if (memory) {
     const MiB = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-    console.log(`\nPeak memory of an L2 forward + backward (fresh process, ${isas[0]}, ${Math.max(...opts.threads)} threads):`);
-    console.log(`  must hold ${MiB(m.required.total)} = ${m.required.formula}`);
-    console.log(`  maxRSS growth ${m.upperBound ? '<= ' : ''}${MiB(m.peakGrowth)} = ${m.ratio.toFixed(2)}x`);
+    console.log(`\nPeak memory of an L2 forward + backward (fresh process, ${isas[0]}, ${maxThreads} threads):`);
+    console.log(`  must hold ${MiB(memory.required.total)} = ${memory.required.formula}`);
+    console.log(`  maxRSS growth ${memory.upperBound ? '<= ' : ''}${MiB(memory.peakGrowth)} = ${memory.ratio.toFixed(2)}x`);
   }
 }
 
