@@ -197,7 +197,7 @@ describe('RNN.dispose frees native memory at once', () => {
       `
       const { RNN, Tensor } = require(REPO + '/lib');
       const rss = () => process.memoryUsage().rss;
-      const T = 100, B = 64, H = 512;
+      const T = 100, B = 64, H = 768;
       const x = Tensor.from(new Float32Array(T * B * 64).fill(0.1), [T, B, 64]);
       const y = Tensor.from(new Int32Array(T * B).fill(1), [T, B]);
       const rnn = new RNN({ inputSize: 64, hiddenSize: H, outputSize: 16, seed: 1, cell: '${cell}' });
@@ -212,8 +212,9 @@ describe('RNN.dispose frees native memory at once', () => {
     );
     expectCleanExit(r);
     const { grown, left } = JSON.parse(r.stdout);
-    // The step's record and scratch are 10 MiB and more; a quarter of it at most stays.
-    expect(grown).toBeGreaterThan(8);
-    expect(left).toBeLessThan(grown / 4);
+    // The step's record and scratch are 20 MiB and more (without release() nearly all of it
+    // stays); RSS also moves by a few MiB for reasons of its own, so the bound is a third.
+    expect(grown).toBeGreaterThan(16);
+    expect(left).toBeLessThan(grown / 3);
   });
 });
