@@ -14,6 +14,11 @@
  *     the SGD update, all in one tf.tidy so nothing leaks between steps.
  * Weights are kept in the right-multiplying layout (Uᵀ [D, H], Wᵀ [H, H], Vᵀ [H, K]), TF.js's own
  * convention: it saves transposes, and the arithmetic is the same.
+ *
+ * The LSTM and GRU workloads use what TF.js users reach for, tf.layers.lstm / tf.layers.gru with
+ * returnSequences and a dense softmax layer on every step (tfjs-layers, batch-major [B, T, D];
+ * token inputs one-hot encoded, as TF.js character models do), differentiated and updated by the
+ * same clip + SGD step as the tanh one.
  */
 const { register } = require('module');
 const path = require('path');
@@ -34,6 +39,10 @@ async function loadTfjs() {
   // Production mode: no debug checks, as a user after speed would run it (also silences the
   // "install tfjs-node" banner, which would land in the middle of the table).
   tf.enableProdMode();
+  // tfjs-layers calls tensor methods (x.flatten(), ...) that the union package @tensorflow/tfjs
+  // installs on the tensor prototype; tfjs-core's ES-module build has the same registration.
+  await import(pathToFileURL(require.resolve('@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js')).href);
+  const layers = require('@tensorflow/tfjs-layers');
   const wasm = require('@tensorflow/tfjs-backend-wasm');
   const wasmDir = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
   wasm.setWasmPaths(wasmDir + path.sep);
@@ -44,7 +53,7 @@ async function loadTfjs() {
     simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'),
     threads: await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'),
   };
-  return { tf, version: tf.version_core, wasm: variant };
+  return { tf, layers, version: tf.version_core, wasm: variant };
 }
 
 /**
@@ -62,11 +71,29 @@ function gatherRows(tf, table, ids) {
   })(table, ids);
 }
 
+/** One clipped SGD step over `vars` for the scalar `loss()`; returns [loss, gradNorm] read back. */
+function clippedSgdStep(tf, loss, vars) {
+  const { lr, clipNorm } = STEP_OPTIONS;
+  return tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(loss, vars);
+    const gs = vars.map((v) => grads[v.name]);
+    const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g)))));
+    const scale = tf.mul(-lr, tf.minimum(1, tf.div(clipNorm, norm)));
+    vars.forEach((v, i) => v.assign(tf.add(v, tf.mul(gs[i], scale))));
+    return Array.from(tf.stack([value, norm]).dataSync());
+  });
+}
+
 /**
  * Builds the step for workload `w` on the active backend: returns { step, dispose } where step()
  * runs one training step and returns [loss, gradNorm] (read back, as our trainStep returns them).
  */
-function createStep(tf, w, data, seed = 7) {
+function createStep(tfjs, w, data, seed = 7) {
+  return w.cell ? createLayersStep(tfjs, w, data) : createTanhStep(tfjs.tf, w, data, seed);
+}
+
+/** The tanh RNN written out with tfjs-core ops. */
+function createTanhStep(tf, w, data, seed) {
   const { T, B, D, H, K } = w;
   const rng = makeRandom(seed);
   const uniform = (n, scale) => Float32Array.from({ length: n }, () => (2 * rng.next() - 1) * scale);
@@ -85,7 +112,6 @@ function createStep(tf, w, data, seed = 7) {
     h0: tf.zeros([B, H]),
   }));
   const [UT, WT, b, VT, c] = vars;
-  const { lr, clipNorm } = STEP_OPTIONS;
 
   const loss = () => {
     const xU = w.inputs === 'tokens' ? gatherRows(tf, UT, x) : tf.matMul(x, UT); // [T·B, H], time-major rows
@@ -100,17 +126,36 @@ function createStep(tf, w, data, seed = 7) {
     return tf.losses.softmaxCrossEntropy(labels, logits);
   };
 
-  const step = () =>
-    tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(loss, vars);
-      const gs = vars.map((v) => grads[v.name]);
-      const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g)))));
-      const scale = tf.mul(-lr, tf.minimum(1, tf.div(clipNorm, norm)));
-      vars.forEach((v, i) => v.assign(tf.add(v, tf.mul(gs[i], scale))));
-      return Array.from(tf.stack([value, norm]).dataSync());
-    });
-
+  const step = () => clippedSgdStep(tf, loss, vars);
   const dispose = () => tf.dispose([...vars, x, labels, h0]);
+  return { step, dispose };
+}
+
+/** tf.layers.lstm / gru (returnSequences) + a dense layer on every step, softmax cross-entropy. */
+function createLayersStep({ tf, layers }, w, data) {
+  const { T, B, D, H, K } = w;
+  const input = layers.input({ shape: [T, D] });
+  // Glorot instead of the layers' orthogonal default for the recurrent kernel: TF.js computes
+  // that by a QR in JS, minutes at H = 512, and the initial values do not change the step's cost.
+  const cellOptions = { units: H, returnSequences: true, recurrentInitializer: 'glorotUniform' };
+  const recurrent = (w.cell === 'lstm' ? layers.layers.lstm(cellOptions) : layers.layers.gru(cellOptions)).apply(input);
+  const model = layers.model({ inputs: input, outputs: layers.layers.dense({ units: K }).apply(recurrent) });
+  // The workload's data is time-major; the layers take batch-major [B, T, ...].
+  const { x, labels } = tf.tidy(() => {
+    const values =
+      w.inputs === 'tokens' ? tf.cast(tf.oneHot(tf.tensor2d(data.inputs, [T, B], 'int32'), D), 'float32') : tf.tensor3d(data.inputs, [T, B, D]);
+    return {
+      x: tf.transpose(values, [1, 0, 2]),
+      labels: tf.oneHot(tf.transpose(tf.tensor2d(data.targets, [T, B], 'int32')).reshape([B * T]), K),
+    };
+  });
+  const vars = model.trainableWeights.map((v) => v.read());
+  const loss = () => tf.losses.softmaxCrossEntropy(labels, tf.reshape(model.apply(x, { training: true }), [B * T, K]));
+  const step = () => clippedSgdStep(tf, loss, vars);
+  const dispose = () => {
+    tf.dispose([x, labels]);
+    model.dispose();
+  };
   return { step, dispose };
 }
 

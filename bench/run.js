@@ -134,7 +134,7 @@ function tfjsEntry(w, data, tfjs, backend) {
       // Both backends were initialised in loadTfjs, so the switch completes synchronously.
       tfjs.tf.setBackend(backend);
       if (tfjs.tf.getBackend() !== backend) throw new Error(`TF.js backend ${backend} did not activate`);
-      return tfjs.createStep(tfjs.tf, w, data);
+      return tfjs.createStep(tfjs, w, data);
     },
   };
 }
@@ -282,8 +282,7 @@ async function main() {
     // The float64 reference runs at about 0.2 GFLOP/s: skipped where one step would take minutes.
     if (f.dense / REFERENCE_FLOPS_PER_S <= REFERENCE_MAX_S) entries.push(nativeEntry(w, data, 'reference', 'float64', 1));
     else console.log(`${name}: reference backend skipped (one step would take about ${Math.round(f.dense / REFERENCE_FLOPS_PER_S)} s)`);
-    // The TF.js peer builds the tanh RNN only (bench/peers-tfjs.js).
-    if (tfjs && !w.cell) for (const b of tfjs.backends) entries.push(tfjsEntry(w, data, tfjs, b));
+    if (tfjs) for (const b of tfjs.backends) entries.push(tfjsEntry(w, data, tfjs, b));
 
     process.stdout.write(`${name} ${w.title} (${w.cell ?? 'tanh'}, T=${w.T} B=${w.B} D=${w.D} H=${w.H} K=${w.K}, ${w.inputs}): timing ${entries.length} implementations... `);
     const fast = [];
