@@ -203,10 +203,15 @@ export interface ForecastFeatureSpec {
  * ```
  */
 export class ForecastPipeline {
+  /** The target columns' normalisations, in the order of the model's outputs. */
   readonly targets: readonly NumericFeature[];
+  /** The covariates' encodings, in the order of their inputs (after the targets). */
   readonly covariates: readonly Feature[];
+  /** W: past steps the model reads. */
   readonly window: number;
+  /** H: future steps it forecasts. */
   readonly horizon: number;
+  /** Steps in one season (1: none). */
   readonly season: number;
 
   private constructor(targets: NumericFeature[], covariates: Feature[], settings: Required<ForecastSettings>) {
@@ -291,6 +296,7 @@ export class ForecastPipeline {
     return z * f.std + f.mean;
   }
 
+  /** Target c's value as the model sees it: (x - mean) / std. */
   normalize(c: number, x: number): number {
     const f = this.targets[c];
     return (x - f.mean) / f.std;
@@ -301,6 +307,7 @@ export class ForecastPipeline {
     return JSON.stringify({ targets: this.targets, covariates: this.covariates, window: this.window, horizon: this.horizon, season: this.season });
   }
 
+  /** The pipeline serialize() wrote; anything else is a CheckpointError saying what is wrong. */
   static deserialize(json: string): ForecastPipeline {
     let o: Record<string, unknown>;
     try {
@@ -565,9 +572,13 @@ export type PartRanges = Readonly<Record<ForecastPart, Readonly<{ start: number;
  * ```
  */
 export class ForecastDataset {
+  /** The whole series, every part. */
   readonly table: SeriesTable;
+  /** Fitted on the training part; save it with the model. */
   readonly pipeline: ForecastPipeline;
+  /** The rows of each part. */
   readonly parts: PartRanges;
+  /** Steps between consecutive window origins. */
   readonly stride: number;
   /** The table as inputs, [N, D], computed once. */
   private readonly matrix: Float32Array;

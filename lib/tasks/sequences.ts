@@ -220,6 +220,7 @@ export class SequenceEncoder {
     return new SequenceEncoder({ kind: 'dense', inputSize: D, mean, std, labels });
   }
 
+  /** 'tokens' for text, 'dense' for numeric sequences. */
   get kind(): 'tokens' | 'dense' {
     return this.state.kind;
   }
@@ -234,6 +235,7 @@ export class SequenceEncoder {
     return this.state.labels;
   }
 
+  /** K: the classifier's outputs. */
   get numClasses(): number {
     return this.state.labels.length;
   }
@@ -307,6 +309,7 @@ export class SequenceEncoder {
     return JSON.stringify(this.state);
   }
 
+  /** The encoder serialize() wrote; anything else is a CheckpointError saying what is wrong. */
   static deserialize(json: string): SequenceEncoder {
     let o: Record<string, unknown>;
     try {
@@ -486,14 +489,21 @@ export interface EpochOptions {
  * ```
  */
 export class SequenceBatcher {
+  /** The sequences it batches. */
   readonly set: EncodedSequences;
+  /** Most sequences in a batch. */
   readonly batchSize: number;
+  /** Upper bounds of the length buckets, increasing. */
   readonly buckets: readonly number[];
   /** Examples of each bucket, by length then index. */
   private readonly members: Int32Array[];
   /** Steps used of each example (its length, or the last bucket's bound when truncated). */
   private readonly lengths: Int32Array;
 
+  /**
+   * Sorts the sequences into buckets. A sequence longer than the last bucket is a RangeError
+   * unless `overflow` is 'truncate'.
+   */
   constructor(set: EncodedSequences, options: BucketOptions) {
     if (typeof set !== 'object' || set === null || (set.kind !== 'tokens' && set.kind !== 'dense')) throw new TypeError(`set must be EncodedSequences (from SequenceEncoder.encode), got ${describeValue(set)}`);
     if (set.count === 0) throw new RangeError('cannot batch an empty set of sequences');

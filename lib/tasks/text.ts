@@ -9,8 +9,9 @@ import * as fs from 'fs';
 /**
  * Where a reader (readSeriesCsv, readLabelledCsv, readLabelledJsonl) gets its text: a file path,
  * or chunks of the text, bytes (UTF-8) or already decoded strings, from any iterable or async
- * iterable (a Readable stream, an array). Chunks may split a character anywhere; a byte-order
- * mark at the start is dropped; an invalid UTF-8 byte is a TypeError naming its offset.
+ * iterable (a Readable stream, an array). A string is always a path: pass text held in memory as
+ * `[text]`. Chunks may split a character anywhere; a byte-order mark at the start is dropped; an
+ * invalid UTF-8 byte is a TypeError naming its offset.
  *
  * @example
  * ```ts
