@@ -66,6 +66,10 @@ export type { LagGradientNorms, TruncationBias } from './backends/reference';
 export { nativeAvailable } from './native';
 export * from './train';
 export * from './engine';
+// Task pipelines (lib/tasks): series and forecast windows, labelled sequences, encoders and
+// batchers, metrics, baselines, reports and the default data sets. lib/tasks/index.ts lists what
+// is public (every name there needs a running @example); its helpers stay internal.
+export * from './tasks';
 
 /**
  * The compute backends over plain typed arrays, for libraries that bring their own tensors:

@@ -11,6 +11,22 @@ export interface CsvRecord {
   line: number;
 }
 
+/**
+ * How the CSV readers (readSeriesCsv, readLabelledCsv) read a file: the delimiter, and the name
+ * their error messages give the source. Fields follow RFC 4180: a quoted field may hold
+ * delimiters, newlines and doubled quotes; \n, \r\n and \r end records.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { readSeriesCsv, type CsvOptions } from 'bptt';
+ *
+ * const options: CsvOptions = { delimiter: ';', name: 'shop.csv' };
+ * const table = await readSeriesCsv(['day;"sales; EUR"\n1;10\n2;12.5\n'], { ...options, columns: ['sales; EUR'] });
+ * assert.deepEqual(Array.from(table.values[0]), [10, 12.5]);
+ * await assert.rejects(readSeriesCsv(['day;sales\n1;ten\n'], { ...options, columns: ['sales'] }), /^TypeError: shop\.csv: line 2: column "sales"/);
+ * ```
+ */
 export interface CsvOptions {
   /** One character; default ','. */
   delimiter?: string;

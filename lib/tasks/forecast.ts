@@ -21,15 +21,63 @@ import { Rng } from '../rng';
 import { shuffleInPlace } from './buffers';
 import { SeriesTable, seriesColumn } from './series';
 
+/**
+ * How a covariate becomes model inputs: 'numeric', one input normalised by the training part's
+ * mean and std; 'onehot', one 0/1 input per category seen in the training part (at most 1024),
+ * for a column of a few codes such as a day of week.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, seriesFromColumns, type CovariateEncoding } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: [5, 6, 7, 8, 9, 10, 11, 12], weekday: [1, 2, 3, 1, 2, 3, 1, 2] });
+ * const inputs = (encoding: CovariateEncoding) =>
+ *   ForecastDataset.create(table, { target: 'y', covariates: [{ column: 'weekday', encoding }], window: 2, horizon: 1, split: { validation: 0, test: 0 } }).pipeline.inputSize;
+ * assert.equal(inputs('numeric'), 2); // y, weekday
+ * assert.equal(inputs('onehot'), 4); // y, weekday = 1, 2, 3
+ * ```
+ */
 export type CovariateEncoding = 'numeric' | 'onehot';
 
+/**
+ * A covariate with its encoding; a plain column name means `{ column, encoding: 'numeric' }`.
+ * Covariates are inputs only: the model reads their past values, it does not forecast them.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastPipeline, seriesFromColumns, type CovariateSpec } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: [1, 2, 3, 4], promo: [0, 1, 0, 1], temp: [10, 12, 14, 16] });
+ * const covariates: (string | CovariateSpec)[] = ['temp', { column: 'promo', encoding: 'onehot' }];
+ * const pipeline = ForecastPipeline.fit(table, { target: 'y', covariates, window: 2, horizon: 1 }, 4);
+ * assert.deepEqual(pipeline.covariates.map((f) => f.encoding), ['numeric', 'onehot']);
+ * assert.equal(pipeline.inputSize, 1 + 1 + 2); // y, temp, promo = 0 and promo = 1
+ * ```
+ */
 export interface CovariateSpec {
   column: string;
   /** 'numeric' (default): normalised like the targets. 'onehot': one input per category seen in training. */
   encoding?: CovariateEncoding;
 }
 
-/** A numeric column's normalisation: z = (x - mean) / std. */
+/**
+ * A numeric column's normalisation, fitted on the training part: z = (x - mean) / std.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastPipeline, seriesFromColumns, type NumericFeature } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: [2, 4, 6, 100] });
+ * const pipeline = ForecastPipeline.fit(table, { target: 'y', window: 1, horizon: 1 }, 3); // rows 0..2 only
+ * const y: NumericFeature = pipeline.targets[0];
+ * assert.equal(y.mean, 4); // (2 + 4 + 6) / 3: the held-out 100 is not seen
+ * assert.equal(y.std, Math.sqrt(8 / 3)); // population std: sqrt((4 + 0 + 4) / 3)
+ * assert.equal(pipeline.normalize(0, 6), 2 / Math.sqrt(8 / 3));
+ * ```
+ */
 export interface NumericFeature {
   column: string;
   encoding: 'numeric';
@@ -38,18 +86,67 @@ export interface NumericFeature {
   std: number;
 }
 
-/** A categorical column's categories, sorted; category k is input k of its block. */
+/**
+ * A categorical column's categories seen in the training part, sorted; category k is input k of
+ * its block. A value outside them is a RangeError when inputs are made (the model has no input
+ * for it).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastPipeline, seriesFromColumns, type OneHotFeature } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: [1, 2, 3, 4], shift: [3, 1, 3, 1] });
+ * const pipeline = ForecastPipeline.fit(table, { target: 'y', covariates: [{ column: 'shift', encoding: 'onehot' }], window: 1, horizon: 1 }, 4);
+ * const shift = pipeline.covariates[0] as OneHotFeature;
+ * assert.deepEqual(shift.categories, [1, 3]);
+ * const rows = pipeline.transform(table); // [4, 3]: y normalised, shift = 1, shift = 3
+ * assert.deepEqual(Array.from(rows.subarray(1, 3)), [0, 1]); // row 0: shift 3
+ * assert.throws(() => pipeline.transform(seriesFromColumns({ y: [1], shift: [2] })), /value 2 is not one of the categories/);
+ * ```
+ */
 export interface OneHotFeature {
   column: string;
   encoding: 'onehot';
   categories: number[];
 }
 
+/**
+ * A fitted input column: {@link NumericFeature} or {@link OneHotFeature}, told apart by `encoding`.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastPipeline, seriesFromColumns, type Feature } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: [1, 2, 3], dow: [1, 2, 1], temp: [5, 7, 9] });
+ * const pipeline = ForecastPipeline.fit(table, { target: 'y', covariates: ['temp', { column: 'dow', encoding: 'onehot' }], window: 1, horizon: 1 }, 3);
+ * const width = (f: Feature) => (f.encoding === 'numeric' ? 1 : f.categories.length);
+ * assert.deepEqual(pipeline.covariates.map(width), [1, 2]);
+ * assert.equal(pipeline.inputSize, 1 + 1 + 2);
+ * ```
+ */
 export type Feature = NumericFeature | OneHotFeature;
 
 /** One-hot encoding is for a few categories; more usually means a continuous column. */
 export const MAX_CATEGORIES = 1024;
 
+/**
+ * The window settings: W past steps in, H future steps out, and the season the seasonal-naive
+ * baseline uses (it must fit in the window, since the model must see what the baseline reads).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastPipeline, seriesFromColumns, type ForecastSettings } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: Array.from({ length: 30 }, (_, t) => t % 7) });
+ * const settings: ForecastSettings = { window: 14, horizon: 7, season: 7 };
+ * const pipeline = ForecastPipeline.fit(table, { target: 'y', ...settings }, 30);
+ * assert.deepEqual([pipeline.window, pipeline.horizon, pipeline.season], [14, 7, 7]);
+ * assert.throws(() => ForecastPipeline.fit(table, { target: 'y', window: 5, horizon: 1, season: 7 }, 30), /season \(7\) must not exceed window \(5\)/);
+ * ```
+ */
 export interface ForecastSettings {
   /** Past steps the model reads (W). */
   window: number;
@@ -59,6 +156,23 @@ export interface ForecastSettings {
   season?: number;
 }
 
+/**
+ * Which columns are forecast (one or several targets, C) and which are only read (covariates).
+ * Inputs at each step are the C targets first, then the covariates; a column may appear once.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastPipeline, seriesFromColumns, type ForecastFeatureSpec } from 'bptt';
+ *
+ * const table = seriesFromColumns({ north: [1, 2, 3, 4], south: [4, 3, 2, 1], holiday: [0, 0, 1, 0] });
+ * const spec: ForecastFeatureSpec = { target: ['north', 'south'], covariates: ['holiday'] };
+ * const pipeline = ForecastPipeline.fit(table, { ...spec, window: 2, horizon: 1 }, 4);
+ * assert.equal(pipeline.targetSize, 2);
+ * assert.deepEqual(pipeline.targets.map((f) => f.column), ['north', 'south']);
+ * assert.throws(() => ForecastPipeline.fit(table, { target: 'north', covariates: ['north'], window: 2, horizon: 1 }, 4), /used twice/);
+ * ```
+ */
 export interface ForecastFeatureSpec {
   /** The column(s) to forecast. */
   target: string | readonly string[];
@@ -68,13 +182,36 @@ export interface ForecastFeatureSpec {
 
 /**
  * Everything needed to turn a series into model inputs and model outputs back into values: the
- * fitted normalisation and the window settings. What a checkpoint saves (serialize()).
+ * fitted normalisation and the window settings. What a checkpoint saves (serialize()), so that a
+ * trained model can forecast from new data with the normalisation it was trained with.
+ * {@link ForecastDataset.create} fits one on its training part; `fit` does it for given rows.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastPipeline, seriesFromColumns } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: [10, 12, 14, 16, 18] });
+ * const pipeline = ForecastPipeline.fit(table, { target: 'y', window: 2, horizon: 1 }, 4); // rows 0..3: mean 13, std sqrt(5)
+ * const saved = pipeline.serialize(); // e.g. into a checkpoint's metadata
+ * const restored = ForecastPipeline.deserialize(saved);
+ * // The inputs of the window that forecasts past the table's end (origin = rows = 5): rows 3 and 4.
+ * const x = restored.inputs(table, [5]); // [W = 2, B = 1, D = 1]
+ * assert.ok(Math.abs(x[0] - 3 / Math.sqrt(5)) < 1e-6 && Math.abs(x[1] - 5 / Math.sqrt(5)) < 1e-6);
+ * // A model's normalised output back in the series' units.
+ * assert.equal(restored.denormalize(0, 1), 13 + Math.sqrt(5));
+ * ```
  */
 export class ForecastPipeline {
+  /** The target columns' normalisations, in the order of the model's outputs. */
   readonly targets: readonly NumericFeature[];
+  /** The covariates' encodings, in the order of their inputs (after the targets). */
   readonly covariates: readonly Feature[];
+  /** W: past steps the model reads. */
   readonly window: number;
+  /** H: future steps it forecasts. */
   readonly horizon: number;
+  /** Steps in one season (1: none). */
   readonly season: number;
 
   private constructor(targets: NumericFeature[], covariates: Feature[], settings: Required<ForecastSettings>) {
@@ -159,6 +296,7 @@ export class ForecastPipeline {
     return z * f.std + f.mean;
   }
 
+  /** Target c's value as the model sees it: (x - mean) / std. */
   normalize(c: number, x: number): number {
     const f = this.targets[c];
     return (x - f.mean) / f.std;
@@ -169,6 +307,7 @@ export class ForecastPipeline {
     return JSON.stringify({ targets: this.targets, covariates: this.covariates, window: this.window, horizon: this.horizon, season: this.season });
   }
 
+  /** The pipeline serialize() wrote; anything else is a CheckpointError saying what is wrong. */
   static deserialize(json: string): ForecastPipeline {
     let o: Record<string, unknown>;
     try {
@@ -250,10 +389,51 @@ function gatherWindows(matrix: Float32Array, D: number, origins: ArrayLike<numbe
   return out;
 }
 
+/**
+ * One of the chronological parts of a {@link ForecastDataset}: 'train', 'validation' or 'test'.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, seriesFromColumns, type ForecastPart } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 20 }, (_, t) => t) }), { target: 'y', window: 3, horizon: 2, split: { validation: 4, test: 4 } });
+ * const part: ForecastPart = 'validation';
+ * assert.deepEqual(Array.from(ds.origins(part)), [12, 13, 14]); // targets [12, 16): origins 12 to 16 - 2
+ * ```
+ */
 export type ForecastPart = 'train' | 'validation' | 'test';
+/**
+ * The parts of a {@link ForecastDataset}, in time order.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { FORECAST_PARTS, ForecastDataset, seriesFromColumns } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 20 }, (_, t) => t) }), { target: 'y', window: 3, horizon: 2, split: { validation: 4, test: 4 } });
+ * const windows = Object.fromEntries(FORECAST_PARTS.map((part) => [part, ds.origins(part).length]));
+ * assert.deepEqual(windows, { train: 8, validation: 3, test: 3 }); // origins 3..10, 12..14, 16..18
+ * ```
+ */
 export const FORECAST_PARTS: readonly ForecastPart[] = ['train', 'validation', 'test'];
 
-/** Steps held out at the end: a count (an integer >= 0) or a fraction of the series in (0, 1). */
+/**
+ * Steps held out at the end of the series: a count (an integer >= 0) or a fraction of the series
+ * in (0, 1), rounded. The test part is last, the validation part just before it. A held-out part
+ * that is not empty needs at least `horizon` steps.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, seriesFromColumns, type ChronologicalSplit } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: Array.from({ length: 50 }, (_, t) => Math.sin(t)) });
+ * const split: ChronologicalSplit = { validation: 0.2, test: 5 }; // 0.2 * 50 = 10 steps, and 5 steps
+ * const ds = ForecastDataset.create(table, { target: 'y', window: 4, horizon: 2, split });
+ * assert.deepEqual(ds.parts, { train: { start: 0, end: 35 }, validation: { start: 35, end: 45 }, test: { start: 45, end: 50 } });
+ * ```
+ */
 export interface ChronologicalSplit {
   /** Default 0.1. */
   validation?: number;
@@ -261,13 +441,52 @@ export interface ChronologicalSplit {
   test?: number;
 }
 
+/**
+ * Options of {@link ForecastDataset.create}: the columns, the window settings, the split (default
+ * 10 % validation, 10 % test) and the stride between window origins.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, seriesFromColumns, type ForecastOptions } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: Array.from({ length: 20 }, (_, t) => t) });
+ * const options: ForecastOptions = { target: 'y', window: 3, horizon: 2, split: { validation: 4, test: 4 }, stride: 2 };
+ * const ds = ForecastDataset.create(table, options);
+ * assert.deepEqual(Array.from(ds.origins('train')), [3, 5, 7, 9]); // every second origin of 3..10
+ * ```
+ */
 export interface ForecastOptions extends ForecastFeatureSpec, ForecastSettings {
   split?: ChronologicalSplit;
   /** Steps between the origins of consecutive windows. Default 1 (every window). */
   stride?: number;
 }
 
-/** A batch of forecasting windows; `steps`, `batch` and `input` are what the engine's LayerBatch takes. */
+/**
+ * A batch of forecasting windows, time-major; `steps`, `batch` and `input` are what the engine's
+ * {@link LayerBatch} takes, so a batch goes straight into a recurrent layer.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, backends, layerParameterShapes, seriesFromColumns, type ForecastBatch } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 20 }, (_, t) => t) }), { target: 'y', window: 3, horizon: 2, split: { validation: 4, test: 4 } });
+ * const batch: ForecastBatch = ds.batch([3, 10]); // inputs rows 0..2 and 7..9, targets rows 3..4 and 10..11
+ * const value = (z: number) => Math.round(ds.pipeline.denormalize(0, z) * 1e4) / 1e4 + 0; // (+ 0 turns -0 into 0)
+ * // input [W, B, D]: step s of window b at (s * B + b) * D
+ * assert.deepEqual(Array.from(batch.input.data, value), [0, 7, 1, 8, 2, 9]);
+ * // targets [H, B, C]: step h ahead of window b at (h * B + b) * C
+ * assert.deepEqual(Array.from(batch.targets, value), [3, 10, 4, 11]);
+ *
+ * const spec = { cell: 'gru', inputSize: batch.inputSize, hiddenSize: 4 } as const;
+ * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ * const { y, hT, saved } = backends.reference.layerForward(spec, weights, batch);
+ * saved.dispose();
+ * assert.equal(y.length, batch.steps * batch.batch * 4);
+ * assert.deepEqual(Array.from(hT), Array.from(y.subarray(2 * 2 * 4))); // the state after the last step
+ * ```
+ */
 export interface ForecastBatch {
   /** W. */
   steps: number;
@@ -283,10 +502,27 @@ export interface ForecastBatch {
   horizon: number;
   /** C. */
   targetSize: number;
-  /** [B]: each window's origin (row of its first target). */
+  /** Each window's origin (the row of its first target), [B]. */
   origins: Int32Array;
 }
 
+/**
+ * How {@link ForecastDataset.batches} deals a part's windows: batch size, and a seeded shuffle
+ * (the same seed gives the same order).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, seriesFromColumns, type ForecastBatchOptions } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 20 }, (_, t) => t) }), { target: 'y', window: 3, horizon: 2, split: { validation: 4, test: 4 } });
+ * const epoch = (options: ForecastBatchOptions) => [...ds.batches('train', options)].map((b) => Array.from(b.origins));
+ * assert.deepEqual(epoch({ batchSize: 3 }), [[3, 4, 5], [6, 7, 8], [9, 10]]);
+ * const shuffled = epoch({ batchSize: 3, shuffle: true, seed: 1 });
+ * assert.deepEqual(shuffled.flat().sort((a, b) => a - b), [3, 4, 5, 6, 7, 8, 9, 10]); // every window once
+ * assert.deepEqual(epoch({ batchSize: 3, shuffle: true, seed: 1 }), shuffled);
+ * ```
+ */
 export interface ForecastBatchOptions {
   batchSize: number;
   /** Shuffle the windows (within the part; default false). */
@@ -295,13 +531,54 @@ export interface ForecastBatchOptions {
   seed?: number;
 }
 
-/** Half-open row ranges. */
+/**
+ * The rows of each part, half-open ranges [start, end) in time order.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, seriesFromColumns, type PartRanges } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 20 }, (_, t) => t) }), { target: 'y', window: 3, horizon: 2, split: { validation: 4, test: 4 } });
+ * const parts: PartRanges = ds.parts;
+ * assert.deepEqual(parts.train, { start: 0, end: 12 });
+ * assert.deepEqual(parts.test, { start: 16, end: 20 });
+ * ```
+ */
 export type PartRanges = Readonly<Record<ForecastPart, Readonly<{ start: number; end: number }>>>;
 
+/**
+ * A series cut into forecasting windows and split chronologically into train, validation and
+ * test parts, the normalisation fitted on the training part only (see the module comment for the
+ * layout). A window belongs to the part that holds all of its targets, so no training window sees
+ * a later value.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, seriesFromColumns } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: Array.from({ length: 20 }, (_, t) => t) }); // 0, 1, ..., 19
+ * const ds = ForecastDataset.create(table, { target: 'y', window: 3, horizon: 2, split: { validation: 4, test: 4 } });
+ * // Training rows 0..11: mean 5.5, population std sqrt((12^2 - 1) / 12).
+ * assert.equal(ds.pipeline.targets[0].mean, 5.5);
+ * assert.ok(Math.abs(ds.pipeline.targets[0].std - Math.sqrt(143 / 12)) < 1e-12);
+ * const train = ds.origins('train');
+ * assert.deepEqual(Array.from(train), [3, 4, 5, 6, 7, 8, 9, 10]);
+ * assert.ok(train.every((o) => o + ds.pipeline.horizon <= ds.parts.train.end)); // no target past row 11
+ * let windows = 0;
+ * for (const batch of ds.batches('train', { batchSize: 4, shuffle: true, seed: 7 })) windows += batch.batch;
+ * assert.equal(windows, 8);
+ * ```
+ */
 export class ForecastDataset {
+  /** The whole series, every part. */
   readonly table: SeriesTable;
+  /** Fitted on the training part; save it with the model. */
   readonly pipeline: ForecastPipeline;
+  /** The rows of each part. */
   readonly parts: PartRanges;
+  /** Steps between consecutive window origins. */
   readonly stride: number;
   /** The table as inputs, [N, D], computed once. */
   private readonly matrix: Float32Array;
@@ -314,6 +591,10 @@ export class ForecastDataset {
     this.matrix = pipeline.transform(table);
   }
 
+  /**
+   * Splits the table and fits the pipeline on its training part. A training part shorter than one
+   * window plus its horizon, or a non-empty held-out part shorter than the horizon, is a RangeError.
+   */
   static create(table: SeriesTable, options: ForecastOptions): ForecastDataset {
     if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object { target, window, horizon, ... }, got ${describeValue(options)}`);
     const { window, horizon } = checkSettings(options);

@@ -1,10 +1,13 @@
-/** Task pipelines: series forecasting and sequence classification data, metrics, baselines and the default data sets. */
+/**
+ * Task pipelines: series forecasting and sequence classification data, metrics, baselines and the
+ * default data sets. What a user needs, and no more: the readers' machinery (the CSV parser and
+ * record streams, UTF-8 decoding, growable buffers, shuffles) stays internal.
+ */
 export type { TextSource } from './text';
-export { CsvParser, csvRecords, csvRows } from './csv';
-export type { CsvRecord, CsvOptions, CsvRow } from './csv';
+export type { CsvOptions } from './csv';
 export { readSeriesCsv, seriesFromColumns, seriesColumn, FILL_POLICIES } from './series';
 export type { SeriesTable, FillPolicy, ReadSeriesOptions, SeriesFromColumnsOptions } from './series';
-export { ForecastPipeline, ForecastDataset, FORECAST_PARTS, MAX_CATEGORIES } from './forecast';
+export { ForecastPipeline, ForecastDataset, FORECAST_PARTS } from './forecast';
 export type {
   CovariateEncoding,
   CovariateSpec,

@@ -19,6 +19,21 @@
 import { NonFiniteError } from '../errors';
 import { checkSize, describeValue } from '../backend';
 
+/**
+ * A language model's score: mean cross-entropy in nats per token, and the same as perplexity and
+ * bits per token.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { languageModelMetrics, type LanguageModelMetrics } from 'bptt';
+ *
+ * const m: LanguageModelMetrics = languageModelMetrics(Math.LN2, 1000); // one bit per token
+ * assert.equal(m.perplexity, 2);
+ * assert.equal(m.bitsPerToken, 1);
+ * assert.equal(m.tokens, 1000);
+ * ```
+ */
 export interface LanguageModelMetrics {
   /** Mean cross-entropy per token, nats. */
   loss: number;
@@ -28,13 +43,42 @@ export interface LanguageModelMetrics {
   tokens: number;
 }
 
-/** From a mean loss in nats over `tokens` predicted tokens (what evaluate() returns). */
+/**
+ * The metrics of a mean loss in nats over `tokens` predicted tokens (what {@link evaluate}
+ * returns): perplexity exp(loss), bits per token loss / ln 2.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { languageModelMetrics } from 'bptt';
+ *
+ * // A model that spreads its probability evenly over 27 characters: loss ln 27.
+ * const m = languageModelMetrics(Math.log(27), 500);
+ * assert.ok(Math.abs(m.perplexity - 27) < 1e-12);
+ * assert.ok(Math.abs(m.bitsPerToken - Math.log2(27)) < 1e-12); // 4.75 bits per character
+ * assert.throws(() => languageModelMetrics(NaN, 500), RangeError);
+ * ```
+ */
 export function languageModelMetrics(loss: number, tokens: number): LanguageModelMetrics {
   if (typeof loss !== 'number' || !Number.isFinite(loss) || loss < 0) throw new RangeError(`loss must be a finite number >= 0 (mean nats per token), got ${describeValue(loss)}`);
   checkSize('tokens', tokens);
   return { loss, perplexity: Math.exp(loss), bitsPerToken: loss / Math.LN2, tokens };
 }
 
+/**
+ * One class's scores: precision tp / (tp + fp), recall tp / (tp + fn), F1 their harmonic mean
+ * (each 0 when its denominator is), and the class's count among the labels.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { classificationMetrics, type ClassMetrics } from 'bptt';
+ *
+ * // Class 1: predicted 3 times, right twice (tp 2, fp 1); 2 examples, both found (fn 0).
+ * const one: ClassMetrics = classificationMetrics([0, 0, 1, 1], [0, 1, 1, 1], 2).perClass[1];
+ * assert.deepEqual(one, { precision: 2 / 3, recall: 1, f1: 0.8, support: 2 }); // 2 * (2/3) * 1 / (2/3 + 1) = 0.8
+ * ```
+ */
 export interface ClassMetrics {
   precision: number;
   recall: number;
@@ -43,16 +87,49 @@ export interface ClassMetrics {
   support: number;
 }
 
+/**
+ * A classifier's scores over a set of examples: accuracy, macro-F1, per-class scores and the
+ * confusion matrix.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { classificationMetrics, type ClassificationMetrics } from 'bptt';
+ *
+ * const m: ClassificationMetrics = classificationMetrics([0, 0, 1, 1], [0, 1, 1, 1], 2);
+ * assert.equal(m.accuracy, 3 / 4);
+ * assert.equal(m.macroF1, (2 / 3 + 0.8) / 2); // F1 of class 0: p 1, r 1/2; of class 1: p 2/3, r 1
+ * assert.deepEqual(Array.from(m.confusion), [1, 1, 0, 2]);
+ * ```
+ */
 export interface ClassificationMetrics {
   count: number;
   accuracy: number;
   macroF1: number;
   perClass: ClassMetrics[];
-  /** [K, K] row-major: confusion[t * K + p] counts examples of class t predicted as p. */
+  /** The confusion matrix, [K, K] row-major: confusion[t * K + p] counts examples of class t predicted as p. */
   confusion: Int32Array;
   numClasses: number;
 }
 
+/**
+ * The confusion matrix [K, K], row-major: entry [t, p] counts the examples of true class t
+ * predicted as p. A class id outside [0, K) is a RangeError.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { confusionMatrix } from 'bptt';
+ *
+ * const m = confusionMatrix([0, 0, 1, 2], [0, 2, 1, 2], 3);
+ * assert.deepEqual(Array.from(m), [
+ *   1, 0, 1, // class 0: once right, once taken for 2
+ *   0, 1, 0,
+ *   0, 0, 1,
+ * ]);
+ * assert.throws(() => confusionMatrix([0], [3], 3), /predictions\[0\] = 3 is outside \[0, 3\)/);
+ * ```
+ */
 export function confusionMatrix(labels: ArrayLike<number>, predictions: ArrayLike<number>, numClasses: number): Int32Array {
   const K = checkSize('numClasses', numClasses);
   if (labels.length !== predictions.length) throw new RangeError(`labels and predictions must have one length, got ${labels.length} and ${predictions.length}`);
@@ -68,6 +145,23 @@ export function confusionMatrix(labels: ArrayLike<number>, predictions: ArrayLik
   return m;
 }
 
+/**
+ * Accuracy, per-class precision, recall and F1, macro-F1 and the confusion matrix of predicted
+ * class ids against true ones (see the module comment for the definitions). Macro-F1 averages over
+ * the classes that occur among the labels or the predictions, as scikit-learn does.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { classificationMetrics } from 'bptt';
+ *
+ * // K = 3, but class 2 occurs neither as a label nor as a prediction: macro-F1 is over classes 0 and 1.
+ * const m = classificationMetrics([0, 0, 1, 1], [0, 1, 1, 1], 3);
+ * assert.equal(m.macroF1, (2 / 3 + 0.8) / 2);
+ * assert.deepEqual(m.perClass[2], { precision: 0, recall: 0, f1: 0, support: 0 });
+ * assert.equal(m.count, 4);
+ * ```
+ */
 export function classificationMetrics(labels: ArrayLike<number>, predictions: ArrayLike<number>, numClasses: number): ClassificationMetrics {
   const confusion = confusionMatrix(labels, predictions, numClasses);
   const K = numClasses;
@@ -96,7 +190,19 @@ export function classificationMetrics(labels: ArrayLike<number>, predictions: Ar
   return { count: labels.length, accuracy: correct / labels.length, macroF1: f1Sum / present, perClass, confusion, numClasses: K };
 }
 
-/** The highest-scoring class of each row of scores [N, K] (the first on ties). */
+/**
+ * The highest-scoring class of each row of scores [N, K] (the first on ties): class ids from a
+ * classifier's probabilities or logits. A NaN score is a NonFiniteError.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { argmaxRows } from 'bptt';
+ *
+ * const probabilities = Float32Array.of(0.1, 0.7, 0.2, 0.4, 0.4, 0.2); // [N = 2, K = 3]
+ * assert.deepEqual(Array.from(argmaxRows(probabilities, 3)), [1, 0]); // row 1: a tie, the first wins
+ * ```
+ */
 export function argmaxRows(scores: ArrayLike<number>, numClasses: number): Int32Array {
   const K = checkSize('numClasses', numClasses);
   if (scores.length % K !== 0) throw new RangeError(`scores must hold N * ${K} values, got ${scores.length}`);
@@ -113,6 +219,20 @@ export function argmaxRows(scores: ArrayLike<number>, numClasses: number): Int32
   return out;
 }
 
+/**
+ * Forecast errors in the series' units: MAE, RMSE, and MASE, the MAE over the in-sample
+ * seasonal-naive MAE of the training part ({@link seasonalScale}).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { forecastErrors, type ForecastErrors } from 'bptt';
+ *
+ * const e: ForecastErrors = forecastErrors([10, 20], [12, 20], 4); // errors 2 and 0
+ * assert.deepEqual(e, { mae: 1, rmse: Math.sqrt(2), mase: 0.25 });
+ * assert.equal(forecastErrors([10, 20], [12, 20], 0).mase, null); // no scale: MASE is undefined
+ * ```
+ */
 export interface ForecastErrors {
   mae: number;
   rmse: number;
@@ -120,6 +240,22 @@ export interface ForecastErrors {
   mase: number | null;
 }
 
+/**
+ * MAE, RMSE and MASE (MAE / scale) of forecasts against the actual values, over every value
+ * given (each window and step ahead). A non-finite forecast is a NonFiniteError.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { forecastErrors, seasonalScale } from 'bptt';
+ *
+ * const history = [5, 7, 6, 8]; // the training part: naive errors 2, 1, 2, so scale 5 / 3
+ * const e = forecastErrors([9, 10, 8], [8, 10, 10], seasonalScale(history, 1)); // errors 1, 0, 2
+ * assert.equal(e.mae, 1);
+ * assert.equal(e.rmse, Math.sqrt(5 / 3));
+ * assert.ok(Math.abs((e.mase as number) - 0.6) < 1e-12); // 1 / (5 / 3)
+ * ```
+ */
 export function forecastErrors(actual: ArrayLike<number>, predicted: ArrayLike<number>, scale: number): ForecastErrors {
   if (actual.length !== predicted.length) throw new RangeError(`actual and predicted must have one length, got ${actual.length} and ${predicted.length}`);
   if (actual.length === 0) throw new RangeError('no forecasts to evaluate');
@@ -136,7 +272,21 @@ export function forecastErrors(actual: ArrayLike<number>, predicted: ArrayLike<n
   return { mae, rmse: Math.sqrt(sq / actual.length), mase: scale > 0 ? mae / scale : null };
 }
 
-/** MASE's denominator: mean over t in [m, n) of |y_t - y_{t-m}|, the in-sample seasonal-naive MAE. */
+/**
+ * MASE's denominator: mean over t in [m, n) of |y_t - y_{t-m}|, the in-sample seasonal-naive MAE
+ * of a history (the training part), m the season. It needs more than m values.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { seasonalScale } from 'bptt';
+ *
+ * const history = [1, 2, 3, 1, 2, 4];
+ * assert.equal(seasonalScale(history, 3), 1 / 3); // |1 - 1|, |2 - 2|, |4 - 3|
+ * assert.equal(seasonalScale(history, 1), 7 / 5); // 1, 1, 2, 1, 2
+ * assert.throws(() => seasonalScale([1, 2, 3], 3), RangeError);
+ * ```
+ */
 export function seasonalScale(history: ArrayLike<number>, season: number): number {
   const m = checkSize('season', season);
   if (history.length <= m) throw new RangeError(`the in-sample scale needs more than one season of history (${m} steps), got ${history.length}`);

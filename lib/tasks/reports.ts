@@ -8,6 +8,19 @@ import { majorityClass, seasonalNaiveForecasts, unigramLoss } from './baselines'
 import { ForecastBatch, ForecastDataset, ForecastPart } from './forecast';
 import { ClassificationMetrics, ForecastErrors, LanguageModelMetrics, classificationMetrics, forecastErrors, languageModelMetrics, seasonalScale } from './metrics';
 
+/**
+ * A language model's metrics next to the unigram baseline's on the same tokens.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { languageModelReport, type LanguageModelReport } from 'bptt';
+ *
+ * const r: LanguageModelReport = languageModelReport(0.5, [0, 0, 1], [0, 2], 3);
+ * assert.ok(Math.abs(r.baseline.loss - Math.log(12) / 2) < 1e-12); // (ln(6/3) + ln(6/1)) / 2
+ * assert.equal(r.beatsBaseline, true); // 0.5 < 1.24
+ * ```
+ */
 export interface LanguageModelReport {
   model: LanguageModelMetrics;
   /** The unigram model of the training tokens (add-one smoothed), on the same tokens. */
@@ -16,8 +29,24 @@ export interface LanguageModelReport {
 }
 
 /**
- * `loss`: the model's mean nats per token over `evalTokens` (what evaluate() returns). The
- * baseline is scored on the same tokens.
+ * Scores a language model against the unigram baseline ({@link unigramLoss} of the training
+ * tokens). `loss`: the model's mean nats per token over `evalTokens` (what {@link evaluate}
+ * returns). The baseline is scored on the same tokens.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { languageModelReport } from 'bptt';
+ *
+ * const train = [0, 1, 0, 1, 0, 1];
+ * const held = [0, 1, 0, 1];
+ * // The unigram model gives each token (3 + 1) / (6 + 2) = 1/2: ln 2 nats. A model that has
+ * // learned the alternation does better; one at 0.8 nats does not.
+ * assert.equal(languageModelReport(0.1, train, held, 2).beatsBaseline, true);
+ * const r = languageModelReport(0.8, train, held, 2);
+ * assert.ok(Math.abs(r.baseline.loss - Math.LN2) < 1e-12);
+ * assert.equal(r.beatsBaseline, false);
+ * ```
  */
 export function languageModelReport(loss: number, trainTokens: ArrayLike<number>, evalTokens: ArrayLike<number>, vocabSize: number): LanguageModelReport {
   const model = languageModelMetrics(loss, evalTokens.length);
@@ -25,6 +54,21 @@ export function languageModelReport(loss: number, trainTokens: ArrayLike<number>
   return { model, baseline, beatsBaseline: model.loss < baseline.loss };
 }
 
+/**
+ * The report as a small table (loss, perplexity, bits per token of the model and the baseline)
+ * and a sentence that says whether the model beats the baseline.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { formatLanguageModelReport, languageModelReport } from 'bptt';
+ *
+ * const text = formatLanguageModelReport(languageModelReport(0.1, [0, 1, 0, 1], [0, 1], 2));
+ * console.log(text);
+ * assert.match(text, /^model +0\.1000 +1\.11 +0\.144$/m); // e^0.1 = 1.105, 0.1 / ln 2 = 0.144
+ * assert.match(text, /The model beats the unigram baseline\./);
+ * ```
+ */
 export function formatLanguageModelReport(r: LanguageModelReport): string {
   const line = (name: string, m: LanguageModelMetrics) => `${name.padEnd(9)} ${fmt(m.loss, 4).padStart(9)} ${fmt(m.perplexity, 2).padStart(11)} ${fmt(m.bitsPerToken, 3).padStart(11)}`;
   return [
@@ -35,6 +79,21 @@ export function formatLanguageModelReport(r: LanguageModelReport): string {
   ].join('\n');
 }
 
+/**
+ * A classifier's metrics next to the majority-class baseline's on the same examples.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { classificationReport, type ClassificationReport } from 'bptt';
+ *
+ * const r: ClassificationReport = classificationReport([0, 1, 1, 1], [0, 1, 1, 0], ['cat', 'dog'], [1, 1, 0]);
+ * assert.equal(r.baseline.class, 1); // 'dog', the training set's most frequent class
+ * assert.equal(r.baseline.metrics.accuracy, 3 / 4);
+ * assert.equal(r.model.accuracy, 3 / 4);
+ * assert.equal(r.beatsBaseline, false); // a better macro-F1, but no better accuracy
+ * ```
+ */
 export interface ClassificationReport {
   /** Class names, by class id. */
   classes: readonly string[];
@@ -45,6 +104,23 @@ export interface ClassificationReport {
   beatsBaseline: boolean;
 }
 
+/**
+ * Scores predicted class ids against the labels, next to the majority-class baseline: the
+ * training labels' most frequent class predicted for every example. The model beats it when its
+ * accuracy and its macro-F1 are both higher.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { classificationReport } from 'bptt';
+ *
+ * const labels = [0, 0, 0, 1, 1, 2];
+ * const r = classificationReport(labels, [0, 0, 1, 1, 1, 2], ['low', 'mid', 'high'], [0, 0, 0, 1, 2]);
+ * assert.equal(r.model.accuracy, 5 / 6);
+ * assert.equal(r.baseline.metrics.accuracy, 3 / 6); // always 'low'
+ * assert.equal(r.beatsBaseline, true);
+ * ```
+ */
 export function classificationReport(labels: ArrayLike<number>, predictions: ArrayLike<number>, classes: readonly string[], trainLabels: ArrayLike<number>): ClassificationReport {
   if (!Array.isArray(classes) || classes.length === 0) throw new TypeError(`classes must be a non-empty array of class names, got ${describeValue(classes)}`);
   const K = classes.length;
@@ -54,6 +130,23 @@ export function classificationReport(labels: ArrayLike<number>, predictions: Arr
   return { classes, model, baseline: { class: majority, metrics }, beatsBaseline: model.accuracy > metrics.accuracy && model.macroF1 > metrics.macroF1 };
 }
 
+/**
+ * The report as text: accuracy and macro-F1 of the model and the baseline, per-class precision,
+ * recall, F1 and support, the confusion matrix, and a sentence saying whether the model beats the
+ * baseline (and in what it does not).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { classificationReport, formatClassificationReport } from 'bptt';
+ *
+ * const text = formatClassificationReport(classificationReport([0, 1, 1, 1], [0, 1, 1, 0], ['cat', 'dog'], [1, 1, 0]));
+ * console.log(text);
+ * assert.match(text, /^model +0\.7500 +0\.7333$/m); // macro-F1: (2/3 + 4/5) / 2
+ * assert.match(text, /^majority \(dog\) +0\.7500 +0\.4286$/m); // (0 + 6/7) / 2
+ * assert.match(text, /does NOT beat the majority-class baseline \(always "dog"\) in accuracy\./);
+ * ```
+ */
 export function formatClassificationReport(r: ClassificationReport): string {
   const K = r.classes.length;
   const b = r.baseline.metrics;
@@ -80,6 +173,24 @@ export function formatClassificationReport(r: ClassificationReport): string {
   return lines.join('\n');
 }
 
+/**
+ * One target column's forecast errors: the model's, the naive forecast's and the seasonal-naive
+ * forecast's, with the MASE scale they share.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, forecastReport, seriesFromColumns, type ForecastColumnReport } from 'bptt';
+ *
+ * // y = t: the naive forecast is h behind at step h ahead; with season 2, the seasonal-naive one is 2 behind.
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 40 }, (_, t) => t) }), { target: 'y', window: 4, horizon: 2, season: 2, split: { validation: 0, test: 8 } });
+ * const windows = ds.origins('test').length;
+ * const column: ForecastColumnReport = forecastReport(ds, 'test', new Float64Array(2 * windows)).columns[0];
+ * assert.equal(column.scale, 2); // |y_t - y_{t-2}| on the training part
+ * assert.deepEqual(column.naive, { mae: 1.5, rmse: Math.sqrt(2.5), mase: 0.75 }); // errors 1 and 2
+ * assert.deepEqual(column.seasonalNaive, { mae: 2, rmse: 2, mase: 1 });
+ * ```
+ */
 export interface ForecastColumnReport {
   column: string;
   /** MASE's denominator: the training part's in-sample seasonal-naive MAE (see metrics.ts). */
@@ -89,6 +200,23 @@ export interface ForecastColumnReport {
   seasonalNaive: ForecastErrors;
 }
 
+/**
+ * Forecast errors of a part's windows, per target column, and whether the model beats the naive
+ * and the seasonal-naive forecasts on every column.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, forecastReport, seriesFromColumns, type ForecastReport } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 40 }, (_, t) => t) }), { target: 'y', window: 4, horizon: 2, season: 2, split: { validation: 0, test: 8 } });
+ * // Predicting the training mean (0 when normalised) every time: far worse than either baseline.
+ * const r: ForecastReport = forecastReport(ds, 'test', new Float64Array(2 * 7));
+ * assert.deepEqual([r.part, r.windows, r.horizon, r.season], ['test', 7, 2, 2]); // origins 32..38
+ * assert.equal(r.beatsNaive, false);
+ * assert.equal(r.beatsSeasonalNaive, false);
+ * ```
+ */
 export interface ForecastReport {
   part: ForecastPart;
   windows: number;
@@ -105,6 +233,29 @@ export interface ForecastReport {
  * Scores forecasts of a part's windows (in the order of dataset.origins(part)) against the naive
  * and seasonal-naive forecasts, in the series' units. `predictions`: the model's normalised
  * outputs, Float32Array or Float64Array [H, N, C] time-major, as collectForecasts assembles them.
+ * MASE's scale is the training part's in-sample seasonal-naive MAE ({@link seasonalScale}).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, collectForecasts, forecastReport, seriesFromColumns, type ForecastBatch } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 40 }, (_, t) => t) }), { target: 'y', window: 4, horizon: 2, season: 2, split: { validation: 0, test: 8 } });
+ * // A drift model: continue the last step's change (normalisation is affine, so this works on normalised values).
+ * const drift = ({ input, batch: B, steps: W }: ForecastBatch) => {
+ *   const out = new Float64Array(2 * B);
+ *   for (let b = 0; b < B; b++) {
+ *     const last = input.data[(W - 1) * B + b];
+ *     const change = last - input.data[(W - 2) * B + b];
+ *     for (let h = 0; h < 2; h++) out[h * B + b] = last + (h + 1) * change;
+ *   }
+ *   return out;
+ * };
+ * const r = forecastReport(ds, 'test', await collectForecasts(ds, 'test', drift, { batchSize: 4 }));
+ * assert.ok(r.columns[0].model.mae < 1e-4); // y = t is a straight line: drift is exact (up to float32)
+ * assert.equal(r.columns[0].naive.mae, 1.5);
+ * assert.ok(r.beatsNaive && r.beatsSeasonalNaive);
+ * ```
  */
 export function forecastReport(dataset: ForecastDataset, part: ForecastPart, predictions: ArrayLike<number>): ForecastReport {
   const p = dataset.pipeline;
@@ -147,6 +298,21 @@ export function forecastReport(dataset: ForecastDataset, part: ForecastPart, pre
 /**
  * Runs `predict` over a part's windows in batches and assembles its outputs, normalised
  * [H, B, C] per batch (the layout of ForecastBatch.targets), into [H, N, C] for forecastReport.
+ * `predict` may be async (e.g. a model's predictAsync); windows come in time order.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, collectForecasts, seriesFromColumns } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ y: Array.from({ length: 20 }, (_, t) => t) }), { target: 'y', window: 3, horizon: 2, split: { validation: 4, test: 4 } });
+ * // A model that knows the answers: the batch's own targets. Assembled, they are the part's targets [H, N, C].
+ * const sizes: number[] = [];
+ * const all = await collectForecasts(ds, 'test', async (batch) => (sizes.push(batch.batch), batch.targets), { batchSize: 2 });
+ * assert.deepEqual(sizes, [2, 1]); // the test part's 3 windows, origins 16, 17, 18
+ * const value = (z: number) => Math.round(ds.pipeline.denormalize(0, z) * 1e4) / 1e4;
+ * assert.deepEqual(Array.from(all, value), [16, 17, 18, 17, 18, 19]); // step 1 ahead of each origin, then step 2
+ * ```
  */
 export async function collectForecasts(dataset: ForecastDataset, part: ForecastPart, predict: (batch: ForecastBatch) => Float32Array | Float64Array | Promise<Float32Array | Float64Array>, options: { batchSize: number }): Promise<Float64Array> {
   const N = dataset.origins(part).length;
@@ -174,6 +340,23 @@ export async function collectForecasts(dataset: ForecastDataset, part: ForecastP
   return out;
 }
 
+/**
+ * The report as text: MAE, RMSE and MASE of the model and both baselines per target column, and
+ * a sentence for each baseline the model does not beat.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ForecastDataset, forecastReport, formatForecastReport, seriesFromColumns } from 'bptt';
+ *
+ * const ds = ForecastDataset.create(seriesFromColumns({ sales: Array.from({ length: 40 }, (_, t) => t) }), { target: 'sales', window: 4, horizon: 2, season: 2, split: { validation: 0, test: 8 } });
+ * const text = formatForecastReport(forecastReport(ds, 'test', new Float64Array(2 * 7)));
+ * console.log(text);
+ * assert.match(text, /^test: 7 windows, 2 steps ahead$/m);
+ * assert.match(text, /^ {2}naive \(last value\) +1\.5000 +1\.5811 +0\.7500$/m); // RMSE sqrt(2.5)
+ * assert.match(text, /The model does NOT beat the naive forecast: MAE/);
+ * ```
+ */
 export function formatForecastReport(r: ForecastReport): string {
   const seasonal = r.season > 1 ? `seasonal naive (${r.season})` : 'seasonal naive (= naive)';
   const lines = [`${r.part}: ${r.windows} windows, ${r.horizon} steps ahead`];

@@ -13,9 +13,40 @@ import { Rng } from '../rng';
 import { shuffleInPlace } from './buffers';
 import { DenseExamples, LabelledData, TokenExamples, TokenizeOptions, Tokenization, checkTokenizeOptions, labelKey, tokenize } from './labelled';
 
-/** Token id 0 stands for every token the vocabulary lacks; known tokens are 1..V. */
+/**
+ * Token id 0 stands for every token the vocabulary lacks; known tokens are 1..V, so a model reads
+ * V + 1 token ids ({@link SequenceEncoder.inputSize}).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceEncoder, UNKNOWN_ID, labelledFromRecords } from 'bptt';
+ *
+ * const encoder = SequenceEncoder.fit(labelledFromRecords([{ text: 'ab', label: 'x' }]));
+ * assert.deepEqual(Array.from(encoder.encodeText('abc')), [1, 2, UNKNOWN_ID]); // 'c' was never seen
+ * assert.equal(encoder.inputSize, 3);
+ * ```
+ */
 export const UNKNOWN_ID = 0;
 
+/**
+ * Options of {@link SequenceEncoder.fit}: for text, which tokens make the vocabulary (the rest
+ * become {@link UNKNOWN_ID}); for numeric sequences, whether to standardise the inputs.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceEncoder, labelledFromRecords, type EncoderOptions } from 'bptt';
+ *
+ * const text = labelledFromRecords([{ text: 'aaab', label: 'x' }, { text: 'acbd', label: 'y' }]); // a 4, b 2, c 1, d 1
+ * const fit = (options: EncoderOptions) => SequenceEncoder.fit(text, undefined, options).tokens;
+ * assert.deepEqual(fit({ minCount: 2 }), ['a', 'b']);
+ * assert.deepEqual(fit({ maxTokens: 3 }), ['a', 'b', 'c']); // the 3 most frequent; c before d on the tie
+ * const dense = labelledFromRecords([{ sequence: [10, 20], label: 'x' }]);
+ * const raw = SequenceEncoder.fit(dense, undefined, { normalize: false }).encode(dense);
+ * assert.deepEqual(Array.from(raw.data), [10, 20]);
+ * ```
+ */
 export interface EncoderOptions {
   /** Tokens seen fewer times in training become UNKNOWN_ID (default 1: keep every token). */
   minCount?: number;
@@ -27,15 +58,35 @@ export interface EncoderOptions {
 
 interface EncodedCommon {
   readonly count: number;
-  /** [count + 1]: example i's steps are [offsets[i], offsets[i + 1]). */
+  /** Where each example's steps are, [count + 1]: example i's are [offsets[i], offsets[i + 1]). */
   readonly offsets: Int32Array;
-  /** [count]: class ids. */
+  /** Each example's class id, [count]. */
   readonly labels: Int32Array;
-  /** [count]: where each example came from (see LabelledData.lines), for messages. */
+  /** Where each example came from (see LabelledData.lines), for messages, [count]. */
   readonly lines: Int32Array;
   readonly unit: 'line' | 'record';
 }
 
+/**
+ * Text examples encoded with a fitted vocabulary: token ids in [0, V], concatenated, with the
+ * count of tokens the vocabulary lacked (a check on how well it covers a held-out part).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceEncoder, labelledFromRecords, type EncodedTokens } from 'bptt';
+ *
+ * const data = labelledFromRecords([{ text: 'abc', label: 'x' }, { text: 'cad', label: 'y' }]);
+ * const encoder = SequenceEncoder.fit(data, Int32Array.of(0, 1)); // vocabulary a b c d: ids 1..4
+ * const train = encoder.encode(data) as EncodedTokens;
+ * assert.deepEqual(Array.from(train.data), [1, 2, 3, 3, 1, 4]);
+ * assert.equal(train.unknownTokens, 0);
+ * const onlyFirst = SequenceEncoder.fit(data, Int32Array.of(0)); // vocabulary a b c; class 'x' only
+ * const held = onlyFirst.encode(labelledFromRecords([{ text: 'dab', label: 'x' }])) as EncodedTokens;
+ * assert.deepEqual(Array.from(held.data), [0, 1, 2]);
+ * assert.equal(held.unknownTokens, 1);
+ * ```
+ */
 export interface EncodedTokens extends EncodedCommon {
   readonly kind: 'tokens';
   /** Every example's token ids, concatenated; ids in [0, vocabulary size). */
@@ -44,19 +95,81 @@ export interface EncodedTokens extends EncodedCommon {
   readonly unknownTokens: number;
 }
 
+/**
+ * Numeric sequences encoded with a fitted encoder: each input standardised by its training mean
+ * and population std (unless fitted with `normalize: false`), float32, concatenated.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceEncoder, labelledFromRecords, type EncodedDense } from 'bptt';
+ *
+ * const data = labelledFromRecords([{ sequence: [1, 3], label: 'a' }, { sequence: [5], label: 'b' }]);
+ * const set = SequenceEncoder.fit(data).encode(data) as EncodedDense; // mean 3, std sqrt((4 + 0 + 4) / 3)
+ * const s = Math.sqrt(8 / 3);
+ * assert.equal(set.inputSize, 1);
+ * Array.from(set.data).forEach((z, i) => assert.ok(Math.abs(z - [-2 / s, 0, 2 / s][i]) < 1e-6));
+ * ```
+ */
 export interface EncodedDense extends EncodedCommon {
   readonly kind: 'dense';
-  /** [total steps * D], normalised. */
+  /** Every example's steps, concatenated and normalised, [total steps * D]. */
   readonly data: Float32Array;
   readonly inputSize: number;
 }
 
+/**
+ * Examples encoded for the model (what {@link SequenceEncoder.encode} returns and
+ * {@link SequenceBatcher} batches), text or numeric, told apart by `kind`.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceEncoder, labelledFromRecords, type EncodedSequences } from 'bptt';
+ *
+ * const data = labelledFromRecords([{ text: 'hi', label: 'greet' }, { text: 'bye', label: 'leave' }]);
+ * const set: EncodedSequences = SequenceEncoder.fit(data).encode(data);
+ * const lengths = Array.from({ length: set.count }, (_, i) => set.offsets[i + 1] - set.offsets[i]);
+ * assert.deepEqual(lengths, [2, 3]);
+ * assert.deepEqual(Array.from(set.labels), [0, 1]); // classes 'greet', 'leave' in sorted order
+ * ```
+ */
 export type EncodedSequences = EncodedTokens | EncodedDense;
 
 type EncoderState =
   | { kind: 'tokens'; tokenize: Tokenization; lowercase: boolean; tokens: string[]; labels: string[] }
   | { kind: 'dense'; inputSize: number; mean: number[]; std: number[]; labels: string[] };
 
+/**
+ * The vocabulary (text) or input normalisation (numeric) and the label set, fitted on the
+ * training examples: it turns read examples, or a new text, into model inputs and class ids.
+ * What a checkpoint saves (serialize()), so a trained classifier reads new text as it was trained.
+ * Classes are sorted (numerically when every label is an integer); known tokens are sorted and
+ * numbered from 1 ({@link UNKNOWN_ID} is 0).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceEncoder, labelledFromRecords, stratifiedSplit } from 'bptt';
+ *
+ * const data = labelledFromRecords([
+ *   { text: 'anna', label: 'f' }, { text: 'maria', label: 'f' }, { text: 'ida', label: 'f' },
+ *   { text: 'otto', label: 'm' }, { text: 'bo', label: 'm' }, { text: 'tom', label: 'm' },
+ * ]);
+ * const split = stratifiedSplit(data, { validation: 0, test: 0.34, seed: 1 }); // one of each class held out
+ * const encoder = SequenceEncoder.fit(data, split.train); // from the training rows only
+ * assert.deepEqual(encoder.labels, ['f', 'm']);
+ * assert.equal(encoder.numClasses, 2);
+ * assert.equal(encoder.inputSize, encoder.tokens.length + 1);
+ * const test = encoder.encode(data, split.test);
+ * assert.equal(test.count, 2);
+ * // Saved with a model and loaded again, it encodes new text the same way.
+ * const loaded = SequenceEncoder.deserialize(encoder.serialize());
+ * assert.deepEqual(loaded.encodeText('emma'), encoder.encodeText('emma'));
+ * assert.equal(loaded.labelId('m'), 1);
+ * assert.throws(() => loaded.labelId('x'), /label "x" was not in the training data/);
+ * ```
+ */
 export class SequenceEncoder {
   private readonly state: EncoderState;
   private readonly tokenIds: ReadonlyMap<string, number>;
@@ -107,6 +220,7 @@ export class SequenceEncoder {
     return new SequenceEncoder({ kind: 'dense', inputSize: D, mean, std, labels });
   }
 
+  /** 'tokens' for text, 'dense' for numeric sequences. */
   get kind(): 'tokens' | 'dense' {
     return this.state.kind;
   }
@@ -121,6 +235,7 @@ export class SequenceEncoder {
     return this.state.labels;
   }
 
+  /** K: the classifier's outputs. */
   get numClasses(): number {
     return this.state.labels.length;
   }
@@ -194,6 +309,7 @@ export class SequenceEncoder {
     return JSON.stringify(this.state);
   }
 
+  /** The encoder serialize() wrote; anything else is a CheckpointError saying what is wrong. */
   static deserialize(json: string): SequenceEncoder {
     let o: Record<string, unknown>;
     try {
@@ -255,7 +371,33 @@ function checkRows(data: LabelledData, rows: Int32Array | undefined): Int32Array
   return rows;
 }
 
-/** A padded batch; `steps`, `batch`, `input` and `lengths` are what the engine's LayerBatch takes. */
+/**
+ * A padded batch of sequences, time-major; `steps`, `batch`, `input` and `lengths` are what the
+ * engine's {@link LayerBatch} takes, so a batch goes straight into a recurrent layer, which skips
+ * the padding.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceBatcher, SequenceEncoder, backends, labelledFromRecords, layerParameterShapes, type ClassificationBatch } from 'bptt';
+ *
+ * const data = labelledFromRecords([{ text: 'abc', label: 'x' }, { text: 'b', label: 'y' }]);
+ * const encoder = SequenceEncoder.fit(data); // a = 1, b = 2, c = 3
+ * const batcher = new SequenceBatcher(encoder.encode(data), { batchSize: 2 });
+ * const batch: ClassificationBatch = batcher.batch([0, 1]);
+ * assert.equal(batch.steps, 3);
+ * assert.deepEqual(Array.from(batch.input.data), [1, 2, 2, 0, 3, 0]); // [T, B]: a b | b pad | c pad
+ * assert.deepEqual(Array.from(batch.lengths), [3, 1]);
+ * assert.deepEqual(Array.from(batch.labels), [0, 1]);
+ *
+ * const spec = { cell: 'lstm', inputSize: encoder.inputSize, hiddenSize: 2 } as const;
+ * const weights = Object.fromEntries(Object.entries(layerParameterShapes(spec)).map(([name, shape]) => [name, new Float32Array(shape[0] * (shape[1] ?? 1)).fill(0.1)]));
+ * const { y, saved } = backends.reference.layerForward(spec, weights, batch);
+ * saved.dispose();
+ * assert.deepEqual(Array.from(y.subarray((1 * 2 + 1) * 2, (1 * 2 + 2) * 2)), [0, 0]); // step 1 of sequence 1: padding
+ * assert.ok(y[(2 * 2 + 0) * 2] !== 0); // step 2 of sequence 0 is computed
+ * ```
+ */
 export interface ClassificationBatch {
   /** T: the longest sequence of the batch. */
   steps: number;
@@ -263,14 +405,31 @@ export interface ClassificationBatch {
   batch: number;
   /** [T, B] token ids or [T, B, D] values, time-major; padding is 0. */
   input: { kind: 'tokens'; data: Int32Array } | { kind: 'dense'; data: Float32Array };
-  /** [B]: valid steps of each sequence, in [1, T]. */
+  /** Valid steps of each sequence, in [1, T], [B]. */
   lengths: Int32Array;
-  /** [B]: class ids. */
+  /** Each sequence's class id, [B]. */
   labels: Int32Array;
-  /** [B]: the examples' indices in the EncodedSequences. */
+  /** The examples' indices in the EncodedSequences, [B]. */
   indices: Int32Array;
 }
 
+/**
+ * How {@link SequenceBatcher} groups sequences: the batch size, the length buckets and what to do
+ * with a sequence longer than the last bucket.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceBatcher, SequenceEncoder, labelledFromRecords, type BucketOptions } from 'bptt';
+ *
+ * const data = labelledFromRecords(['a', 'ab', 'abc', 'abcdefgh'].map((text) => ({ text, label: 'x' })));
+ * const set = SequenceEncoder.fit(data).encode(data);
+ * const options: BucketOptions = { batchSize: 8, buckets: [2, 4], overflow: 'truncate' };
+ * const steps = [...new SequenceBatcher(set, options).batches()].map((b) => Array.from(b.lengths));
+ * assert.deepEqual(steps, [[1, 2], [3, 4]]); // 'abcdefgh' keeps its first 4 steps
+ * assert.throws(() => new SequenceBatcher(set, { batchSize: 8, buckets: [2, 4] }), /has 8 steps, more than the largest bucket \(4\)/);
+ * ```
+ */
 export interface BucketOptions {
   batchSize: number;
   /**
@@ -283,6 +442,23 @@ export interface BucketOptions {
   overflow?: 'error' | 'truncate';
 }
 
+/**
+ * Order of one epoch of {@link SequenceBatcher.batches}: in order (buckets by length, each sorted
+ * by length), or shuffled within buckets and then the batches shuffled, from a seed.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceBatcher, SequenceEncoder, labelledFromRecords, type EpochOptions } from 'bptt';
+ *
+ * const data = labelledFromRecords(Array.from({ length: 12 }, (_, i) => ({ text: 'x'.repeat(1 + (i % 4)), label: 'a' })));
+ * const batcher = new SequenceBatcher(SequenceEncoder.fit(data).encode(data), { batchSize: 3, buckets: [2, 4] });
+ * const order = (options: EpochOptions) => [...batcher.batches(options)].map((b) => Array.from(b.indices));
+ * const epoch1 = order({ shuffle: true, seed: 1 });
+ * assert.deepEqual(order({ shuffle: true, seed: 1 }), epoch1); // the same seed, the same order
+ * assert.deepEqual(epoch1.flat().sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i)); // each once
+ * ```
+ */
 export interface EpochOptions {
   /** Shuffle within buckets and the order of batches (default false: buckets in order, sorted by length). */
   shuffle?: boolean;
@@ -290,15 +466,44 @@ export interface EpochOptions {
   seed?: number;
 }
 
+/**
+ * Padded batches of encoded sequences, grouped into length buckets so that a batch holds
+ * sequences of similar lengths and padding stays small. Each epoch yields every example once.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceBatcher, SequenceEncoder, labelledFromRecords, paddingFraction } from 'bptt';
+ *
+ * const texts = ['a', 'bb', 'c', 'dd', 'eeeee', 'fffff', 'g', 'hhhhh'];
+ * const data = labelledFromRecords(texts.map((text, i) => ({ text, label: i % 2 })));
+ * const set = SequenceEncoder.fit(data).encode(data);
+ * const bucketed = new SequenceBatcher(set, { batchSize: 2, buckets: [2, 5] });
+ * assert.equal(bucketed.batchCount, 5); // lengths <= 2: 5 sequences in 3 batches; 3 to 5: 3 sequences in 2
+ * for (const batch of bucketed.batches({ shuffle: true, seed: 4 })) {
+ *   assert.ok(Array.from(batch.lengths).every((n) => n <= 2) || Array.from(batch.lengths).every((n) => n > 2));
+ * }
+ * // One bucket for all: a shuffled batch may pair 'a' with 'eeeee' (4 steps of padding).
+ * const single = new SequenceBatcher(set, { batchSize: 2, buckets: [5] });
+ * assert.ok(paddingFraction(bucketed.batches({ shuffle: true, seed: 4 })) <= paddingFraction(single.batches({ shuffle: true, seed: 4 })));
+ * ```
+ */
 export class SequenceBatcher {
+  /** The sequences it batches. */
   readonly set: EncodedSequences;
+  /** Most sequences in a batch. */
   readonly batchSize: number;
+  /** Upper bounds of the length buckets, increasing. */
   readonly buckets: readonly number[];
   /** Examples of each bucket, by length then index. */
   private readonly members: Int32Array[];
   /** Steps used of each example (its length, or the last bucket's bound when truncated). */
   private readonly lengths: Int32Array;
 
+  /**
+   * Sorts the sequences into buckets. A sequence longer than the last bucket is a RangeError
+   * unless `overflow` is 'truncate'.
+   */
   constructor(set: EncodedSequences, options: BucketOptions) {
     if (typeof set !== 'object' || set === null || (set.kind !== 'tokens' && set.kind !== 'dense')) throw new TypeError(`set must be EncodedSequences (from SequenceEncoder.encode), got ${describeValue(set)}`);
     if (set.count === 0) throw new RangeError('cannot batch an empty set of sequences');
@@ -370,7 +575,23 @@ export class SequenceBatcher {
   }
 }
 
-/** Padding steps over all steps of the batches (0 when no batch is padded). */
+/**
+ * Padding steps over all steps of the batches (0 when no batch is padded): the share of a
+ * recurrent layer's work that bucketing saves.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SequenceBatcher, SequenceEncoder, labelledFromRecords, paddingFraction } from 'bptt';
+ *
+ * const data = labelledFromRecords([{ text: 'abc', label: 'x' }, { text: 'a', label: 'x' }]);
+ * const set = SequenceEncoder.fit(data).encode(data);
+ * // One bucket: one batch of T = 3 steps for sequences of 3 and 1 valid steps; 2 of its 6 steps are padding.
+ * assert.ok(Math.abs(paddingFraction(new SequenceBatcher(set, { batchSize: 2, buckets: [3] }).batches()) - 2 / 6) < 1e-12);
+ * // The default buckets (length quantiles) put the two in different batches: no padding.
+ * assert.equal(paddingFraction(new SequenceBatcher(set, { batchSize: 2 }).batches()), 0);
+ * ```
+ */
 export function paddingFraction(batches: Iterable<ClassificationBatch>): number {
   let padded = 0;
   let valid = 0;

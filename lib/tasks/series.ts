@@ -14,12 +14,57 @@ import { TextSource, sourceName } from './text';
  * 'linear' interpolates between the known values on both sides; 'zero' writes 0. 'previous' and
  * 'linear' need a known value before the gap ('linear' one after it too). 'linear' reads the value
  * after a gap, so a gap just before a split point sees one value of the later part; 'previous' is
- * strictly causal.
+ * strictly causal. `table.filled` counts the values filled per column.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { seriesFromColumns, NonFiniteError, type FillPolicy } from 'bptt';
+ *
+ * const filledWith = (fill: FillPolicy) => Array.from(seriesFromColumns({ y: [2, null, null, 8] }, { fill }).values[0]);
+ * assert.deepEqual(filledWith('previous'), [2, 2, 2, 8]);
+ * assert.deepEqual(filledWith('linear'), [2, 4, 6, 8]); // 2 + (8 - 2) * 1/3, 2 + (8 - 2) * 2/3
+ * assert.deepEqual(filledWith('zero'), [2, 0, 0, 8]);
+ * assert.throws(() => filledWith('none'), NonFiniteError);
+ * assert.throws(() => seriesFromColumns({ y: [2, null] }, { fill: 'linear' }), /no later value/);
+ * ```
  */
 export type FillPolicy = 'none' | 'previous' | 'linear' | 'zero';
+/**
+ * Every {@link FillPolicy}, e.g. to check a command-line flag before reading a file.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { FILL_POLICIES, type FillPolicy } from 'bptt';
+ *
+ * const flag: string = 'linear';
+ * assert.ok((FILL_POLICIES as readonly string[]).includes(flag));
+ * const fill = flag as FillPolicy;
+ * assert.equal(fill, 'linear');
+ * assert.deepEqual(FILL_POLICIES, ['none', 'previous', 'linear', 'zero']);
+ * ```
+ */
 export const FILL_POLICIES: readonly FillPolicy[] = ['none', 'previous', 'linear', 'zero'];
 
-/** Numeric columns of equal length, in time order, every value finite. */
+/**
+ * Numeric columns of equal length, in time order, every value finite (float64), frozen. Made by
+ * {@link readSeriesCsv} or {@link seriesFromColumns}; {@link ForecastDataset.create} cuts it into
+ * windows.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { seriesFromColumns, type SeriesTable } from 'bptt';
+ *
+ * const table: SeriesTable = seriesFromColumns({ sales: [10, NaN, 14], price: [2, 2, 3] }, { fill: 'previous', times: ['mon', 'tue', 'wed'] });
+ * assert.deepEqual(table.columns, ['sales', 'price']);
+ * assert.equal(table.length, 3);
+ * assert.deepEqual(Array.from(table.values[0]), [10, 10, 14]); // NaN was missing: the previous value
+ * assert.deepEqual(table.filled, [1, 0]);
+ * assert.equal(table.times?.[2], 'wed');
+ * ```
+ */
 export interface SeriesTable {
   /** Column names, in the order they were asked for. */
   readonly columns: readonly string[];
@@ -33,6 +78,24 @@ export interface SeriesTable {
   readonly filled: readonly number[];
 }
 
+/**
+ * What {@link readSeriesCsv} keeps of a file: the numeric columns, an optional time column kept as
+ * text, and the fill policy for missing cells (empty, NA, N/A, NaN, null or None, any case);
+ * plus the {@link CsvOptions}. A cell must be a plain decimal number (like -1.5 or 2e3).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { readSeriesCsv, type ReadSeriesOptions } from 'bptt';
+ *
+ * const csv = 'date\tstore\ttemp\tsales\n2024-01-01\tA\t3.5\t120\n2024-01-02\tA\tNA\t98\n2024-01-03\tA\t4.5\t101\n';
+ * const options: ReadSeriesOptions = { columns: ['sales', 'temp'], time: 'date', fill: 'linear', delimiter: '\t' };
+ * const table = await readSeriesCsv([csv], options);
+ * assert.deepEqual(table.columns, ['sales', 'temp']); // in the order asked for; 'store' is not read
+ * assert.deepEqual(Array.from(table.values[1]), [3.5, 4, 4.5]); // NA interpolated
+ * assert.deepEqual(table.times, ['2024-01-01', '2024-01-02', '2024-01-03']);
+ * ```
+ */
 export interface ReadSeriesOptions extends CsvOptions {
   /** Numeric columns to keep (targets and covariates), by header name. */
   columns: readonly string[];
@@ -42,7 +105,35 @@ export interface ReadSeriesOptions extends CsvOptions {
   fill?: FillPolicy;
 }
 
-/** Reads the named columns of a CSV file with a header, streaming its rows. Rows must be in time order. */
+/**
+ * Reads the named columns of a CSV file with a header, streaming its rows: only the columns asked
+ * for are kept, as float64. Rows must be in time order. A missing column is a RangeError listing
+ * the header's columns; a cell that is not a number, or a row with another field count than the
+ * header, is a TypeError naming its line; a missing value without a fill policy is a
+ * NonFiniteError.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import * as fs from 'node:fs';
+ * import * as os from 'node:os';
+ * import * as path from 'node:path';
+ * import { readSeriesCsv } from 'bptt';
+ *
+ * const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-series-'));
+ * try {
+ *   const file = path.join(dir, 'load.csv');
+ *   fs.writeFileSync(file, 'hour,load_mw,temp_c\n0,31.5,4\n1,,3.5\n2,29.25,3\n');
+ *   const table = await readSeriesCsv(file, { columns: ['load_mw'], time: 'hour', fill: 'previous' });
+ *   assert.deepEqual(Array.from(table.values[0]), [31.5, 31.5, 29.25]);
+ *   assert.deepEqual(table.filled, [1]);
+ *   await assert.rejects(readSeriesCsv(file, { columns: ['load'] }), /has no column "load"; its columns are "hour", "load_mw", "temp_c"/);
+ *   await assert.rejects(readSeriesCsv(file, { columns: ['load_mw'] }), /column "load_mw": line 3: the value is missing/);
+ * } finally {
+ *   fs.rmSync(dir, { recursive: true, force: true });
+ * }
+ * ```
+ */
 export async function readSeriesCsv(source: TextSource, options: ReadSeriesOptions): Promise<SeriesTable> {
   const name = sourceName(source, options?.name);
   const columns = checkColumnNames(options?.columns);
@@ -62,6 +153,22 @@ export async function readSeriesCsv(source: TextSource, options: ReadSeriesOptio
   return table(columns, fillers, times);
 }
 
+/**
+ * Options of {@link seriesFromColumns}: the fill policy for missing values (null, undefined, NaN)
+ * and text labels of the rows.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { seriesFromColumns, type SeriesFromColumnsOptions } from 'bptt';
+ *
+ * const options: SeriesFromColumnsOptions = { fill: 'zero', times: ['q1', 'q2', 'q3'] };
+ * const table = seriesFromColumns({ revenue: [5, undefined, 7] }, options);
+ * assert.deepEqual(Array.from(table.values[0]), [5, 0, 7]);
+ * assert.deepEqual(table.times, ['q1', 'q2', 'q3']);
+ * assert.throws(() => seriesFromColumns({ revenue: [5, 6, 7] }, { times: ['q1'] }), /times must be an array of 3 strings/);
+ * ```
+ */
 export interface SeriesFromColumnsOptions {
   /** Default 'none'. */
   fill?: FillPolicy;
@@ -70,8 +177,22 @@ export interface SeriesFromColumnsOptions {
 }
 
 /**
- * A table from arrays, one per column, all of one length. null, undefined and NaN are missing
- * values (see `fill`); infinities are errors.
+ * A table from arrays (plain or typed), one per column, all of one length; the columns keep the
+ * object's key order. null, undefined and NaN are missing values (see `fill`); an infinity is a
+ * NonFiniteError, columns of different lengths a RangeError. The values are copied.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { seriesFromColumns, NonFiniteError } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: Float64Array.of(1, 2, 3), x: [0, 1, 0] });
+ * assert.deepEqual(table.columns, ['y', 'x']);
+ * assert.equal(table.length, 3);
+ * assert.ok(table.values[1] instanceof Float64Array);
+ * assert.throws(() => seriesFromColumns({ y: [1, Infinity] }), NonFiniteError);
+ * assert.throws(() => seriesFromColumns({ y: [1, 2], x: [1] }), RangeError);
+ * ```
  */
 export function seriesFromColumns(columns: Readonly<Record<string, ArrayLike<number | null | undefined>>>, options: SeriesFromColumnsOptions = {}): SeriesTable {
   if (typeof columns !== 'object' || columns === null) throw new TypeError(`columns must be an object of arrays by name, got ${describeValue(columns)}`);
@@ -98,7 +219,20 @@ export function seriesFromColumns(columns: Readonly<Record<string, ArrayLike<num
   return table(names, fillers, options.times === undefined ? undefined : [...options.times]);
 }
 
-/** A column's values by name; a RangeError names the columns there are. */
+/**
+ * A column's values by name (the table's own array, not a copy); a RangeError names the columns
+ * there are.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { seriesColumn, seriesFromColumns } from 'bptt';
+ *
+ * const table = seriesFromColumns({ y: [1, 2, 3], x: [4, 5, 6] });
+ * assert.deepEqual(Array.from(seriesColumn(table, 'x')), [4, 5, 6]);
+ * assert.throws(() => seriesColumn(table, 'z'), /no column "z"; its columns are "y", "x"/);
+ * ```
+ */
 export function seriesColumn(table: SeriesTable, column: string): Float64Array {
   const i = table.columns.indexOf(column);
   if (i < 0) throw new RangeError(`the series has no column ${JSON.stringify(column)}; its columns are ${table.columns.map((c) => JSON.stringify(c)).join(', ')}`);

@@ -6,7 +6,28 @@
  */
 import * as fs from 'fs';
 
-/** A file path, or chunks of the text: bytes (UTF-8) or already decoded strings. */
+/**
+ * Where a reader (readSeriesCsv, readLabelledCsv, readLabelledJsonl) gets its text: a file path,
+ * or chunks of the text, bytes (UTF-8) or already decoded strings, from any iterable or async
+ * iterable (a Readable stream, an array). A string is always a path: pass text held in memory as
+ * `[text]`. Chunks may split a character anywhere; a byte-order mark at the start is dropped; an
+ * invalid UTF-8 byte is a TypeError naming its offset.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { readSeriesCsv, type TextSource } from 'bptt';
+ *
+ * const bytes = new TextEncoder().encode('d\u00eda,y\n1,2.5\n2,3.5\n'); // 'í' is 2 bytes: 0xc3 0xad
+ * const source: TextSource = [bytes.subarray(0, 2), bytes.subarray(2)]; // cut inside the 'í'
+ * const table = await readSeriesCsv(source, { columns: ['y'], time: 'd\u00eda' });
+ * assert.deepEqual(Array.from(table.values[0]), [2.5, 3.5]);
+ * assert.deepEqual(table.times, ['1', '2']);
+ *
+ * const broken = [Uint8Array.of(0x79, 0x0a, 0x31, 0xff, 0x0a)]; // 'y\n1', then a byte UTF-8 never uses
+ * await assert.rejects(readSeriesCsv(broken, { columns: ['y'] }), /not valid UTF-8: byte 3 is 0xff/);
+ * ```
+ */
 export type TextSource = string | Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>;
 
 /** How error messages name a source: the path, or `name`, or '<input>'. */
