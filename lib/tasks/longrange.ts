@@ -62,7 +62,19 @@ export function copyBaselineLoss(delay: number): number {
   return (COPY_SYMBOLS * Math.log(COPY_ALPHABET)) / (delay + 2 * COPY_SYMBOLS);
 }
 
-/** One batch of a long-range task, in the engine's time-major layout. */
+/**
+ * One batch of a long-range task, in the engine's time-major layout.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { copyTask, type LongRangeBatch } from 'bptt';
+ *
+ * const batch: LongRangeBatch = copyTask({ delay: 5, seed: 1 }).batch(3);
+ * assert.equal(batch.inputs.dtype, 'int32');
+ * assert.deepEqual(batch.targets.shape, [25, 3]);
+ * ```
+ */
 export interface LongRangeBatch {
   /** Adding: float32 [T, B, 2] (value, marker). Copy: int32 [T + 20, B] token ids. */
   inputs: Tensor;
@@ -70,7 +82,18 @@ export interface LongRangeBatch {
   targets: Tensor;
 }
 
-/** Adding problem metrics: the test mean squared error and the baseline it must beat. */
+/**
+ * Adding problem metrics: the test mean squared error and the baseline it must beat.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { addingProblem, type AddingMetrics } from 'bptt';
+ *
+ * const m: AddingMetrics = addingProblem({ length: 10 }).metrics([1, 1], [1.5, 0.5]);
+ * assert.deepEqual(m, { mse: 0.25, baseline_mse: 1 / 6, count: 2 });
+ * ```
+ */
 export interface AddingMetrics {
   mse: number;
   baseline_mse: number;
@@ -78,7 +101,21 @@ export interface AddingMetrics {
   count: number;
 }
 
-/** Copy task metrics: mean cross-entropy per step (nats) against the memoryless baseline. */
+/**
+ * Copy task metrics: mean cross-entropy per step (nats) against the memoryless baseline.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { copyTask, type CopyMetrics } from 'bptt';
+ *
+ * const task = copyTask({ delay: 1, seed: 1 });
+ * const { targets } = task.batch(1);
+ * const uniform = new Float32Array(21 * 9).fill(1 / 9);
+ * const m: CopyMetrics = task.metrics(uniform, targets.toArray());
+ * assert.ok(Math.abs(m.loss - Math.log(9)) < 1e-6); // a uniform guess costs ln 9 at every step
+ * ```
+ */
 export interface CopyMetrics {
   loss: number;
   baseline_loss: number;
@@ -88,10 +125,22 @@ export interface CopyMetrics {
   count: number;
 }
 
-/** A model's prediction function, e.g. `(x) => rnn.predict(x)`. */
-export type PredictFn = (inputs: Tensor) => Tensor | ArrayLike<number>;
-
-interface TaskBase<M> {
+/**
+ * What both long-range tasks offer: sizes for the model, a seeded stream of batches, the baseline
+ * and evaluation. `evaluate` takes the model's prediction function, e.g. `(x) => rnn.predict(x)`
+ * (a Tensor or a plain array: values [B, 1] for adding, probabilities [T + 20, B, 9] for copy).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { addingProblem, type LongRangeGenerator, type AddingMetrics } from 'bptt';
+ *
+ * const task: LongRangeGenerator<AddingMetrics> = addingProblem({ length: 20, seed: 3 });
+ * assert.equal(task.batches(4, 5).length, 5);
+ * assert.equal(task.inputSize, 2);
+ * ```
+ */
+export interface LongRangeGenerator<M> {
   /** Steps per sequence. */
   readonly steps: number;
   /** The model's inputSize: features (adding) or token vocabulary (copy). */
@@ -105,19 +154,41 @@ interface TaskBase<M> {
   /** The baseline in the task's metric (mse or nats per step). */
   readonly baseline: number;
   /** Metrics of `predict` over the given batches (all sequences weighted equally). */
-  evaluate(predict: PredictFn, batches: readonly LongRangeBatch[]): M;
+  evaluate(predict: (inputs: Tensor) => Tensor | ArrayLike<number>, batches: readonly LongRangeBatch[]): M;
 }
 
-/** The adding problem of length T: dense inputs [T, B, 2], a regression head on the last step. */
-export interface AddingProblem extends TaskBase<AddingMetrics> {
+/**
+ * The adding problem of length T: dense inputs [T, B, 2], a regression head on the last step.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { addingProblem, type AddingProblem } from 'bptt';
+ *
+ * const task: AddingProblem = addingProblem({ length: 30 });
+ * assert.deepEqual(task.head, { kind: 'regress', positions: 'last', loss: 'mse' }); // for new RNN({ head })
+ * ```
+ */
+export interface AddingProblem extends LongRangeGenerator<AddingMetrics> {
   readonly name: 'adding';
   readonly head: { kind: 'regress'; positions: 'last'; loss: 'mse' };
   /** Metrics from predictions [B, 1] (or [B]) and targets [B, 1]. */
   metrics(predictions: ArrayLike<number>, targets: ArrayLike<number>): AddingMetrics;
 }
 
-/** The copy memory task with delay T: tokens [T + 20, B], a per-step softmax head over 9 classes. */
-export interface CopyTask extends TaskBase<CopyMetrics> {
+/**
+ * The copy memory task with delay T: tokens [T + 20, B], a per-step softmax head over 9 classes.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { copyTask, type CopyTask } from 'bptt';
+ *
+ * const task: CopyTask = copyTask({ delay: 30 });
+ * assert.deepEqual([task.inputSize, task.outputSize, task.steps], [10, 9, 50]);
+ * ```
+ */
+export interface CopyTask extends LongRangeGenerator<CopyMetrics> {
   readonly name: 'copy';
   readonly head: { kind: 'tokens' };
   /** The delay T. */
@@ -204,7 +275,7 @@ export function addingProblem(options: { length: number; seed?: number }): Addin
       return Array.from({ length: checkSize('count', count) }, () => task.batch(size));
     },
     metrics,
-    evaluate(predict: PredictFn, batches: readonly LongRangeBatch[]): AddingMetrics {
+    evaluate(predict: (inputs: Tensor) => Tensor | ArrayLike<number>, batches: readonly LongRangeBatch[]): AddingMetrics {
       checkBatches(batches);
       let sse = 0;
       let count = 0;
@@ -302,7 +373,7 @@ export function copyTask(options: { delay: number; seed?: number }): CopyTask {
       return Array.from({ length: checkSize('count', count) }, () => task.batch(size));
     },
     metrics,
-    evaluate(predict: PredictFn, batches: readonly LongRangeBatch[]): CopyMetrics {
+    evaluate(predict: (inputs: Tensor) => Tensor | ArrayLike<number>, batches: readonly LongRangeBatch[]): CopyMetrics {
       checkBatches(batches);
       let nats = 0;
       let right = 0;
@@ -320,7 +391,18 @@ export function copyTask(options: { delay: number; seed?: number }): CopyTask {
   return task;
 }
 
-/** A long-range task by name, as the CLI's `--task adding|copy --length T` builds it. */
+/**
+ * A long-range task by name, as the CLI's `--task adding|copy --length T` builds it.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { longRangeTask, type LongRangeTask } from 'bptt';
+ *
+ * const task: LongRangeTask = longRangeTask('copy', { length: 10 });
+ * assert.equal(task.name === 'copy' ? task.delay : 0, 10);
+ * ```
+ */
 export type LongRangeTask = AddingProblem | CopyTask;
 
 /**
