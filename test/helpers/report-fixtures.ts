@@ -13,7 +13,17 @@ export function fullDiagnosis(T = 40): ReportDiagnosis {
     truncationBias: [4, 8, 16, 32].map((k) => ({ k, relativeError: Math.exp(-k / 8), cosine: 1 - Math.exp(-k / 8) / 2 })),
     spectralRadius: [0.93, 1.05],
     singularValue: [1.4, 1.6],
-    jacobian: { norms: Array.from({ length: T }, (_, m) => Math.exp(-0.05 * m)), standardError: Array.from({ length: T }, (_, m) => 0.01 * Math.exp(-0.05 * m)) },
+    gates: ['hh'],
+    jacobian: {
+      method: 'estimate',
+      byLayer: [0, 1].map((layer) => ({
+        layer,
+        direction: 0,
+        norm: Array.from({ length: T }, (_, m) => Math.exp(-0.05 * (layer + 1) * m)),
+        meanSquare: Array.from({ length: T }, (_, m) => Math.exp(-0.1 * (layer + 1) * m)),
+        standardError: Array.from({ length: T }, (_, m) => 0.01 * Math.exp(-0.1 * (layer + 1) * m)),
+      })),
+    },
   };
 }
 
