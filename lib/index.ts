@@ -198,3 +198,10 @@ export function setNumThreads(n: number): void {
 export function numThreads(): number {
   return addon().numThreads() as number;
 }
+
+// report: long-range tasks (adding problem, copy memory task), the diagnosis report, the study
+export { addingProblem, copyTask, longRangeTask, copyBaselineLoss, ADDING_BASELINE_MSE } from './tasks/longrange';
+export type { AddingProblem, CopyTask, LongRangeTask, LongRangeGenerator, LongRangeBatch, AddingMetrics, CopyMetrics } from './tasks/longrange';
+export { renderReport } from './diagnostics/report';
+export type { ReportInput, ReportDiagnosis, ReportLogRecord } from './diagnostics/report';
+export { terminalSummary } from './diagnostics/terminal';
