@@ -232,3 +232,18 @@ describe('bptt train --task lm (the default task)', () => {
     expect(next[0].probability).toBeGreaterThanOrEqual(next[4].probability);
   });
 });
+
+describe('bptt train --task adding|copy', () => {
+  test.each([
+    ['adding', ['--length', '12'], 'mse', 'baseline_mse', 1 / 6],
+    ['copy', ['--length', '5'], 'loss', 'baseline_loss', (10 * Math.log(8)) / 25],
+  ] as const)('--task %s prints the test metric and its baseline', async (task, flags, metric, baseline, value) => {
+    const t = await run('train', '--task', task, ...flags, ...small, '--batch', '8', '--steps', '4', '--json', '--out', path.join(dir, `${task}.safetensors`));
+    expect(t.err).not.toMatch(/error/);
+    expect(t.code).toBe(0);
+    const fields = jsonLine(t.out);
+    expect(fields[metric]).toBeGreaterThan(0);
+    expect(fields[baseline]).toBeCloseTo(value, 12);
+    expect(fields.steps).toBe(4);
+  });
+});

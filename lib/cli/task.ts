@@ -27,6 +27,7 @@ import { collectForecasts, forecastReport } from '../tasks/reports';
 import { EncodedSequences, SequenceBatcher, SequenceEncoder } from '../tasks/sequences';
 import { FillPolicy, SeriesTable, readSeriesCsv } from '../tasks/series';
 import { textChunks, textLines } from '../tasks/text';
+import { LongRangeBatch, longRangeTask } from '../tasks/longrange';
 import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, progress } from './common';
 
 /** The tasks `bptt train --task` knows. */
@@ -457,6 +458,61 @@ async function predictClassify(rnn: RNN, meta: ClassifyMeta, file: string): Prom
   return texts.map((text, i) => ({ text, label: meta.encoder.labels[predicted[i]], probabilities: Object.fromEntries(meta.encoder.labels.map((l, k) => [l, probabilities[i * K + k]])) }));
 }
 
+// ---------------------------------------------------------------- adding / copy
+
+/** Batches per "epoch" of a generated task: the unit of validation and of the data position. */
+const LONG_RANGE_EPOCH = 50;
+
+function prepareLongRange(kind: 'adding' | 'copy', flags: TaskTrainFlags): PreparedTask {
+  const length = flags.length ?? (kind === 'adding' ? 50 : 20);
+  const make = (seed: number) => longRangeTask(kind, { length, seed });
+  const gen = make(0);
+  const asBatch = (b: LongRangeBatch): SequenceBatch => {
+    const batch: SequenceBatch = { inputs: { data: b.inputs.toArray() as Float32Array | Int32Array, shape: [...b.inputs.shape] }, targets: { data: b.targets.toArray() as Float32Array | Int32Array, shape: [...b.targets.shape] } };
+    b.inputs.dispose();
+    b.targets.dispose();
+    return batch;
+  };
+  const train = new EpochBatcher(function* (epoch) {
+    const g = make(seedFor(flags.seed, epoch));
+    for (let i = 0; i < LONG_RANGE_EPOCH; i++) yield asBatch(g.batch(flags.batch));
+  }, LONG_RANGE_EPOCH);
+  // Held-out sequences from their own seeds, the same for every run with this --seed.
+  const validation = make(seedFor(flags.seed, -1)).batches(128, 2);
+  const test = make(seedFor(flags.seed, -2)).batches(128, 4);
+  const evaluate = (rnn: RNN, batches: LongRangeBatch[]): Record<string, number> => {
+    const predict = (x: Tensor): Float32Array => {
+      const y = rnn.predict(x);
+      try {
+        return y.toArray() as Float32Array;
+      } finally {
+        y.dispose();
+      }
+    };
+    const m = { ...gen.evaluate(predict, batches) } as Record<string, number>;
+    delete m.count;
+    return m;
+  };
+  const metric = kind === 'adding' ? 'mse' : 'loss';
+  return {
+    kind,
+    inputSize: gen.inputSize,
+    outputSize: gen.outputSize,
+    head: gen.head,
+    train,
+    validate: async (rnn: RNN): Promise<Validation> => {
+      const m = evaluate(rnn, validation);
+      return { metric: m[metric], metrics: m };
+    },
+    test: async (rnn) => {
+      const m = evaluate(rnn, test);
+      return { task: kind, ...m, beats_baseline: m[metric] < m[`baseline_${metric}`], length, sequences: 4 * 128 };
+    },
+    meta: { kind, length },
+    summary: `${kind === 'adding' ? `the adding problem, T = ${length}` : `the copy task, delay ${length} (${length + 20} steps)`}, generated (${LONG_RANGE_EPOCH} batches an epoch); baseline ${gen.baseline.toFixed(4)}`,
+  };
+}
+
 // ---------------------------------------------------------------- training
 
 /** Writes the final JSON line or the human summary. */
@@ -482,6 +538,10 @@ function verdict(fields: Record<string, unknown>): string {
     return fields.beats_majority
       ? `The model beats the majority class: accuracy ${f(fields.accuracy)} against ${f(fields.majority_accuracy)}, macro-F1 ${f(fields.macro_f1)}.`
       : `The model does NOT beat the majority class: accuracy ${f(fields.accuracy)} against ${f(fields.majority_accuracy)}.`;
+  }
+  if (fields.task === 'adding' || fields.task === 'copy') {
+    const m = fields.task === 'adding' ? 'mse' : 'loss';
+    return `The model ${fields.beats_baseline ? 'beats' : 'does NOT beat'} the baseline: ${m} ${f(fields[m])} against ${f(fields[`baseline_${m}`])}.`;
   }
   return describeFields(fields);
 }
@@ -637,7 +697,7 @@ async function prepare(kind: Exclude<TaskKind, 'lm'>, file: string | undefined, 
   try {
     if (kind === 'forecast') return await prepareForecast(file, flags);
     if (kind === 'classify') return await prepareClassify(file, flags);
-    throw new UsageError(`--task ${kind} is not available in this build`);
+    return prepareLongRange(kind, flags);
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError((err as Error).message);
