@@ -70,6 +70,9 @@ export type { LagGradientNorms, TruncationBias } from './backends/reference';
 export { nativeAvailable } from './native';
 export * from './train';
 export * from './engine';
+// Gradient diagnostics (issue 12): per-lag gradient norms, Jacobian products, spectra, truncation bias.
+export { diagnose, diagnoseAsync, diagnosisToJson } from './diagnostics/diagnose';
+export type { DiagnoseOptions, Diagnosis, LagProfile, JacobianProfile, SpectralBlock, TruncationBiasEntry } from './diagnostics/diagnose';
 
 /**
  * The compute backends over plain typed arrays, for libraries that bring their own tensors:
