@@ -3,7 +3,8 @@
  * (the run's k marked, clip rates, validation points), charts without data left out with a note,
  * the page self-contained and its text escaped, the terminal summary's numbers.
  */
-import { clipRate, fitDecayRate, renderReport, reportCharts, reportData, type ReportDiagnosis, type ReportLogRecord } from '../lib/diagnostics/report';
+import { clipRate, fitDecayRate, renderReport, reportCharts, reportData, type ReportDiagnosis } from '../lib/diagnostics/report';
+import type { TelemetryRecord } from '../lib/train/telemetry';
 import { lineChartSpec, type LineChart, type OmittedChart } from '../lib/diagnostics/charts';
 import { terminalSummary } from '../lib/diagnostics/terminal';
 import { ALL_CHARTS, fullDiagnosis, fullLog } from './helpers/report-fixtures';
@@ -48,7 +49,7 @@ describe('report charts', () => {
   });
 
   test('clip rate per bucket of updates', () => {
-    const updates = Array.from({ length: 10 }, (_, i) => ({ type: 'update' as const, step: i + 1, loss: 1, gradNorm: 1, clipped: i < 3 }));
+    const updates = Array.from({ length: 10 }, (_, i) => ({ type: 'update' as const, step: i + 1, loss: 1, gradNorm: 1, clipped: i < 3, clipScale: 1, lr: 1 }));
     expect(clipRate(updates, 5)).toEqual([
       { step: 2, rate: 1 },
       { step: 4, rate: 0.5 },
@@ -66,7 +67,7 @@ describe('report charts', () => {
     for (const id of ALL_CHARTS) expect(html).toContain(`data-omitted="${id}"`);
     expect(html).toMatch(/--log FILE.jsonl/);
     // a log of non-finite gradient norms draws no empty log-scale chart
-    const log: ReportLogRecord[] = [{ type: 'update', step: 1, loss: 1, gradNorm: Infinity, clipped: true }];
+    const log: TelemetryRecord[] = [{ type: 'update', step: 1, loss: 1, gradNorm: Infinity, clipped: true, clipScale: 0, lr: 1e-3 }];
     const html2 = await renderReport({ log });
     expect(html2).toContain('data-chart="loss"');
     expect(html2).toContain('data-omitted="grad-norm"');

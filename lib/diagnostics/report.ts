@@ -9,6 +9,7 @@
  * marked, and the spectral radius of each recurrent block over training. A chart whose data the
  * inputs do not hold is left out with a note saying what would provide it.
  */
+import type { TelemetryRecord } from '../train/telemetry';
 import { downsample, htmlTable, renderPage, type LineChart, type OmittedChart, type Point } from './charts';
 
 /**
@@ -45,24 +46,6 @@ export interface ReportDiagnosis {
 }
 
 /**
- * A record of the training telemetry log (`bptt train --log FILE.jsonl`): run, update, profile or
- * validation.
- *
- * @example
- * ```ts
- * import type { ReportLogRecord } from 'bptt';
- *
- * const r: ReportLogRecord = { type: 'update', step: 1, loss: 2.3, gradNorm: 4.1, clipped: false, clipScale: 1, lr: 1e-3 };
- * console.log(r.type);
- * ```
- */
-export type ReportLogRecord =
-  | { type: 'run'; task?: unknown; model?: Record<string, unknown>; truncate?: number | null; [key: string]: unknown }
-  | { type: 'update'; step: number; loss: number; gradNorm: number; clipped: boolean; clipScale?: number; lr?: number }
-  | { type: 'profile'; step: number; perLag?: number[]; spectralRadius?: number[]; [key: string]: unknown }
-  | { type: 'validation'; step: number; epoch?: number; metrics: Record<string, number | null> };
-
-/**
  * What the report shows: a diagnosis, a training log, facts about the model; any may be missing
  * (the charts that need it are then left out with a note).
  *
@@ -79,7 +62,7 @@ export interface ReportInput {
   /** Page title; default "bptt diagnosis". */
   title?: string;
   diagnosis?: ReportDiagnosis | null;
-  log?: readonly ReportLogRecord[] | null;
+  log?: readonly TelemetryRecord[] | null;
   /** About the model: its checkpoint file, task, cell, sizes (shown as a table). */
   checkpoint?: { file?: string; task?: string | null; model?: Record<string, unknown>; [key: string]: unknown } | null;
   /** The truncation k the run used (null: exact BPTT); default: the log's run record. */
@@ -124,10 +107,10 @@ export function fitDecayRate(perLag: ArrayLike<number | null>): DecayFit | null 
 
 /** The numbers both reports show, pulled out of the inputs once. */
 export interface ReportData {
-  updates: Extract<ReportLogRecord, { type: 'update' }>[];
-  profiles: Extract<ReportLogRecord, { type: 'profile' }>[];
-  validations: Extract<ReportLogRecord, { type: 'validation' }>[];
-  run: Extract<ReportLogRecord, { type: 'run' }> | null;
+  updates: Extract<TelemetryRecord, { type: 'update' }>[];
+  profiles: Extract<TelemetryRecord, { type: 'profile' }>[];
+  validations: Extract<TelemetryRecord, { type: 'validation' }>[];
+  run: Extract<TelemetryRecord, { type: 'run' }> | null;
   truncate: number | null;
   perLag: number[] | null;
   decay: DecayFit | null;
@@ -295,6 +278,7 @@ export function summaryRows(input: ReportInput, data: ReportData): [string, stri
   const rows: [string, string][] = [];
   const c = input.checkpoint ?? {};
   if (c.file) rows.push(['checkpoint', String(c.file)]);
+  if (c.data) rows.push(['diagnosed on', String(c.data)]);
   const task = c.task ?? data.run?.task;
   if (task !== undefined && task !== null) rows.push(['task', String(task)]);
   const model = c.model ?? data.run?.model;
@@ -339,7 +323,10 @@ export function summaryRows(input: ReportInput, data: ReportData): [string, stri
  *
  * const html = await renderReport({
  *   diagnosis: { perLag: [1, 0.5, 0.25, 0.125], truncationBias: [{ k: 1, relativeError: 0.4, cosine: 0.9 }], spectralRadius: [0.8] },
- *   log: [{ type: 'update', step: 1, loss: 2, gradNorm: 3, clipped: false }, { type: 'update', step: 2, loss: 1.5, gradNorm: 2, clipped: true }],
+ *   log: [
+ *     { type: 'update', step: 1, loss: 2, gradNorm: 3, clipped: false, clipScale: 1, lr: 0.01 },
+ *     { type: 'update', step: 2, loss: 1.5, gradNorm: 2, clipped: true, clipScale: 0.5, lr: 0.01 },
+ *   ],
  * });
  * assert.ok(html.startsWith('<!DOCTYPE html>'));
  * assert.ok(html.includes('data-chart="per-lag"') && html.includes('<svg'));
