@@ -40,6 +40,10 @@ export type {
   TrainStepOutput,
 } from './rnn';
 export type { RNNSampleOptions } from './rnn';
+// Task heads, initialisations and the model API around them (heads).
+export type { HeadSpec, NormalizedHeadSpec } from './engine/model';
+export type { InitKind } from './stack';
+export type { PredictOptions, OutputGradientsOptions, OutputGradientsOutput, LayerView } from './rnn';
 export { Tensor } from './tensor';
 export type { DType, TypedArrayFor } from './tensor';
 export { Optimizer, OPTIMIZER_KINDS } from './optim';

@@ -26,10 +26,10 @@ import {
 import { reference } from './backends/reference';
 import { NativeEngine, NativeRequest, createEngine, nativeArgs, nativeRequest, translateNativeError } from './backends/native';
 import { DTypeError, ShapeError } from './errors';
-import { CellKind } from './engine/spec';
-import { checkModelSpec } from './engine/model';
+import { CellKind, LayerSpec } from './engine/spec';
+import { HeadSpec, NormalizedHeadSpec, checkModelSpec, referenceHeadBackward } from './engine/model';
 import { Optimizer, applyReferenceStep } from './optim';
-import { StackModel } from './stack';
+import { InitKind, StackModel, applyInit, batchScatter, batchSlice, checkInit, checkPredictOptions, softmaxRows } from './stack';
 import { Rng } from './rng';
 import { Tensor } from './tensor';
 import { SampleOptions, sample } from './train/sample';
@@ -56,9 +56,9 @@ import type { CharTokenizer } from './train/tokenizer';
 export type BackendName = 'native' | 'reference';
 
 /**
- * What `new RNN(options)` builds. Without cell, numLayers, bidirectional or dropout it is the
+ * What `new RNN(options)` builds. Without cell, numLayers, bidirectional, dropout or head it is the
  * default model, s_t = tanh(U x_t + W s_{t-1} + b), y_t = softmax(V s_t + c); otherwise a
- * PyTorch-style stack (nn.RNN / nn.LSTM / nn.GRU) with a linear softmax head.
+ * PyTorch-style stack (nn.RNN / nn.LSTM / nn.GRU) with a linear head (see {@link HeadSpec}).
  *
  * @example
  * ```ts
@@ -75,8 +75,12 @@ export interface RNNOptions {
   inputSize: number;
   /** H: hidden units per layer and direction. */
   hiddenSize: number;
-  /** K: classes of the softmax head. */
+  /** K: classes of the softmax (tokens, classify heads) or the width of the regression (regress head). */
   outputSize: number;
+  /** What the model predicts and trains on (default `{ kind: 'tokens' }`: softmax at every step); see {@link HeadSpec}. */
+  head?: HeadSpec;
+  /** How the recurrent weights start: 'pytorch' (default), 'orthogonal' or 'identity'; see {@link InitKind}. */
+  init?: InitKind;
   /** Seeds the initialisation (random when omitted; read it back from rnn.seed). */
   seed?: number;
   /** Default 'native'. */
@@ -173,7 +177,11 @@ export interface ForwardOptions {
 export interface ForwardOutput {
   /** The top layer's outputs [T, B, dirs*H] (the hidden states s_t for the default model). */
   states: Tensor;
-  /** The head's outputs before the softmax, [T, B, K]. */
+  /**
+   * The head's outputs: logits before the softmax, [T, B, K] (tokens) or [B, K] (classify), or the
+   * regression's values [T, B, K] (every step) or [B, K] (last step). Per-step rows at padding
+   * steps are those of zero outputs.
+   */
   logits: Tensor;
   /** The state after each sequence's last valid step: [B, H] for the default model, [L*dirs, B, H] otherwise. */
   hT: Tensor;
@@ -204,7 +212,10 @@ export interface LossAndGradientsOptions extends ForwardOptions {
    * through at most this many steps of the recurrence (an integer >= 1). Omitted: exact BPTT.
    */
   truncate?: number;
-  /** 'mean' (default): cross-entropy averaged over the non-ignored targets; 'sum': summed. */
+  /**
+   * 'mean' (default): the loss averaged over the counted targets (class-weighted for a classify
+   * head with classWeights; over every counted element for a regress head); 'sum': summed.
+   */
   reduction?: Reduction;
   /** Also return the state after this step (0-based) as `hAt` (and `cAt`): where an overlapping TBPTT window resumes. */
   stateAt?: number;
@@ -322,6 +333,88 @@ export interface TrainStepOutput {
   cAt?: Tensor;
 }
 
+/**
+ * Options of {@link RNN.predict}: the sequences' lengths and how many sequences run at once.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type PredictOptions } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 2, head: { kind: 'classify' }, seed: 1, backend: 'reference' });
+ * const options: PredictOptions = { lengths: Int32Array.of(3, 1, 2), batchSize: 2 };
+ * const p = rnn.predict(Tensor.from(Int32Array.of(0, 1, 2, 1, 0, 2, 2, 0, 1), [3, 3]), options);
+ * assert.deepEqual(p.shape, [3, 2]); // [B, K] class probabilities
+ * ```
+ */
+export interface PredictOptions {
+  /** Valid steps per sequence (Int32Array or int32 Tensor [B], each in [1, T]); engine models only. */
+  lengths?: Int32Array | Tensor;
+  /** Run at most this many sequences per call (default: all of them), to bound the memory of large inputs. */
+  batchSize?: number;
+}
+
+/**
+ * Options of {@link RNN.outputGradients}: the initial state, lengths and reduction of the loss.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type OutputGradientsOptions } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, cell: 'lstm', seed: 1, backend: 'reference' });
+ * const options: OutputGradientsOptions = { lengths: Int32Array.of(2), reduction: 'sum' };
+ * const { dy } = rnn.outputGradients(Tensor.from(Int32Array.of(0, 1), [2, 1]), Tensor.from(Int32Array.of(1, 2), [2, 1]), options);
+ * assert.equal(dy.length, 2 * 1 * 4); // [T, B, dirs*H]
+ * ```
+ */
+export interface OutputGradientsOptions extends ForwardOptions {
+  /** As in {@link LossAndGradientsOptions.reduction}. */
+  reduction?: Reduction;
+}
+
+/**
+ * What {@link RNN.outputGradients} returns.
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, Tensor, type OutputGradientsOutput } from 'bptt';
+ *
+ * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1, backend: 'reference' });
+ * const x = Tensor.from(Int32Array.of(0, 1), [2, 1]);
+ * const y = Tensor.from(Int32Array.of(1, 2), [2, 1]);
+ * const out: OutputGradientsOutput = rnn.outputGradients(x, y);
+ * assert.ok(Math.abs(out.loss - rnn.lossAndGradients(x, y).loss) < 1e-12);
+ * ```
+ */
+export interface OutputGradientsOutput {
+  /** The loss, as {@link RNN.lossAndGradients} computes it (without dropout). */
+  loss: number;
+  /** dL/d(top layer's outputs) [T, B, dirs*H], time-major; zero at padding steps. */
+  dy: Float32Array;
+}
+
+/**
+ * The recurrent stack of a model in the layer API's terms (see {@link RNN.layerView}).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, backends, type LayerView } from 'bptt';
+ *
+ * const view: LayerView = new RNN({ inputSize: 2, hiddenSize: 3, outputSize: 2, seed: 1 }).layerView();
+ * const { y } = backends.reference.layerForward(view.spec, view.weights, { steps: 1, batch: 1, input: { kind: 'dense', data: Float32Array.of(1, 0) } });
+ * assert.equal(y.length, 3);
+ * ```
+ */
+export interface LayerView {
+  /** The stack's cell, sizes, layers, directions and dropout. */
+  spec: LayerSpec;
+  /** Copies of the stack's weights under the engine's names (`weight_ih_l0`, ..., no `rnn.` prefix). */
+  weights: Record<string, Float32Array>;
+}
+
 interface GradientOutputs {
   grads: Record<ParamName | 'h0', Tensor>;
   hT: Tensor;
@@ -379,6 +472,22 @@ export class RNN {
   readonly bidirectional: boolean;
   /** The dropout probability between stacked layers in training calls. */
   readonly dropout: number;
+  /**
+   * The head, normalised (defaults filled in; JSON-serialisable): what a checkpoint saves to rebuild the model.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * assert.deepEqual(new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3 }).head, { kind: 'tokens' });
+   * const forecaster = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 14, head: { kind: 'regress', positions: 'last' }, backend: 'reference' });
+   * assert.deepEqual(forecaster.head, { kind: 'regress', positions: 'last', loss: 'mse' });
+   * ```
+   */
+  readonly head: NormalizedHeadSpec;
+  /** How the recurrent weights were initialised (see {@link InitKind}); checkpoints save it. */
+  readonly init: InitKind;
   /**
    * The parameters, by name (see {@link Params} for names and shapes). Read them with toArray(),
    * replace them with {@link RNN.setParams}.
@@ -446,7 +555,8 @@ export class RNN {
     if (backend !== 'native' && backend !== 'reference') throw new TypeError(`backend must be 'native' or 'reference', got ${describeValue(backend)}`);
     const seed = options.seed ?? randomInt(2 ** 31);
     if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${describeValue(seed)}`);
-    const spec = checkModelSpec({ ...dims, cell: options.cell ?? 'tanh', numLayers: options.numLayers, bidirectional: options.bidirectional, dropout: options.dropout });
+    const spec = checkModelSpec({ ...dims, cell: options.cell ?? 'tanh', numLayers: options.numLayers, bidirectional: options.bidirectional, dropout: options.dropout, head: options.head });
+    const init = checkInit(options.init, spec.cell);
     this.inputSize = dims.inputSize;
     this.hiddenSize = dims.hiddenSize;
     this.outputSize = dims.outputSize;
@@ -456,11 +566,13 @@ export class RNN {
     this.numLayers = spec.numLayers;
     this.bidirectional = spec.bidirectional;
     this.dropout = spec.dropout;
+    this.head = spec.head;
+    this.init = init;
     this.tokenizer = undefined;
     // The default model keeps its own tuned native path (rnn.cc) and its single bias b.
-    const elman = spec.cell === 'tanh' && spec.numLayers === 1 && !spec.bidirectional && spec.dropout === 0;
+    const elman = spec.cell === 'tanh' && spec.numLayers === 1 && !spec.bidirectional && spec.dropout === 0 && spec.head.kind === 'tokens';
     if (!elman) {
-      this.#stack = new StackModel(spec, backend, seed);
+      this.#stack = new StackModel(spec, backend, seed, init);
       this.params = this.#stack.params;
       return;
     }
@@ -478,6 +590,7 @@ export class RNN {
       for (let i = 0; i < v.length; i++) v[i] = rng.uniform(-bound, bound);
       params[name] = t;
     }
+    applyInit(init, rng, 1, dims.hiddenSize, params.W.data() as Float32Array, [params.b.data() as Float32Array]);
     this.params = Object.freeze(params);
   }
 
@@ -803,6 +916,125 @@ export class RNN {
   }
 
   /**
+   * What the model predicts, without dropout: probabilities (softmax of the logits) for the tokens
+   * head [T, B, K] and the classify head [B, K]; the regression's values [T, B, K] (every step) or
+   * [B, K] (last step). Runs at most `batchSize` sequences at a time (default: all), each call
+   * forward only, so large inputs need no more memory than one slice's.
+   *
+   * @throws as {@link RNN.forward}; RangeError for a batchSize that is not an integer >= 1.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 2, hiddenSize: 5, outputSize: 3, cell: 'gru', head: { kind: 'classify', pool: 'mean' }, seed: 1, backend: 'reference' });
+   * const x = Tensor.randn([4, 6, 2], { seed: 2 }); // [T, B, D]
+   * const p = rnn.predict(x, { lengths: Int32Array.of(4, 4, 2, 3, 1, 4), batchSize: 4 });
+   * assert.deepEqual(p.shape, [6, 3]);
+   * const rows = Array.from(p.toArray());
+   * for (let b = 0; b < 6; b++) assert.ok(Math.abs(rows[3 * b] + rows[3 * b + 1] + rows[3 * b + 2] - 1) < 1e-6); // probabilities
+   * ```
+   */
+  predict(inputs: Tensor, options: PredictOptions = {}): Tensor {
+    if (this.#stack) return this.#stack.predict(inputs, options);
+    const { out, slices } = this.legacySlices(inputs, options);
+    for (const s of slices) this.placeLogits(out, s, this.forward(s.x).logits);
+    softmaxRows(out.data() as Float32Array, this.outputSize);
+    return out;
+  }
+
+  /**
+   * {@link RNN.predict} off the main thread (libuv workers), its tensors pinned until it settles.
+   * The reference backend runs it synchronously.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 2, hiddenSize: 4, outputSize: 1, head: { kind: 'regress', positions: 'last' }, seed: 1, backend: 'reference' });
+   * const x = Tensor.randn([3, 5, 2], { seed: 1 });
+   * const values = await rnn.predictAsync(x, { batchSize: 2 });
+   * assert.deepEqual(values.toArray(), rnn.predict(x).toArray());
+   * ```
+   */
+  async predictAsync(inputs: Tensor, options: PredictOptions = {}): Promise<Tensor> {
+    if (this.#stack) return this.#stack.predictAsync(inputs, options);
+    const { out, slices } = this.legacySlices(inputs, options);
+    for (const s of slices) this.placeLogits(out, s, (await this.forwardAsync(s.x)).logits);
+    softmaxRows(out.data() as Float32Array, this.outputSize);
+    return out;
+  }
+
+  /**
+   * The gradient of the loss with respect to the top layer's outputs, dL/dy [T, B, dirs*H] (the
+   * states s_t for the default model), and the loss: the head's backward only, without dropout,
+   * nothing changed. What gradient diagnostics start from.
+   *
+   * @throws as {@link RNN.lossAndGradients}.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 2, hiddenSize: 3, outputSize: 1, head: { kind: 'regress', positions: 'last' }, seed: 1, backend: 'reference' });
+   * const x = Tensor.randn([4, 2, 2], { seed: 1 });
+   * const y = Tensor.from(Float32Array.of(0.5, -0.5), [2, 1]);
+   * const { loss, dy } = rnn.outputGradients(x, y, { lengths: Int32Array.of(4, 2) });
+   * assert.equal(loss, rnn.lossAndGradients(x, y, { lengths: Int32Array.of(4, 2) }).loss);
+   * const at = (t: number, b: number) => Array.from(dy.subarray((t * 2 + b) * 3, (t * 2 + b + 1) * 3)); // dy [T, B, H]
+   * assert.ok(at(3, 0).some((v) => v !== 0) && at(1, 1).some((v) => v !== 0)); // each sequence's last valid step
+   * assert.ok(at(2, 0).every((v) => v === 0) && at(3, 1).every((v) => v === 0)); // nothing else
+   * ```
+   */
+  outputGradients(inputs: Tensor, targets: Tensor, options: OutputGradientsOptions = {}): OutputGradientsOutput {
+    if (this.#stack) return this.#stack.outputGradients(inputs, targets, options);
+    const call = this.prepare(inputs, targets, options);
+    const reduction = checkReduction(options.reduction);
+    let states: Float64Array;
+    if (this.backend === 'reference') {
+      states = reference.forward(this.dims, this.paramViews(), call.seq, call.h0).states;
+    } else {
+      const out = this.forward(inputs, { h0: options.h0 });
+      states = Float64Array.from(out.states.data() as Float32Array);
+      for (const t of [out.states, out.logits, out.hT]) t.dispose();
+    }
+    // The default model's head is the engine model's tokens head on its states.
+    const spec = checkModelSpec({ cell: 'tanh', ...this.dims });
+    const head = { 'fc.weight': this.params.V.data() as Float32Array, 'fc.bias': this.params.c.data() as Float32Array };
+    const r = referenceHeadBackward(spec, head, { ...call.seq, lengths: null, h0: null, c0: null }, states, call.targets!, reduction);
+    return { loss: r.loss, dy: Float32Array.from(r.dy) };
+  }
+
+  /**
+   * The recurrent stack in the layer API's terms: its spec and copies of its weights under the
+   * engine's names, for every model. The default model's U, W, b map to weight_ih_l0,
+   * weight_hh_l0 and bias_ih_l0, with a zero bias_hh_l0.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 3, seed: 1 });
+   * const { spec, weights } = rnn.layerView();
+   * assert.deepEqual(spec, { cell: 'tanh', inputSize: 3, hiddenSize: 4, numLayers: 1, bidirectional: false, dropout: 0 });
+   * assert.deepEqual(weights.weight_hh_l0, rnn.params.W.toArray());
+   * assert.deepEqual(weights.bias_hh_l0, new Float32Array(4));
+   * ```
+   */
+  layerView(): LayerView {
+    if (this.#stack) return this.#stack.layerView();
+    const p = this.paramViews();
+    return {
+      spec: { cell: 'tanh', inputSize: this.inputSize, hiddenSize: this.hiddenSize, numLayers: 1, bidirectional: false, dropout: 0 },
+      weights: { weight_ih_l0: p.U.slice(), weight_hh_l0: p.W.slice(), bias_ih_l0: p.b.slice(), bias_hh_l0: new Float32Array(this.hiddenSize) },
+    };
+  }
+
+  /**
    * Generates a continuation one token at a time, carrying the hidden state; deterministic for a
    * seed. Returns text when a tokenizer is known, else token ids.
    *
@@ -929,6 +1161,29 @@ export class RNN {
     }
     for (const name of PARAM_NAMES) this.params[name].data();
     return { seq, targets: targetData, h0: h0Data, tensors };
+  }
+
+  /** The inputs of a prediction in slices of at most batchSize sequences (the inputs themselves when one slice), and its output [T, B, K]. */
+  private legacySlices(inputs: Tensor, options: PredictOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`predict options must be an object, got ${describeValue(options)}`);
+    const { seq } = this.prepare(inputs, null, { lengths: options.lengths });
+    const { steps: T, batch: B } = seq;
+    const size = checkPredictOptions(options, B);
+    const width = inputs.dtype === 'int32' ? 1 : this.inputSize;
+    const slices: { from: number; to: number; x: Tensor }[] = [];
+    for (let from = 0; from < B; from += size) {
+      const to = Math.min(B, from + size);
+      const x = to - from === B ? inputs : Tensor.from(batchSlice(inputs.data() as Float32Array | Int32Array, T, B, width, from, to), width === 1 ? [T, to - from] : [T, to - from, width]);
+      slices.push({ from, to, x });
+    }
+    return { out: Tensor.zeros([T, B, this.outputSize]), slices };
+  }
+
+  /** Writes one slice's logits into the prediction, freeing the slice's tensors. */
+  private placeLogits(out: Tensor, s: { from: number; to: number; x: Tensor }, logits: Tensor): void {
+    batchScatter(logits.data() as Float32Array, out.data() as Float32Array, out.shape[0], out.shape[1], this.outputSize, s.from, s.to);
+    logits.dispose();
+    if (s.x.shape[1] !== out.shape[1]) s.x.dispose();
   }
 
   private checkTruncate(truncate: number | undefined): number | null {

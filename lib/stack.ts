@@ -1,26 +1,151 @@
 /**
- * The model behind `new RNN({ cell, numLayers, bidirectional, dropout, ... })` for every
- * configuration but the default one-layer tanh RNN: the recurrent engine's stack with a per-step
- * softmax head (lib/engine/model.ts), its parameters as native tensors under PyTorch's state_dict
- * names (`rnn.weight_ih_l0`, ..., `fc.weight`, `fc.bias`), on the native or the reference backend.
+ * The model behind `new RNN({ cell, numLayers, bidirectional, dropout, head, ... })` for every
+ * configuration but the default one-layer tanh RNN with a tokens head: the recurrent engine's stack
+ * with a task head (lib/engine/model.ts), its parameters as native tensors under PyTorch's
+ * state_dict names (`rnn.weight_ih_l0`, ..., `fc.weight`, `fc.bias`), on the native or the
+ * reference backend.
  *
  * States are [L*dirs, B, H] (index l*dirs + d, as PyTorch); an LSTM carries c beside h.
  */
-import { checkFloat32Scalar, describeValue } from './backend';
-import { LayerBatch } from './engine/spec';
-import { ModelCallOptions, NativeModel, NormalizedModelSpec, checkModelCall, checkModelTargets, modelParameters, referenceModelForward, referenceModelLossAndGradients } from './engine/model';
+import { checkFloat32Scalar, checkSize, describeValue } from './backend';
+import { CellKind, LayerBatch, LayerSpec, NormalizedLayerBatch, gatesPerCell } from './engine/spec';
+import {
+  ModelCallOptions,
+  ModelTargets,
+  NativeModel,
+  NormalizedModelSpec,
+  checkModelCall,
+  checkModelTargets,
+  headOutputShape,
+  headTargetShape,
+  modelParameters,
+  referenceModelForward,
+  referenceModelLossAndGradients,
+  referenceOutputGradients,
+} from './engine/model';
 import { hasCellState, numDirections } from './engine/spec';
 import { translateNativeError } from './backends/native';
 import { DTypeError, ShapeError, TensorInUseError } from './errors';
 import { Optimizer, applyReferenceStep } from './optim';
-import type { ForwardOptions, ForwardOutput, LossAndGradientsOptions, LossAndGradientsOutput, TrainStepOptions, TrainStepOutput } from './rnn';
+import type { ForwardOptions, ForwardOutput, LossAndGradientsOptions, LossAndGradientsOutput, OutputGradientsOptions, OutputGradientsOutput, PredictOptions, TrainStepOptions, TrainStepOutput } from './rnn';
 import { Rng } from './rng';
 import { Tensor } from './tensor';
 
 interface PreparedStackCall {
   batch: LayerBatch;
-  targets: Int32Array | null;
+  targets: ModelTargets | null;
   tensors: Tensor[];
+}
+
+/**
+ * How a model's recurrent weights start (the head and every input weight always start as
+ * PyTorch's): 'pytorch' (default) draws every weight and bias uniform in +-1/sqrt(H);
+ * 'orthogonal' then replaces each gate's H×H block of weight_hh by an orthogonal matrix (the Q of
+ * a seeded Gaussian matrix's QR, R's diagonal made positive, as torch.nn.init.orthogonal_);
+ * 'identity' sets weight_hh = I and every recurrent bias to zero (Le et al.'s IRNN with cell
+ * 'relu'; tanh and relu cells only).
+ *
+ * @example
+ * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RNN, type InitKind } from 'bptt';
+ *
+ * const init: InitKind = 'identity';
+ * const irnn = new RNN({ inputSize: 2, hiddenSize: 3, outputSize: 1, cell: 'relu', init, head: { kind: 'regress' }, seed: 1, backend: 'reference' });
+ * assert.deepEqual(Array.from(irnn.params['rnn.weight_hh_l0'].toArray()), [1, 0, 0, 0, 1, 0, 0, 0, 1]);
+ * assert.equal(irnn.init, 'identity');
+ * assert.throws(() => new RNN({ inputSize: 2, hiddenSize: 3, outputSize: 1, cell: 'lstm', init }), TypeError);
+ * ```
+ */
+export type InitKind = 'pytorch' | 'orthogonal' | 'identity';
+
+/** Validates `init` against the cell. */
+export function checkInit(init: unknown, cell: CellKind): InitKind {
+  if (init === undefined) return 'pytorch';
+  if (init !== 'pytorch' && init !== 'orthogonal' && init !== 'identity') throw new TypeError(`init must be 'pytorch', 'orthogonal' or 'identity', got ${describeValue(init)}`);
+  if (init === 'identity' && cell !== 'tanh' && cell !== 'relu') {
+    throw new TypeError(`init 'identity' (weight_hh = I, zero biases: the IRNN) is defined for 'tanh' and 'relu' cells; a '${cell}' cell's gates have no standard identity initialisation`);
+  }
+  return init;
+}
+
+/**
+ * A square orthogonal matrix [n, n] (row-major): the Q of A = QR for a Gaussian A drawn from rng,
+ * with R's diagonal positive (Gram-Schmidt on A's columns, each pass done twice for accuracy).
+ */
+function orthogonalMatrix(rng: Rng, n: number): Float64Array {
+  const q = new Float64Array(n * n); // column j at q[j*n .. j*n+n)
+  for (let i = 0; i < q.length; i++) q[i] = rng.normal();
+  for (let j = 0; j < n; j++) {
+    const v = q.subarray(j * n, (j + 1) * n);
+    for (let pass = 0; pass < 2; pass++) {
+      for (let k = 0; k < j; k++) {
+        const u = q.subarray(k * n, (k + 1) * n);
+        let dot = 0;
+        for (let i = 0; i < n; i++) dot += u[i] * v[i];
+        for (let i = 0; i < n; i++) v[i] -= dot * u[i];
+      }
+    }
+    let norm = 0;
+    for (let i = 0; i < n; i++) norm += v[i] * v[i];
+    norm = Math.sqrt(norm);
+    for (let i = 0; i < n; i++) v[i] /= norm;
+  }
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = q[j * n + i];
+  return out;
+}
+
+/**
+ * Applies a non-default `init` to one layer-direction's recurrent weights (already drawn as
+ * PyTorch's): weight_hh [G*H, H] gate block by gate block, and its biases for 'identity'. The
+ * orthogonal blocks are drawn from `rng` after everything else, so the other weights stay PyTorch's.
+ */
+export function applyInit(init: InitKind, rng: Rng, gates: number, H: number, weightHH: Float32Array, biases: Float32Array[]): void {
+  if (init === 'pytorch') return;
+  for (let g = 0; g < gates; g++) {
+    const block = weightHH.subarray(g * H * H, (g + 1) * H * H);
+    if (init === 'identity') {
+      block.fill(0);
+      for (let i = 0; i < H; i++) block[i * H + i] = 1;
+    } else {
+      block.set(orthogonalMatrix(rng, H));
+    }
+  }
+  if (init === 'identity') for (const b of biases) b.fill(0);
+}
+
+/** Options of a prediction (see RNN.predict), validated. */
+export function checkPredictOptions(options: PredictOptions | undefined, B: number): number {
+  if (options === undefined || options === null) return B;
+  if (typeof options !== 'object') throw new TypeError(`predict options must be an object, got ${describeValue(options)}`);
+  return options.batchSize === undefined ? B : Math.min(B, checkSize('batchSize', options.batchSize));
+}
+
+/** Softmax of every row [rows, K] in place (float64 math): logits to probabilities. */
+export function softmaxRows(values: Float32Array, K: number): void {
+  for (let r = 0; r < values.length; r += K) {
+    const row = values.subarray(r, r + K);
+    let max = -Infinity;
+    for (const v of row) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    for (let k = 0; k < K; k++) row[k] = Math.exp(row[k] - max) / sum;
+  }
+}
+
+/** Sequences [from, to) of a time-major array [T, B, width], as a new [T, to - from, width] array. */
+export function batchSlice<A extends Float32Array | Int32Array>(data: A, T: number, B: number, width: number, from: number, to: number): A {
+  const n = to - from;
+  const out = new (data.constructor as new (n: number) => A)(T * n * width);
+  for (let t = 0; t < T; t++) out.set(data.subarray((t * B + from) * width, (t * B + to) * width), t * n * width);
+  return out;
+}
+
+/** The inverse of batchSlice: a [T, to - from, width] slice written into the whole [T, B, width]. */
+export function batchScatter<A extends Float32Array | Int32Array>(slice: A, whole: A, T: number, B: number, width: number, from: number, to: number): void {
+  const n = to - from;
+  for (let t = 0; t < T; t++) whole.set(slice.subarray(t * n * width, (t + 1) * n * width), (t * B + from) * width);
 }
 
 export class StackModel {
@@ -33,6 +158,7 @@ export class StackModel {
     readonly spec: NormalizedModelSpec,
     readonly backend: 'native' | 'reference',
     seed: number,
+    readonly init: InitKind,
   ) {
     this.#native = backend === 'native' ? new NativeModel(spec) : null;
     // PyTorch's defaults: the recurrent stack uniform in +-1/sqrt(H), nn.Linear in
@@ -47,6 +173,12 @@ export class StackModel {
       const bound = p.layer ? stackBound : headBound;
       for (let i = 0; i < v.length; i++) v[i] = rng.uniform(-bound, bound);
       params[p.name] = t;
+    }
+    const view = (name: string) => params[name].data() as Float32Array;
+    for (const p of modelParameters(spec)) {
+      if (p.layer?.kind !== 'weight_hh') continue;
+      const suffix = p.name.slice('rnn.weight_hh'.length);
+      applyInit(init, rng, gatesPerCell(spec.cell), spec.hiddenSize, view(p.name), [view(`rnn.bias_ih${suffix}`), view(`rnn.bias_hh${suffix}`)]);
     }
     this.params = Object.freeze(params);
     this.#dropoutStream = new Rng(seed ^ 0x5bd1e995);
@@ -128,6 +260,49 @@ export class StackModel {
     return this.stepOutput(r);
   }
 
+  /**
+   * The head's probabilities (tokens, classify) or values (regress) without dropout, in slices of
+   * batchSize sequences.
+   */
+  predict(inputs: Tensor, options: PredictOptions = {}): Tensor {
+    const { batch, slices } = this.preparePredict(inputs, options);
+    const out = Tensor.zeros(headOutputShape(this.spec, batch.steps, batch.batch));
+    for (const s of slices) {
+      const r = this.#native ? this.native((m) => m.forward(this.paramViews(), s.slice)) : referenceModelForward(this.spec, this.paramViews(), s.slice);
+      this.placeSlice(out, batch, s.from, s.slice.batch, r.logits);
+    }
+    return this.finishPrediction(out);
+  }
+
+  async predictAsync(inputs: Tensor, options: PredictOptions = {}): Promise<Tensor> {
+    if (!this.#native) return this.predict(inputs, options);
+    const { batch, slices, tensors } = this.preparePredict(inputs, options);
+    const out = Tensor.zeros(headOutputShape(this.spec, batch.steps, batch.batch));
+    await this.pinned([...tensors, out], async () => {
+      for (const s of slices) this.placeSlice(out, batch, s.from, s.slice.batch, (await this.#native!.forwardAsync(this.paramViews(), s.slice)).logits);
+    });
+    return this.finishPrediction(out);
+  }
+
+  /** dL/d(top outputs) [T, B, dirs*H] and the loss: the head's backward only, without dropout. */
+  outputGradients(inputs: Tensor, targets: Tensor, options: OutputGradientsOptions = {}): OutputGradientsOutput {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+    const call = this.prepare(inputs, targets, options);
+    const { batch, options: o } = checkModelCall(this.spec, call.batch, { reduction: options.reduction }, false);
+    checkModelTargets(this.spec, batch, call.targets!);
+    if (this.#native) throw new TypeError('outputGradients on the native backend is not implemented yet; use backend: \'reference\'');
+    const r = referenceOutputGradients(this.spec, this.paramViews(), batch, call.targets!, o.reduction);
+    return { loss: r.loss, dy: Float32Array.from(r.dy) };
+  }
+
+  /** The recurrent stack as the layer API takes it: its spec and copies of its weights under the engine's names. */
+  layerView(): { spec: LayerSpec; weights: Record<string, Float32Array> } {
+    const { cell, inputSize, hiddenSize, numLayers, bidirectional, dropout } = this.spec;
+    const weights: Record<string, Float32Array> = {};
+    for (const p of modelParameters(this.spec)) if (p.layer) weights[p.layer.name] = Float32Array.from(this.params[p.name].data() as Float32Array);
+    return { spec: { cell, inputSize, hiddenSize, numLayers, bidirectional, dropout }, weights };
+  }
+
   /** Frees the parameters and the native scratch memory now. */
   dispose(): void {
     this.checkIdle();
@@ -136,6 +311,50 @@ export class StackModel {
   }
 
   // --- internals ---
+
+  /** The call's batch and its slices of at most batchSize sequences (copies, but for one slice of everything). */
+  private preparePredict(inputs: Tensor, options: PredictOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`predict options must be an object, got ${describeValue(options)}`);
+    const call = this.prepare(inputs, null, { lengths: options.lengths });
+    const { batch } = checkModelCall(this.spec, call.batch, {}, false);
+    const { steps: T, batch: B } = batch;
+    const size = checkPredictOptions(options, B);
+    const D = this.spec.inputSize;
+    const slices: { from: number; slice: NormalizedLayerBatch }[] = [];
+    for (let from = 0; from < B; from += size) {
+      const to = Math.min(B, from + size);
+      if (from === 0 && to === B) {
+        slices.push({ from, slice: batch });
+        break;
+      }
+      const input = batch.input;
+      const slice: NormalizedLayerBatch = {
+        steps: T,
+        batch: to - from,
+        input: input.kind === 'tokens' ? { kind: 'tokens', data: batchSlice(input.data, T, B, 1, from, to) } : { kind: 'dense', data: batchSlice(input.data as Float32Array, T, B, D, from, to) },
+        lengths: batch.lengths === null ? null : batch.lengths.subarray(from, to),
+        h0: null,
+        c0: null,
+      };
+      slices.push({ from, slice });
+    }
+    return { batch, slices, tensors: call.tensors };
+  }
+
+  /** Writes the head's outputs of sequences [from, from + n) into the whole batch's. */
+  private placeSlice(out: Tensor, batch: NormalizedLayerBatch, from: number, n: number, values: ArrayLike<number>): void {
+    const data = out.data() as Float32Array;
+    const K = this.spec.outputSize;
+    const v = values instanceof Float32Array ? values : Float32Array.from(values);
+    if (out.shape.length === 3) batchScatter(v, data, batch.steps, batch.batch, K, from, from + n);
+    else data.set(v, from * K);
+  }
+
+  /** Probabilities from the classifying heads' logits; regression values as they are. */
+  private finishPrediction(out: Tensor): Tensor {
+    if (this.spec.head.kind !== 'regress') softmaxRows(out.data() as Float32Array, this.spec.outputSize);
+    return out;
+  }
 
   /** Result arrays as tensors: the gradients (with the initial states' as h0 and c0) and the states. */
   private gradientOutput(r: { loss: number; grads: Record<string, ArrayLike<number>>; dh0: ArrayLike<number>; dc0: ArrayLike<number> | null; hT: ArrayLike<number>; cT: ArrayLike<number> | null; hAt: ArrayLike<number> | null; cAt: ArrayLike<number> | null }): LossAndGradientsOutput {
@@ -194,7 +413,7 @@ export class StackModel {
     const states = [this.spec.numLayers * numDirections(this.spec), B, this.spec.hiddenSize];
     return {
       states: Tensor.zeros([T, B, numDirections(this.spec) * this.spec.hiddenSize]),
-      logits: Tensor.zeros([T, B, this.spec.outputSize]),
+      logits: Tensor.zeros(headOutputShape(this.spec, T, B)),
       hT: Tensor.zeros(states),
       ...(hasCellState(this.spec.cell) ? { cT: Tensor.zeros(states) } : {}),
     };
@@ -231,14 +450,14 @@ export class StackModel {
         batch.lengths = l;
       }
     }
-    let t: Int32Array | null = null;
+    let t: ModelTargets | null = null;
     if (targets !== null) {
-      if (!(targets instanceof Tensor) || targets.dtype !== 'int32') throw new DTypeError(`targets must be an int32 Tensor [T, B], got ${describeValue(targets)}`);
-      if (targets.shape.length !== 2 || targets.shape[0] !== batch.steps || targets.shape[1] !== batch.batch) {
-        throw new ShapeError(`targets must have shape [${batch.steps}, ${batch.batch}] like the inputs, got [${targets.shape.join(', ')}]`);
-      }
+      const { dtype, shape: expected } = headTargetShape(this.spec, batch.steps, batch.batch);
+      const what = `targets of the ${this.spec.head.kind} head must be a ${dtype} Tensor [${expected.join(', ')}]`;
+      if (!(targets instanceof Tensor) || targets.dtype !== dtype) throw new DTypeError(`${what}, got ${describeValue(targets)}`);
+      if (targets.shape.length !== expected.length || targets.shape.some((n, i) => n !== expected[i])) throw new ShapeError(`${what}, got [${targets.shape.join(', ')}]`);
       tensors.push(targets);
-      t = targets.data() as Int32Array;
+      t = targets.data() as ModelTargets;
     }
     return { batch, targets: t, tensors };
   }
