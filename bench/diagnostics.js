@@ -17,7 +17,6 @@
  */
 const { RNN, Tensor, diagnose, setNumThreads } = require('../dist');
 const { sourceGradientNorms } = require('../dist/diagnostics/sources');
-const { layerViewOf } = require('../dist/diagnostics/diagnose');
 const { spectralRadius, largestSingularValue } = require('../dist/diagnostics/spectral');
 
 const WORKLOADS = {
@@ -62,7 +61,7 @@ for (const name of names) {
   const token = () => ((state = (state * 1103515245 + 12345) >>> 0) >>> 8) % w.V;
   const x = Tensor.from(Int32Array.from({ length: w.T * w.B }, token), [w.T, w.B]);
   const y = Tensor.from(Int32Array.from({ length: w.T * w.B }, token), [w.T, w.B]);
-  const { spec, weights } = layerViewOf(rnn);
+  const { spec, weights } = rnn.layerView();
   const batch = { steps: w.T, batch: w.B, input: { kind: 'tokens', data: x.data() }, lengths: null };
   const dy = Float32Array.from({ length: w.T * w.B * w.H }, () => (token() - w.V / 2) / w.V);
   const per = w.numLayers * w.T * w.B * w.H;

@@ -6,7 +6,6 @@
  * truncation bias 0 at k >= T; async = sync; JSON; typed errors for bad arguments.
  */
 import { CellKind, DTypeError, RNN, ShapeError, Tensor, backends, diagnose, diagnoseAsync, diagnosisToJson, lagGradientNorms } from '../lib';
-import { layerViewOf } from '../lib/diagnostics/diagnose';
 import { sourceGradientNorms } from '../lib/engine/reference';
 import { mulberry32 } from './helpers/oracle-checks';
 
@@ -45,7 +44,7 @@ describe('per-lag gradient norms', () => {
     const B = 2;
     const H = 3;
     const spec = { cell, inputSize: 4, hiddenSize: H, numLayers: 1, bidirectional: false, dropout: 0 };
-    const weights = Object.fromEntries(Object.entries(layerViewOf(new RNN({ inputSize: 4, hiddenSize: H, outputSize: 4, cell, numLayers: 2, seed: 9 })).weights).filter(([n]) => n.endsWith('_l0')));
+    const weights = Object.fromEntries(Object.entries(new RNN({ inputSize: 4, hiddenSize: H, outputSize: 4, cell, numLayers: 2, seed: 9 }).layerView().weights).filter(([n]) => n.endsWith('_l0')));
     const x = Float64Array.from({ length: T * B * 4 }, () => 2 * rng() - 1);
     const dy = Float64Array.from({ length: T * B * H }, () => 2 * rng() - 1);
     const batch = (from: number, h0: Float64Array | null, c0: Float64Array | null) => ({
@@ -96,7 +95,7 @@ describe('per-lag gradient norms', () => {
 /** ‖∂h_{i+m}/∂h_i‖_F² averaged over the (i, b) pairs, by central differences of the reference forward. */
 function bruteJacobians(rnn: RNN, x: Tensor, lengths: Int32Array): Float64Array {
   // Layer 0 alone: its recurrence does not depend on the layers above.
-  const view = layerViewOf(rnn);
+  const view = rnn.layerView();
   const spec = { ...view.spec, numLayers: 1 };
   const weights = Object.fromEntries(Object.entries(view.weights).filter(([n]) => n.endsWith('_l0')));
   const [T, B] = x.shape;
