@@ -64,7 +64,7 @@ const FULL: StudySettings = {
   testSequences: 1024,
   profileLength: 100,
   lm: { hidden: 64, batch: 32, ks: [1, 2, 4, 8, 16, 32, 64], tokens: 400_000, window: 64 },
-  exploding: { length: 100, hidden: 64, steps: 1000, lr: 0.01, clipNorm: 1, clipValue: 0.1 },
+  exploding: { length: 100, hidden: 64, steps: 1000, lr: 0.1, clipNorm: 1, clipValue: 0.1 },
 };
 
 const QUICK: StudySettings = {
@@ -77,7 +77,7 @@ const QUICK: StudySettings = {
   testSequences: 128,
   profileLength: 50,
   lm: { hidden: 32, batch: 16, ks: [2, 8, 32], tokens: 16_000, window: 32 },
-  exploding: { length: 50, hidden: 32, steps: 60, lr: 0.01, clipNorm: 1, clipValue: 0.1 },
+  exploding: { length: 50, hidden: 32, steps: 60, lr: 0.1, clipNorm: 1, clipValue: 0.1 },
 };
 
 /**
