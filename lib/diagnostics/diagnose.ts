@@ -25,7 +25,7 @@ import { CellKind, LayerBatch, gatesPerCell, numDirections } from '../engine/spe
 import { Rng } from '../rng';
 import { RNN } from '../rnn';
 import { Tensor } from '../tensor';
-import { SourceSpec, sourceGradientNorms, sourceGradientNormsAsync } from './sources';
+import { SourceSpec, blockSpectrum, sourceGradientNorms, sourceGradientNormsAsync } from './sources';
 import { MisalignmentEntry, MisalignmentOptions, tbpttMisalignment } from './misalignment';
 import { largestSingularValue, spectralRadius } from './spectral';
 
@@ -425,8 +425,16 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
     const whh = weights[`weight_hh_l${l}${d === 1 ? '_reverse' : ''}`];
     for (let g = 0; g < gatesPerCell(rnn.cell); g++) {
       const block = whh.subarray(g * H * H, (g + 1) * H * H);
-      const rho = spectralRadius(block, H);
-      const sigma = largestSingularValue(block, H, H);
+      let rho: number;
+      let sigma: number;
+      if (rnn.backend === 'native') {
+        const spectrum = blockSpectrum(block, H);
+        rho = Math.max(...spectrum.eigenvalues.map((e) => Math.hypot(e.re, e.im)));
+        sigma = spectrum.singularValue;
+      } else {
+        rho = spectralRadius(block, H);
+        sigma = largestSingularValue(block, H, H);
+      }
       const entry: SpectralBlock = { layer: l, direction: d, gate: gates[g], spectralRadius: rho, singularValue: sigma };
       if (simple) {
         entry.vanishingGuaranteed = sigma < 1;
