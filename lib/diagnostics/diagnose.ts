@@ -196,54 +196,6 @@ export interface Diagnosis {
 
 const GATES: Record<CellKind, string[]> = { tanh: ['hh'], relu: ['hh'], lstm: ['i', 'f', 'g', 'o'], gru: ['r', 'z', 'n'] };
 
-/**
- * dL/d(top outputs) [T, B, dirs*H]: the model's own outputGradients, or, while the native stack
- * models lack it (the `heads` branch adds it), the tokens head's softmax cross-entropy with the
- * mean reduction computed here from the forward logits.
- * TODO(heads): drop the fallback once native stacks have outputGradients.
- */
-function outputGradientsOf(rnn: RNN, inputs: Tensor, targets: Tensor, lengths: Int32Array | null): Float32Array {
-  try {
-    return rnn.outputGradients(inputs, targets, lengths ? { lengths } : {}).dy;
-  } catch (err) {
-    if (!(err instanceof TypeError) || rnn.backend !== 'native' || rnn.head.kind !== 'tokens' || !/not implemented/.test(err.message)) throw err;
-  }
-  return tokensOutputGradients(rnn, inputs, targets.data() as Int32Array, lengths);
-}
-
-function tokensOutputGradients(rnn: RNN, inputs: Tensor, targets: Int32Array, lengths: Int32Array | null): Float32Array {
-  const out = rnn.forward(inputs, lengths ? { lengths } : {});
-  try {
-    const logits = out.logits.data() as Float32Array;
-    const [T, B, K] = out.logits.shape;
-    const V = (('V' in rnn.params ? rnn.params.V : rnn.params['fc.weight']).data()) as Float32Array;
-    const W = V.length / K;
-    const counts = (r: number) => targets[r] >= 0 && (lengths === null || Math.floor(r / B) < lengths[r % B]);
-    let counted = 0;
-    for (let r = 0; r < T * B; r++) if (counts(r)) counted++;
-    const scale = counted > 0 ? 1 / counted : 1;
-    const dy = new Float32Array(T * B * W);
-    const g = new Float64Array(W);
-    for (let r = 0; r < T * B; r++) {
-      if (!counts(r)) continue;
-      const z = logits.subarray(r * K, (r + 1) * K);
-      let max = -Infinity;
-      for (const v of z) max = Math.max(max, v);
-      let sum = 0;
-      for (const v of z) sum += Math.exp(v - max);
-      g.fill(0);
-      for (let k = 0; k < K; k++) {
-        const dz = (Math.exp(z[k] - max) / sum - (k === targets[r] ? 1 : 0)) * scale;
-        for (let j = 0; j < W; j++) g[j] += dz * V[k * W + j];
-      }
-      dy.set(g, r * W);
-    }
-    return dy;
-  } finally {
-    for (const t of [out.states, out.logits, out.hT, out.cT]) t?.dispose();
-  }
-}
-
 function describe(v: unknown): string {
   if (Array.isArray(v)) return `an Array of ${v.length}`;
   if (v === null) return 'null';
@@ -361,7 +313,7 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
   const H = rnn.hiddenSize;
   const dirs = numDirections(spec);
   const states = rnn.numLayers * dirs;
-  const dy = outputGradientsOf(rnn, inputs, targets, o.lengths);
+  const { dy } = rnn.outputGradients(inputs, targets, o.lengths ? { lengths: o.lengths } : {});
   const norms = (yield { kind: 'norms', sources: { kind: 'output', dy } }) as Float64Array;
   const perLagByLayer: LagProfile[] = [];
   for (let index = 0; index < states; index++) {
