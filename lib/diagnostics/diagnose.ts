@@ -21,11 +21,12 @@
  * the per-source norms are one pass over all sources, not one backward pass per source.
  */
 import { sourceGradientNorms as referenceSourceNorms, layerForward as referenceLayerForward } from '../engine/reference';
-import { CellKind, LayerBatch, LayerSpec, gatesPerCell, numDirections } from '../engine/spec';
+import { CellKind, LayerBatch, gatesPerCell, numDirections } from '../engine/spec';
 import { Rng } from '../rng';
 import { RNN } from '../rnn';
 import { Tensor } from '../tensor';
-import { SourceSpec, sourceGradientNorms, sourceGradientNormsAsync } from './sources';
+import { SourceSpec, blockSpectrum, sourceGradientNorms, sourceGradientNormsAsync } from './sources';
+import { MisalignmentEntry, MisalignmentOptions, tbpttMisalignment } from './misalignment';
 import { largestSingularValue, spectralRadius } from './spectral';
 
 /**
@@ -52,6 +53,8 @@ export interface DiagnoseOptions {
   jacobian?: false | { mode?: 'auto' | 'exact' | 'estimate'; probes?: number; seed?: number };
   /** Also return each layer-direction's [t, s] matrix of sqrt(Σ_b ‖∂L_t/∂h_s‖²). Default false. */
   matrix?: boolean;
+  /** Also measure the misalignment of online TBPTT(k1, k2) with SGD at lr on the batch as a stream (see {@link tbpttMisalignment}; on the calling thread). */
+  misalignment?: MisalignmentOptions;
 }
 
 /**
@@ -187,57 +190,11 @@ export interface Diagnosis {
   /** spectral[i].singularValue. */
   singularValue: number[];
   truncationBias: TruncationBiasEntry[];
+  /** With `options.misalignment`: one entry per update, else null. */
+  misalignment: MisalignmentEntry[] | null;
 }
 
 const GATES: Record<CellKind, string[]> = { tanh: ['hh'], relu: ['hh'], lstm: ['i', 'f', 'g', 'o'], gru: ['r', 'z', 'n'] };
-
-/**
- * dL/d(top outputs) [T, B, dirs*H]: the model's own outputGradients, or, while the native stack
- * models lack it (the `heads` branch adds it), the tokens head's softmax cross-entropy with the
- * mean reduction computed here from the forward logits.
- * TODO(heads): drop the fallback once native stacks have outputGradients.
- */
-function outputGradientsOf(rnn: RNN, inputs: Tensor, targets: Tensor, lengths: Int32Array | null): Float32Array {
-  try {
-    return rnn.outputGradients(inputs, targets, lengths ? { lengths } : {}).dy;
-  } catch (err) {
-    if (!(err instanceof TypeError) || rnn.backend !== 'native' || rnn.head.kind !== 'tokens' || !/not implemented/.test(err.message)) throw err;
-  }
-  return tokensOutputGradients(rnn, inputs, targets.data() as Int32Array, lengths);
-}
-
-function tokensOutputGradients(rnn: RNN, inputs: Tensor, targets: Int32Array, lengths: Int32Array | null): Float32Array {
-  const out = rnn.forward(inputs, lengths ? { lengths } : {});
-  try {
-    const logits = out.logits.data() as Float32Array;
-    const [T, B, K] = out.logits.shape;
-    const V = (('V' in rnn.params ? rnn.params.V : rnn.params['fc.weight']).data()) as Float32Array;
-    const W = V.length / K;
-    const counts = (r: number) => targets[r] >= 0 && (lengths === null || Math.floor(r / B) < lengths[r % B]);
-    let counted = 0;
-    for (let r = 0; r < T * B; r++) if (counts(r)) counted++;
-    const scale = counted > 0 ? 1 / counted : 1;
-    const dy = new Float32Array(T * B * W);
-    const g = new Float64Array(W);
-    for (let r = 0; r < T * B; r++) {
-      if (!counts(r)) continue;
-      const z = logits.subarray(r * K, (r + 1) * K);
-      let max = -Infinity;
-      for (const v of z) max = Math.max(max, v);
-      let sum = 0;
-      for (const v of z) sum += Math.exp(v - max);
-      g.fill(0);
-      for (let k = 0; k < K; k++) {
-        const dz = (Math.exp(z[k] - max) / sum - (k === targets[r] ? 1 : 0)) * scale;
-        for (let j = 0; j < W; j++) g[j] += dz * V[k * W + j];
-      }
-      dy.set(g, r * W);
-    }
-    return dy;
-  } finally {
-    for (const t of [out.states, out.logits, out.hT, out.cT]) t?.dispose();
-  }
-}
 
 function describe(v: unknown): string {
   if (Array.isArray(v)) return `an Array of ${v.length}`;
@@ -250,6 +207,7 @@ interface Checked {
   truncate: number[];
   jacobian: { method: 'exact' | 'estimate'; probes: number; seed: number } | null;
   matrix: boolean;
+  misalignment: MisalignmentOptions | null;
 }
 
 function checkOptions(rnn: RNN, inputs: Tensor, targets: Tensor, options: DiagnoseOptions): Checked {
@@ -288,7 +246,10 @@ function checkOptions(rnn: RNN, inputs: Tensor, targets: Tensor, options: Diagno
     jacobian = { method: exact ? 'exact' : 'estimate', probes: exact ? rnn.hiddenSize : probes, seed };
   }
   if (options.matrix !== undefined && typeof options.matrix !== 'boolean') throw new TypeError(`options.matrix must be a boolean, got ${describe(options.matrix)}`);
-  return { lengths, truncate, jacobian, matrix: options.matrix ?? false };
+  if (options.misalignment !== undefined && (typeof options.misalignment !== 'object' || options.misalignment === null)) {
+    throw new TypeError(`options.misalignment must be an object { k1, k2, lr }, got ${describe(options.misalignment)}`);
+  }
+  return { lengths, truncate, jacobian, matrix: options.matrix ?? false, misalignment: options.misalignment ?? null };
 }
 
 /** What the plan asks the runner for: a model gradient (truncated or not) or the primitive's norms. */
@@ -352,7 +313,7 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
   const H = rnn.hiddenSize;
   const dirs = numDirections(spec);
   const states = rnn.numLayers * dirs;
-  const dy = outputGradientsOf(rnn, inputs, targets, o.lengths);
+  const { dy } = rnn.outputGradients(inputs, targets, o.lengths ? { lengths: o.lengths } : {});
   const norms = (yield { kind: 'norms', sources: { kind: 'output', dy } }) as Float64Array;
   const perLagByLayer: LagProfile[] = [];
   for (let index = 0; index < states; index++) {
@@ -416,8 +377,16 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
     const whh = weights[`weight_hh_l${l}${d === 1 ? '_reverse' : ''}`];
     for (let g = 0; g < gatesPerCell(rnn.cell); g++) {
       const block = whh.subarray(g * H * H, (g + 1) * H * H);
-      const rho = spectralRadius(block, H);
-      const sigma = largestSingularValue(block, H, H);
+      let rho: number;
+      let sigma: number;
+      if (rnn.backend === 'native') {
+        const spectrum = blockSpectrum(block, H);
+        rho = Math.max(...spectrum.eigenvalues.map((e) => Math.hypot(e.re, e.im)));
+        sigma = spectrum.singularValue;
+      } else {
+        rho = spectralRadius(block, H);
+        sigma = largestSingularValue(block, H, H);
+      }
       const entry: SpectralBlock = { layer: l, direction: d, gate: gates[g], spectralRadius: rho, singularValue: sigma };
       if (simple) {
         entry.vanishingGuaranteed = sigma < 1;
@@ -453,6 +422,7 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
     spectralRadius: spectral.map((s) => s.spectralRadius),
     singularValue: spectral.map((s) => s.singularValue),
     truncationBias,
+    misalignment: o.misalignment ? tbpttMisalignment(rnn, inputs, targets, o.misalignment) : null,
   };
 }
 
