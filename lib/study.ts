@@ -58,12 +58,12 @@ const FULL: StudySettings = {
   lengths: [50, 100, 200, 400],
   hidden: 48,
   batch: 32,
-  steps: 1500,
+  steps: 2500,
   lr: 2e-3,
   clipNorm: 1,
   testSequences: 1024,
   profileLength: 100,
-  lm: { hidden: 64, batch: 32, ks: [1, 2, 4, 8, 16, 32, 64], tokens: 200_000, window: 64 },
+  lm: { hidden: 64, batch: 32, ks: [1, 2, 4, 8, 16, 32, 64], tokens: 1_000_000, window: 64 },
   exploding: { length: 100, hidden: 64, steps: 1000, lr: 0.1, clipNorm: 1, clipValue: 0.1 },
 };
 
