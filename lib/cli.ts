@@ -11,7 +11,6 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import * as cliProgress from 'cli-progress';
 import { setNumThreads } from './index';
 import { OPTIMIZER_KINDS, OptimizerKind, STATE_SLOTS } from './optim';
 import { Rng } from './rng';
@@ -26,16 +25,12 @@ import { sample } from './train/sample';
 import { Schedule, ScheduleKind, checkSchedule } from './train/schedules';
 import { CharTokenizer } from './train/tokenizer';
 import { StepInfo, Trainer } from './train/trainer';
+import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, oneLine, progress } from './cli/common';
+import { TASKS, TaskKind, TaskTrainFlags, evalTask, predictTask, trainTask, writePredictions } from './cli/task';
+import { FILL_POLICIES, FillPolicy } from './tasks/series';
+import { nextTokenProbabilities } from './train/evaluate';
 
-export interface CliIO {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
-}
-
-export interface CliOptions {
-  /** Stops training after the current step, like Ctrl-C (which the CLI also listens for). */
-  signal?: AbortSignal;
-}
+export type { CliIO, CliOptions } from './cli/common';
 
 /** Settings of a training run, saved in the checkpoint so --resume continues the same run. */
 /** The recurrent stack of a run (absent in checkpoints of runs before it existed: the default model). */
@@ -101,6 +96,12 @@ function dropoutFraction(value: string): number {
   return n;
 }
 
+function fractionOrZero(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n < 1)) throw new InvalidArgumentError('must be a number in [0, 1).');
+  return n;
+}
+
 function fraction(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError('must be a number between 0 and 1.');
@@ -151,16 +152,6 @@ function runSettings(v: unknown): RunSettings | null {
   return r as unknown as RunSettings;
 }
 
-/** An error to report as one line and exit 1. */
-class UsageError extends Error {}
-
-/** A periodic save failed: the run stops there (saving the same state again would fail the same way). */
-class SaveError extends UsageError {}
-
-function oneLine(message: string): string {
-  return message.replace(/\s*\n\s*/g, ' ').trim();
-}
-
 /**
  * Reads a text file in `encoding`. Bytes that are not valid in it are an error, not replacement
  * characters to train on; Latin-1 decodes any bytes.
@@ -208,34 +199,6 @@ function invalidUtf8Offset(bytes: Buffer): number {
 }
 
 /**
- * Refuses an output path whose directory is missing or not writable, or that is a directory,
- * before any training runs (a save that fails after hours of training loses them).
- */
-function checkOutput(out: string): void {
-  const target = path.resolve(out);
-  const dir = path.dirname(target);
-  let isDir: boolean;
-  try {
-    isDir = fs.statSync(dir).isDirectory();
-  } catch {
-    throw new UsageError(`cannot write the checkpoint ${out}: the directory ${dir} does not exist`);
-  }
-  if (!isDir) throw new UsageError(`cannot write the checkpoint ${out}: ${dir} is not a directory`);
-  try {
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
-  } catch {
-    throw new UsageError(`cannot write the checkpoint ${out}: the directory ${dir} is not writable`);
-  }
-  let existing: fs.Stats | undefined;
-  try {
-    existing = fs.statSync(target);
-  } catch {
-    existing = undefined; // a new file
-  }
-  if (existing?.isDirectory()) throw new UsageError(`cannot write the checkpoint ${out}: it is a directory`);
-}
-
-/**
  * A lower bound of the memory a training run of this size holds at once: the parameters, their
  * gradients, the optimizer's state slots, the packed recurrent weight, one step's states and
  * logits, and, while a checkpoint is written, a copy of parameters and state plus the encoded file.
@@ -257,12 +220,6 @@ function gigabytes(bytes: number): string {
   return `${(bytes / 1e9).toFixed(1)} GB`;
 }
 
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
-}
-
 function formatNames(text: string): string {
   return text
     .split('\n')
@@ -280,53 +237,6 @@ function newNames(rnn: RNN, tokenizer: CharTokenizer, known: ReadonlySet<string>
     for (const name of lines) if (name.length > 1 && !known.has(name) && found.size < count) found.add(name);
   }
   return [...found];
-}
-
-interface Progress {
-  update(info: StepInfo, done: number, total: number, smooth: number, tokensPerSecond: number, eta: number): void;
-  log(text: string): void;
-  stop(): void;
-}
-
-/** A cli-progress bar on a terminal, plain log lines (every `every` steps) otherwise. */
-function progress(io: CliIO, total: number): Progress {
-  if (io.stdout.isTTY) {
-    const multi = new cliProgress.MultiBar(
-      {
-        stream: io.stdout,
-        format: '{bar} {value}/{total} loss {loss} smooth {smooth} {tps} tok/s ETA {eta}',
-        hideCursor: true,
-        gracefulExit: false,
-        barsize: 16,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    const bar = multi.create(total, 0, { loss: '-', smooth: '-', tps: '-', eta: '-' });
-    return {
-      update: (info, done, _t, smooth, tps, eta) => bar.update(done, { loss: info.loss.toFixed(3), smooth: smooth.toFixed(3), tps: Math.round(tps), eta: formatDuration(eta) }),
-      log: (text) => multi.log(`${text}\n`),
-      stop: () => multi.stop(),
-    };
-  }
-  const every = Math.max(1, Math.round(total / 20));
-  return {
-    update: (info, done, t, smooth, tps, eta) => {
-      if (done % every === 0 || done === t) {
-        io.stdout.write(`step ${info.step} (${done}/${t})  loss ${info.loss.toFixed(4)}  smooth ${smooth.toFixed(4)}  ${Math.round(tps)} tok/s  ETA ${formatDuration(eta)}  clipped ${(100 * info.clip.fractionClipped).toFixed(1)}%\n`);
-      }
-    },
-    log: (text) => io.stdout.write(`${text}\n`),
-    stop: () => undefined,
-  };
-}
-
-/** "lstm, 2 layers, bidirectional, dropout 0.2, hidden": the model part of the run's summary line. */
-function describeModel(rnn: RNN): string {
-  const parts: string[] = [rnn.cell];
-  if (rnn.numLayers > 1) parts.push(`${rnn.numLayers} layers`);
-  if (rnn.bidirectional) parts.push('bidirectional');
-  if (rnn.dropout > 0) parts.push(`dropout ${rnn.dropout}`);
-  return `${parts.join(', ')}, hidden`;
 }
 
 interface TrainFlags {
@@ -356,10 +266,19 @@ interface TrainFlags {
   evalEvery?: number;
   saveEvery?: number;
   encoding?: TextEncoding;
+  task: TaskKind;
+  json?: boolean;
+  log?: string;
+  epochs?: number;
 }
 
 async function train(file: string | undefined, flags: TrainFlags, given: (name: string) => boolean, io: CliIO, options: CliOptions): Promise<number> {
   if (flags.threads !== undefined) setNumThreads(flags.threads);
+  if (flags.task !== 'lm') return trainTask(flags.task, file, flags as unknown as TaskTrainFlags, given, io, options);
+  const json = flags.json === true;
+  // With --json, stdout carries the one JSON line; everything else goes to stderr.
+  const out_ = io;
+  if (json) io = { stdout: io.stderr, stderr: io.stderr };
   const out = flags.out ?? (file === undefined ? 'names.safetensors' : `${path.basename(file).replace(/\.[^.]*$/, '') || 'model'}.safetensors`);
   checkOutput(out);
   const resumed: Checkpoint | null = flags.resume ? loadCheckpoint(flags.resume) : null;
@@ -470,6 +389,9 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     k2: settings.k2,
     ...(settings.clip !== null ? { clipNorm: settings.clip } : {}),
     ...(settings.clipValue !== null ? { clipValue: settings.clipValue } : {}),
+    ...(flags.log !== undefined ? { log: flags.log } : {}),
+    task: 'lm',
+    seed: settings.seed,
   });
   const rng = resumed?.rng ?? new Rng(settings.seed + 1);
   if (resumed?.training) {
@@ -478,7 +400,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     trainer.loadState(sameData ? resumed.training : { ...resumed.training, data: null, h: null, c: null, historyInputs: new Int32Array(0), historySteps: 0 }, data);
   }
   settings = { ...settings, data: { source, sha256, ...(encoding !== 'utf8' ? { encoding } : {}) } };
-  const save = (): void => saveCheckpoint(out, rnn, { tokenizer, trainer, rng, hyperparameters: { run: settings } });
+  const save = (): void => saveCheckpoint(out, rnn, { tokenizer, trainer, rng, hyperparameters: { run: settings }, task: { kind: 'lm' } });
   const validate = (): EvalResult | null => (validTokens.length >= 2 ? evaluate(rnn, validTokens, { batch: settings.batch, seq: 64 }) : null);
   // One line, so it reads well between progress lines: names as a list, other text JSON-quoted.
   const showSample = (): string => {
@@ -498,7 +420,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   options.signal?.addEventListener('abort', stopOnSignal);
   if (options.signal?.aborted) controller.abort();
 
-  const steps = flags.steps;
+  const steps = flags.epochs !== undefined && !given('steps') ? flags.epochs * data.chunksPerEpoch(settings.k1) : flags.steps;
   io.stdout.write(
     `training on ${file ?? DEFAULT_DATA}: ${trainTokens.length} training and ${validTokens.length} held-out characters, vocabulary ${tokenizer.vocabSize}; ` +
       `${describeModel(rnn)} ${settings.hidden}, batch ${settings.batch}, TBPTT(k1=${settings.k1}, k2=${settings.k2}), ${settings.optim}, lr ${settings.schedule.lr}${settings.schedule.kind === 'constant' ? '' : ` (${settings.schedule.kind})`}` +
@@ -570,6 +492,8 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   const v = validate();
   if (v) io.stdout.write(`held-out loss ${v.loss.toFixed(4)} nats/char, perplexity ${v.perplexity.toFixed(3)} (${v.tokens} characters)\n`);
   io.stdout.write(`checkpoint saved to ${out}\n`);
+  trainer.dispose();
+  if (json) out_.stdout.write(`${JSON.stringify({ task: 'lm', loss: v?.loss ?? null, perplexity: v?.perplexity ?? null, tokens: v?.tokens ?? 0, steps: trainer.step, checkpoint: out })}\n`);
   if (result.aborted) return 130;
   if (rnn.bidirectional) return 0;
   if (known) {
@@ -614,15 +538,44 @@ function sampleCommand(file: string, flags: SampleFlags, io: CliIO): number {
   return 0;
 }
 
-function evalCommand(checkpoint: string, file: string, flags: { encoding: TextEncoding }, io: CliIO): number {
-  const ck = loadCheckpoint(checkpoint);
+interface EvalFlags {
+  encoding: TextEncoding;
+  backend?: BackendName;
+  json?: boolean;
+  fill?: FillPolicy;
+  out?: string;
+}
+
+async function evalCommand(checkpoint: string, file: string, flags: EvalFlags, io: CliIO): Promise<number> {
+  const ck = loadCheckpoint(checkpoint, flags.backend ? { backend: flags.backend } : {});
+  if (ck.task && ck.task.kind !== 'lm') return evalTask(ck, checkpoint, file, flags, io);
   const tokenizer = requireTokenizer(ck, checkpoint);
   const text = readText(file, flags.encoding);
   const tokens = tokenizer.encode(text, { skipUnknown: true });
   const skipped = [...text].length - tokens.length;
   if (tokens.length < 2) throw new UsageError(`${file} has fewer than 2 characters in the model's vocabulary`);
   const r = evaluate(ck.rnn, tokens);
+  if (flags.json) {
+    io.stdout.write(`${JSON.stringify({ task: 'lm', loss: r.loss, perplexity: r.perplexity, bits_per_char: r.loss / Math.LN2, tokens: r.tokens, skipped })}\n`);
+    return 0;
+  }
   io.stdout.write(`loss ${r.loss.toFixed(4)} nats/char (${(r.loss / Math.LN2).toFixed(4)} bits/char), perplexity ${r.perplexity.toFixed(3)}, ${r.tokens} characters predicted${skipped > 0 ? `, ${skipped} characters outside the vocabulary skipped` : ''}\n`);
+  return 0;
+}
+
+/** `bptt predict` of a language model: the most likely next characters after the file's text. */
+async function predictCommand(checkpoint: string, file: string, flags: EvalFlags, io: CliIO): Promise<number> {
+  const ck = loadCheckpoint(checkpoint, flags.backend ? { backend: flags.backend } : {});
+  if (ck.task && ck.task.kind !== 'lm') return predictTask(ck, checkpoint, file, flags, io);
+  const tokenizer = requireTokenizer(ck, checkpoint);
+  const tokens = tokenizer.encode(readText(file, flags.encoding), { skipUnknown: true });
+  if (tokens.length < 1) throw new UsageError(`${file} has no characters in the model's vocabulary`);
+  const probs = nextTokenProbabilities(ck.rnn, tokens);
+  const top = Array.from(probs, (p, id) => ({ id, p }))
+    .sort((a, b) => b.p - a.p)
+    .slice(0, 5)
+    .map(({ id, p }) => ({ char: tokenizer.decode(Int32Array.of(id)), probability: p }));
+  writePredictions([{ next: top }], flags, io);
   return 0;
 }
 
@@ -664,7 +617,29 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
     .option('--eval-every <n>', 'print the held-out loss every n steps (default: 4 times a run)', integer(1))
     .option('--save-every <n>', 'also write the checkpoint (atomically) every n updates, so a killed run loses fewer', integer(1))
     .addOption(new Option('--encoding <name>', 'encoding of FILE (default utf8, or the one the resumed run used)').choices(TEXT_ENCODINGS as unknown as string[]))
-    .option('--out <path>', 'checkpoint to write (default: <FILE name>.safetensors, or names.safetensors)')
+    .option('--out <path>', 'checkpoint to write (default: <FILE name>.safetensors, or names.safetensors; <task>.safetensors for other tasks)')
+    .addOption(new Option('--task <kind>', 'what to train: a language model on text, a sequence classifier, a forecaster, or a long-range problem').choices(TASKS as unknown as string[]).default('lm'))
+    .option('--epochs <n>', 'passes over the training data (instead of --steps)', integer(1))
+    .option('--patience <n>', 'stop after n validations without improvement (classify, forecast)', integer(1))
+    .option('--truncate <k>', 'classify, forecast: backpropagate each step through at most k steps (default: the whole sequence)', integer(1))
+    .addOption(new Option('--init <kind>', 'initialisation of the recurrent weights').choices(['pytorch', 'orthogonal', 'identity']))
+    .option('--json', 'print the final metrics as one JSON line (everything else goes to stderr)')
+    .addOption(new Option('--backend <name>', 'classify, forecast: native (default when the addon loads) or the float64-checked reference').choices(['native', 'reference']))
+    .option('--log <file>', 'write training telemetry (JSON lines: run, update, profile, validation records)')
+    .option('--log-every <n>', 'with --log: a gradient profile record every n updates', integer(1))
+    .option('--column <name>', 'forecast: the column to forecast')
+    .option('--covariates <list>', 'forecast: more input columns, comma-separated (name or name:onehot)')
+    .option('--window <w>', 'forecast: past steps the model reads', integer(1))
+    .option('--horizon <n>', 'forecast: steps ahead to forecast', integer(1))
+    .option('--season <s>', 'forecast: steps per season, for the seasonal-naive baseline and MASE (default 1)', integer(1))
+    .addOption(new Option('--fill <policy>', 'forecast: missing values (default none: an error)').choices(FILL_POLICIES as unknown as string[]))
+    .option('--validation <f>', 'classify, forecast: fraction held out for validation', fractionOrZero, undefined)
+    .option('--test <f>', 'classify, forecast: fraction held out for the test metrics', fractionOrZero, undefined)
+    .option('--text-field <name>', 'classify: the field (JSONL) or column (CSV) holding the text', 'text')
+    .option('--label-field <name>', 'classify: the field or column holding the label', 'label')
+    .addOption(new Option('--tokenize <mode>', 'classify: characters or words').choices(['char', 'word']).default('char'))
+    .option('--lowercase', 'classify: lower-case the text first')
+    .option('--length <t>', 'adding: sequence length; copy: the delay', integer(1))
     .option('--resume <path>', 'continue the run saved in this checkpoint')
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const given = (name: string): boolean => trainCmd.getOptionValueSource(name) === 'cli';
@@ -690,12 +665,29 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
     .argument('<checkpoint>', 'checkpoint written by `bptt train`')
     .argument('<file>', 'text file (UTF-8 unless --encoding says otherwise)')
     .addOption(new Option('--encoding <name>', 'encoding of FILE').choices(TEXT_ENCODINGS as unknown as string[]).default('utf8'))
-    .action((checkpoint: string, file: string, flags: { encoding: TextEncoding }) => {
-      code = evalCommand(checkpoint, file, flags, io);
+    .option('--json', 'print the metrics as one JSON line')
+    .addOption(new Option('--backend <name>', 'native (default when the addon loads) or reference').choices(['native', 'reference']))
+    .addOption(new Option('--fill <policy>', 'forecast: missing values in FILE (default: the policy of the training run)').choices(FILL_POLICIES as unknown as string[]))
+    .action(async (checkpoint: string, file: string, flags: EvalFlags) => {
+      code = await evalCommand(checkpoint, file, flags, io);
+    });
+
+  program
+    .command('predict')
+    .description("a checkpoint's predictions for FILE: classes with probabilities (classify), the next horizon values after the file's end (forecast), the next character (lm)")
+    .argument('<checkpoint>', 'checkpoint written by `bptt train`')
+    .argument('<file>', 'data as the task reads it (JSONL/CSV of texts, a CSV series, a text file)')
+    .option('--json', 'print every prediction in one JSON line')
+    .option('--out <path>', 'write the predictions (JSON lines) to this file')
+    .addOption(new Option('--backend <name>', 'native (default when the addon loads) or reference').choices(['native', 'reference']))
+    .addOption(new Option('--encoding <name>', 'lm: encoding of FILE').choices(TEXT_ENCODINGS as unknown as string[]).default('utf8'))
+    .addOption(new Option('--fill <policy>', 'forecast: missing values in FILE (default: the policy of the training run)').choices(FILL_POLICIES as unknown as string[]))
+    .action(async (checkpoint: string, file: string, flags: EvalFlags) => {
+      code = await predictCommand(checkpoint, file, flags, io);
     });
 
   try {
-    if (argv.length === 0) throw new UsageError('missing command: train, sample or eval (see bptt --help)');
+    if (argv.length === 0) throw new UsageError('missing command: train, sample, eval or predict (see bptt --help)');
     await program.parseAsync([...argv], { from: 'user' });
     return code;
   } catch (err) {

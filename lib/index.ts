@@ -74,6 +74,11 @@ export * from './engine';
 // batchers, metrics, baselines, reports and the default data sets. lib/tasks/index.ts lists what
 // is public (every name there needs a running @example); its helpers stay internal.
 export * from './tasks';
+// Gradient diagnostics (issue 12): per-lag gradient norms, Jacobian products, spectra, truncation bias.
+export { diagnose, diagnoseAsync, diagnosisToJson } from './diagnostics/diagnose';
+export type { DiagnoseOptions, Diagnosis, LagProfile, JacobianProfile, SpectralBlock, TruncationBiasEntry } from './diagnostics/diagnose';
+export { tbpttMisalignment } from './diagnostics/misalignment';
+export type { MisalignmentEntry, MisalignmentOptions } from './diagnostics/misalignment';
 
 /**
  * The compute backends over plain typed arrays, for libraries that bring their own tensors:
@@ -206,3 +211,12 @@ export function setNumThreads(n: number): void {
 export function numThreads(): number {
   return addon().numThreads() as number;
 }
+
+// report: long-range tasks (adding problem, copy memory task), the diagnosis report and `bptt diagnose`
+export { addingProblem, copyTask, longRangeTask, copyBaselineLoss, ADDING_BASELINE_MSE } from './tasks/longrange';
+export type { AddingProblem, CopyTask, LongRangeTask, LongRangeGenerator, LongRangeBatch, AddingMetrics, CopyMetrics } from './tasks/longrange';
+export { renderReport } from './diagnostics/report';
+export type { ReportInput, ReportDiagnosis } from './diagnostics/report';
+export { terminalSummary } from './diagnostics/terminal';
+export { runDiagnose } from './diagnostics/command';
+export type { DiagnoseCommandOptions } from './diagnostics/command';

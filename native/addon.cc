@@ -7,6 +7,9 @@ namespace bptt {
 
 EnvState& State(Napi::Env env) { return *env.GetInstanceData<EnvState>(); }
 
+// Registered here rather than in bindings.h: binding_diagnostics.cc is the only file with it.
+void InitDiagnosticsBindings(Napi::Env env, Napi::Object exports);
+
 }  // namespace bptt
 
 namespace {
@@ -20,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     bptt::InitRnnBindings(env, exports);
     bptt::InitLayerBindings(env, exports);
     bptt::InitModelBindings(env, exports);
+    bptt::InitDiagnosticsBindings(env, exports);
     bptt::InitBenchBindings(env, exports);
     return exports;
   });

@@ -37,6 +37,8 @@ import {
   SavedOwner,
   checkLayerBackwardRequest,
   checkLayerForwardRequest,
+  checkLayerSpec,
+  checkLayerWeights,
   dropoutActive,
   gatesPerCell,
   hasCellState,
@@ -361,4 +363,72 @@ const OWNER: SavedOwner = { name: BACKEND_NAME, owns: (saved) => saved instanceo
 export function layerBackward(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, args: LayerBackwardArgs): LayerBackwardResult<Float64Array> {
   const req = checkLayerBackwardRequest(spec, weights, saved, args, OWNER, true);
   return backward(req.spec, weights, saved as ReferenceSavedForward, req.args);
+}
+
+/**
+ * The gradient diagnostics' specification: each step t of `dy` [T, B, dirs*H] (the gradient of
+ * the top layer's output) is a separate source L_t. Returns, for every layer-direction (index
+ * l*dirs + d), source t and step s, the squared norm of dL_t/dh_s summed over the batch rows
+ * active at s: [L*dirs, T, T] (source-major). With `probes` [L*dirs, T, B, H] instead, probe t of
+ * a layer-direction enters its own state h_t and travels through that recurrence only (the
+ * norms are then of u^T dh_t/dh_s). One ordinary backward pass per source, in float64.
+ */
+export function sourceGradientNorms(spec: LayerSpec, weights: LayerWeights, saved: SavedForward, sources: { dy: FloatArray } | { probes: FloatArray }): Float64Array {
+  if (!(saved instanceof ReferenceSavedForward)) throw new TypeError('saved must come from the reference layerForward');
+  const s = checkLayerSpec(spec);
+  checkLayerWeights(s, weights, true);
+  const record = saved.record;
+  const { steps: T, batch: B } = saved;
+  const { hiddenSize: H, numLayers: L } = s;
+  const dirs = numDirections(s);
+  const width = layerOutputSize(s);
+  const withCell = hasCellState(s.cell);
+  const GH = gatesPerCell(s.cell) * H;
+  const norms = new Float64Array(L * dirs * T * T);
+  // Walks one layer-direction back over every row's steps; entry(step, b) is the gradient joining h there.
+  const walk = (ld: LayerDirection, t: number, entry: (step: number, b: number) => ArrayLike<number> | null, dGi: Float64Array): void => {
+    const dGh = new Float64Array(T * B * GH);
+    const index = ld.layer * dirs + ld.direction;
+    for (let b = 0; b < B; b++) {
+      const len = record.lengths[b];
+      let dh: Float64Array = new Float64Array(H);
+      let dc: Float64Array | null = withCell ? new Float64Array(H) : null;
+      for (let step = lastStep(ld.direction, len); step >= 0 && step < len; step = previousStep(ld.direction, step)) {
+        const e = entry(step, b);
+        if (e) addTo(dh, e);
+        let sum = 0;
+        for (const v of dh) sum += v * v;
+        norms[(index * T + t) * T + step] += sum;
+        ({ dh, dc } = ld.stepBackward(step * B + b, dh, dc, dGi, dGh));
+      }
+    }
+  };
+  for (let t = 0; t < T; t++) {
+    if ('probes' in sources) {
+      for (let index = 0; index < L * dirs; index++) {
+        const ld = new LayerDirection(s, weights, Math.floor(index / dirs), index % dirs, record.directions[index]);
+        const probe = (step: number, b: number) => (step === t ? sources.probes.subarray(((index * T + t) * B + b) * H, ((index * T + t) * B + b + 1) * H) : null);
+        walk(ld, t, probe, new Float64Array(T * B * GH));
+      }
+      continue;
+    }
+    // Source t alone: dy at step t, zero elsewhere.
+    let dY: Float64Array<ArrayBufferLike> = new Float64Array(T * B * width);
+    dY.set(sources.dy.subarray(t * B * width, (t + 1) * B * width), t * B * width);
+    for (let l = L - 1; l >= 0; l--) {
+      const inW = layerInputSize(s, l);
+      const dX = new Float64Array(T * B * inW);
+      for (let d = 0; d < dirs; d++) {
+        const ld = new LayerDirection(s, weights, l, d, record.directions[l * dirs + d]);
+        const dGi = new Float64Array(T * B * GH);
+        const upstream = dY;
+        walk(ld, t, (step, b) => upstream.subarray((step * B + b) * width + d * H, (step * B + b) * width + (d + 1) * H), dGi);
+        for (let r = 0; r < T * B; r++) addMatTVec(row(dX, r, inW), ld.Wih, row(dGi, r, GH), GH, inW);
+      }
+      if (l === 0) break;
+      const mask = record.masks[l - 1];
+      dY = mask ? dX.map((v, i) => v * mask[i]) : dX;
+    }
+  }
+  return norms;
 }

@@ -20,6 +20,8 @@ import { OPTIMIZER_KINDS, Optimizer, OptimizerKind } from '../optim';
 import { Rng } from '../rng';
 import { CellKind } from '../engine/spec';
 import { BackendName, RNN } from '../rnn';
+import type { HeadSpec } from '../engine/model';
+import type { InitKind } from '../stack';
 import type { BatcherState } from './batcher';
 import type { ClipSummary } from './clipping';
 import { RawTensor, WritableTensor, decodeSafetensors, encodeSafetensors, toFloat32, toInt32, writeFileAtomic } from './safetensors';
@@ -106,6 +108,12 @@ export interface CheckpointExtra {
   hyperparameters?: Record<string, unknown>;
   /** More `__metadata__` entries. */
   metadata?: Record<string, string>;
+  /**
+   * The task the model was trained for and what its data needs (`kind`: 'lm', 'classify',
+   * 'forecast', ...; the normalisation, vocabulary, labels, window settings), saved as the
+   * `task` metadata entry and returned as it was by loadCheckpoint.
+   */
+  task?: Record<string, unknown>;
 }
 
 /**
@@ -136,6 +144,8 @@ export interface Checkpoint {
   rng: Rng | null;
   /** The run's settings as saved ({} when none). */
   hyperparameters: Record<string, unknown>;
+  /** The task and its data settings as saved (see {@link CheckpointExtra.task}), or null. */
+  task: Record<string, unknown> | null;
   /** Every `__metadata__` entry of the file. */
   metadata: Record<string, string>;
 }
@@ -235,6 +245,9 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
     dropout: rnn.dropout,
     // PyTorch's nn.RNN argument (LSTM and GRU have none).
     ...(rnn.cell === 'tanh' || rnn.cell === 'relu' ? { nonlinearity: rnn.cell } : {}),
+    // The head and the initialisation, when not the defaults (files without them load as before).
+    ...(rnn.head.kind !== 'tokens' ? { head: rnn.head } : {}),
+    ...(rnn.init !== 'pytorch' ? { init: rnn.init } : {}),
   };
   const metadata: Record<string, string> = { ...extra.metadata, format: CHECKPOINT_FORMAT, model: JSON.stringify(model) };
   if (rnn.dropoutStream) metadata.dropout_stream = JSON.stringify(Array.from(rnn.dropoutStream.getState()));
@@ -246,6 +259,7 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
     metadata.vocab = tokenizer.serialize();
   }
   if (extra.hyperparameters) metadata.hyperparameters = JSON.stringify(extra.hyperparameters);
+  if (extra.task) metadata.task = JSON.stringify(extra.task);
   const optimizer = extra.trainer?.optimizer ?? extra.optimizer;
   if (optimizer) {
     metadata.optimizer = JSON.stringify({ kind: optimizer.kind, ...optimizer.hyper, step: optimizer.step });
@@ -260,7 +274,7 @@ export function encodeCheckpoint(rnn: RNN, extra: CheckpointExtra = {}): Buffer 
     const s = extra.trainer.state();
     const perRow = rnn.stateShape(1).reduce((a, b) => a * b, 1);
     const batch = s.h ? s.h.length / perRow : s.historySteps > 0 ? s.historyInputs.length / s.historySteps : 0;
-    metadata.training = JSON.stringify({ step: s.step, k1: s.k1, k2: s.k2, data: s.data, clip: s.clip, historySteps: s.historySteps, batch });
+    metadata.training = JSON.stringify({ step: s.step, k1: s.k1, k2: s.k2, data: s.data, clip: s.clip, historySteps: s.historySteps, batch, best: s.best ?? null, stale: s.stale ?? 0 });
     for (const [name, v] of [['train.h', s.h], ['train.c', s.c ?? null]] as const) {
       if (v === null) continue;
       checkFinite(`carried state ${name} (not saved)`, v);
@@ -365,7 +379,19 @@ function decodeContents(bytes: Uint8Array, options: LoadOptions, what: string, m
   }
   const seed = typeof model.seed === 'number' && Number.isSafeInteger(model.seed) ? model.seed : 0;
   const backend = options.backend ?? (nativeAvailable() ? 'native' : 'reference');
-  const rnn = new RNN({ inputSize: D, hiddenSize: H, outputSize: K, seed, backend, cell: config.cell, numLayers: config.numLayers, bidirectional: config.bidirectional, dropout: config.dropout });
+  const rnn = new RNN({
+    inputSize: D,
+    hiddenSize: H,
+    outputSize: K,
+    seed,
+    backend,
+    cell: config.cell,
+    numLayers: config.numLayers,
+    bidirectional: config.bidirectional,
+    dropout: config.dropout,
+    ...(model.head !== undefined ? { head: model.head as HeadSpec } : {}),
+    ...(model.init !== undefined ? { init: model.init as InitKind } : {}),
+  });
   made.push(rnn);
   if (Object.keys(rnn.params).includes('U')) {
     loadElmanParams(rnn, tensors, floatTensor, fail);
@@ -476,7 +502,9 @@ function decodeTraining(
   }
 
   const hyperparameters = metadata.hyperparameters === undefined ? {} : parseObject(metadata.hyperparameters, 'hyperparameters', fail);
-  return { rnn, tokenizer, optimizer, training, rng, hyperparameters, metadata };
+  const task = metadata.task === undefined ? null : parseObject(metadata.task, 'task', fail);
+  if (task !== null && typeof task.kind !== 'string') fail('metadata task needs a kind');
+  return { rnn, tokenizer, optimizer, training, rng, hyperparameters, task, metadata };
 }
 
 function parseJson(text: string, key: string, fail: (msg: string) => never): unknown {
@@ -504,10 +532,13 @@ function stateParameter(key: string): string {
 
 function parseTraining(text: string, tensors: Map<string, RawTensor>, rnn: RNN, fail: (msg: string) => never): TrainerState {
   const t = parseObject(text, 'training', fail);
-  const { step, k1, k2, historySteps, batch, data, clip } = t;
-  if (!isCount(step) || !isCount(k1) || !isCount(k2) || !isCount(historySteps) || !isCount(batch) || k1 < 1 || k2 < k1) {
-    fail('metadata training needs integers step, k1, k2 >= k1 >= 1, historySteps and batch');
+  const { step, k1, k2, historySteps, batch, data, clip, best, stale } = t;
+  // k1 = k2 = 0: a trainer of whole sequences, which carries no state between batches.
+  if (!isCount(step) || !isCount(k1) || !isCount(k2) || !isCount(historySteps) || !isCount(batch) || (k1 === 0 ? k2 !== 0 || historySteps !== 0 : k2 < k1)) {
+    fail('metadata training needs integers step, k1, k2 >= k1 >= 1 (or k1 = k2 = 0), historySteps and batch');
   }
+  if (best !== undefined && best !== null && (typeof best !== 'number' || !Number.isFinite(best))) fail('metadata training.best must be a finite number or null');
+  if (stale !== undefined && !isCount(stale)) fail('metadata training.stale must be a count');
   let dataState: BatcherState | null = null;
   if (data !== null) {
     const d = data as Record<string, unknown>;
@@ -517,10 +548,11 @@ function parseTraining(text: string, tensors: Map<string, RawTensor>, rnn: RNN, 
   const c = clip as Record<string, unknown>;
   const clipKeys = ['steps', 'clippedSteps', 'fractionClipped', 'lastNorm', 'meanNorm', 'maxNorm'] as const;
   if (typeof c !== 'object' || c === null || !clipKeys.every((k) => typeof c[k] === 'number' && Number.isFinite(c[k]))) fail('metadata training.clip must hold the clipping statistics');
-  const shape = rnn.stateShape(batch as number);
   const carried = (name: string): Float32Array | null => {
     const raw = tensors.get(name);
     if (!raw) return null;
+    if (batch === 0) fail(`tensor ${name} is a carried state, but the training state has no batch`);
+    const shape = rnn.stateShape(batch as number);
     if (raw.shape.length !== shape.length || raw.shape.some((n, i) => n !== shape[i])) fail(`tensor ${name} has shape [${raw.shape.join(', ')}], expected [${shape.join(', ')}]`);
     const v = toFloat32(raw, `tensor ${name}`);
     for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) fail(`tensor ${name}[${i}] is ${v[i]}`);
@@ -549,5 +581,7 @@ function parseTraining(text: string, tensors: Map<string, RawTensor>, rnn: RNN, 
     c: cState,
     historyInputs,
     historySteps: historySteps as number,
+    best: (best as number | null | undefined) ?? null,
+    stale: (stale as number | undefined) ?? 0,
   };
 }

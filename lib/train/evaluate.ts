@@ -122,3 +122,25 @@ function crossEntropy(z: ArrayLike<number>, at: number, K: number, target: numbe
   for (let k = 0; k < K; k++) s += Math.exp(z[at + k] - max);
   return Math.log(s) + max - z[at + target];
 }
+
+/** A language model's next-token distribution after reading `tokens` from a zero state (softmax in float64). */
+export function nextTokenProbabilities(rnn: RNN, tokens: Int32Array): Float64Array {
+  if (tokens.length < 1) throw new RangeError('need at least one token to condition on');
+  const x = Tensor.from(tokens, [tokens.length, 1]);
+  try {
+    const r = rnn.forward(x);
+    const K = rnn.outputSize;
+    const z = r.logits.toArray();
+    for (const t of [r.states, r.logits, r.hT, r.cT]) t?.dispose();
+    const at = (tokens.length - 1) * K;
+    let max = -Infinity;
+    for (let k = 0; k < K; k++) max = Math.max(max, z[at + k]);
+    const p = new Float64Array(K);
+    let s = 0;
+    for (let k = 0; k < K; k++) s += p[k] = Math.exp(z[at + k] - max);
+    for (let k = 0; k < K; k++) p[k] /= s;
+    return p;
+  } finally {
+    x.dispose();
+  }
+}

@@ -16,7 +16,9 @@ import type { RNN, TrainStepOutput } from '../rnn';
 import { Tensor } from '../tensor';
 import { BatcherState, StreamBatcher } from './batcher';
 import { ClipStats, ClipSummary } from './clipping';
+import { EpochBatcher, SequenceBatch } from './epochs';
 import { Schedule, checkSchedule, learningRate } from './schedules';
+import { TelemetryLog, TelemetryWriter, clipScale, modelSummary } from './telemetry';
 
 /**
  * How a {@link Trainer} trains: TBPTT(k1, k2), the optimizer, the learning rate and clipping.
@@ -42,16 +44,30 @@ export interface TrainerOptions {
   optimizer?: Optimizer | OptimizerKind | OptimizerOptions;
   /** A constant rate or a schedule. Default 1e-3. */
   lr?: number | Schedule;
-  /** New steps per update. */
-  k1: number;
+  /** TBPTT over a {@link StreamBatcher}: new steps per update (required for stream data). */
+  k1?: number;
   /** Steps backpropagated through per update (>= k1). Default k1. */
   k2?: number;
+  /**
+   * Whole sequences (an {@link EpochBatcher}): backpropagate each step's loss through at most
+   * this many steps. Default: exact BPTT through the whole sequence.
+   */
+  truncate?: number;
   /** Rescale the gradient when its global L2 norm exceeds this. */
   clipNorm?: number;
   /** Clamp each gradient element to [-clipValue, clipValue]. */
   clipValue?: number;
   /** Default 'mean'. */
   reduction?: Reduction;
+  /**
+   * Training telemetry (JSON lines, see {@link TelemetryRecord}): a file path (written from the
+   * start, appended to when the trainer resumes a run) or a writer.
+   */
+  log?: string | TelemetryWriter;
+  /** What the run's first telemetry record names as its task (default 'lm' for streams, else 'sequences'). */
+  task?: string;
+  /** The seed the run record names (default rnn.seed). */
+  seed?: number;
 }
 
 /**
@@ -85,7 +101,7 @@ export interface StepInfo {
   lr: number;
   /** Completed passes over the data. */
   epoch: number;
-  /** Tokens predicted in this update: k1 * batch. */
+  /** Steps read in this update: k1 * batch for streams, the valid steps of the batch for whole sequences. */
   tokens: number;
   /** Clipping over the run so far. */
   clip: ClipSummary;
@@ -131,6 +147,35 @@ export interface FitOptions {
    * bit-identically. A throw stops fit() and is its error.
    */
   onCheckpoint?: (info: StepInfo) => void | Promise<void>;
+  /**
+   * Scores the model on held-out data (awaited), after every epoch or every `validateEvery`
+   * updates: `metric` decides improvement (lower is better), `metrics` go to the telemetry.
+   */
+  validate?: (info: StepInfo) => Validation | Promise<Validation>;
+  /** Updates between validations (default: one epoch). */
+  validateEvery?: number;
+  /** Early stopping: stop after this many validations in a row without a better metric. */
+  patience?: number;
+  /** Called (and awaited) after a validation that improves on the best one so far: save the best model here. */
+  onImprove?: (validation: Validation, info: StepInfo) => void | Promise<void>;
+}
+
+/**
+ * What a {@link FitOptions.validate} callback returns.
+ *
+ * @example
+ * ```ts
+ * import type { Validation } from 'bptt';
+ *
+ * const v: Validation = { metric: 0.42, metrics: { mae: 0.42, rmse: 0.55 } }; // lower metric is better
+ * console.log(v.metrics);
+ * ```
+ */
+export interface Validation {
+  /** The number early stopping compares: lower is better. */
+  metric: number;
+  /** Everything measured, for the log. */
+  metrics: Record<string, number>;
 }
 
 /**
@@ -155,6 +200,10 @@ export interface FitResult {
   steps: number;
   /** Whether the signal stopped it before the requested steps. */
   aborted: boolean;
+  /** Whether early stopping ended it (patience validations without improvement). */
+  stoppedEarly: boolean;
+  /** The best validation metric so far (over the whole run), or null before any validation. */
+  best: number | null;
   /** Loss of the last update (NaN when none ran). */
   loss: number;
   /** Tokens predicted in this call. */
@@ -188,7 +237,7 @@ export interface FitResult {
 export interface TrainerState {
   /** Updates done. */
   step: number;
-  /** The trainer's k1 (a state loads only into a trainer with the same k1 and k2). */
+  /** The trainer's k1 (a state loads only into a trainer with the same k1 and k2); 0 for whole sequences. */
   k1: number;
   /** The trainer's k2. */
   k2: number;
@@ -204,6 +253,10 @@ export interface TrainerState {
   historyInputs: Int32Array;
   /** Steps kept from earlier windows, at most k2 - k1. */
   historySteps: number;
+  /** The best validation metric so far, or null (absent in states of runs without validation). */
+  best?: number | null;
+  /** Validations since the best one (early stopping's count). */
+  stale?: number;
 }
 
 function checkCount(name: string, v: unknown, min: number): number {
@@ -241,10 +294,12 @@ export class Trainer {
   readonly optimizer: Optimizer;
   /** The learning-rate schedule (a constant rate is a 'constant' schedule). */
   readonly schedule: Schedule;
-  /** New steps per update. */
+  /** New steps per update of TBPTT over streams; 0 when none was given (whole sequences only). */
   readonly k1: number;
-  /** Steps backpropagated through per update. */
+  /** Steps backpropagated through per update of TBPTT over streams (0 with k1). */
   readonly k2: number;
+  /** Whole sequences: the truncation of each step's gradient, or undefined for exact BPTT. */
+  readonly truncate: number | undefined;
   /** Global-norm clipping bound, if any. */
   readonly clipNorm: number | undefined;
   /** Element clipping bound, if any. */
@@ -253,7 +308,14 @@ export class Trainer {
   readonly reduction: Reduction;
   #step = 0;
   #clip = new ClipStats();
-  #data: StreamBatcher | null = null;
+  #data: StreamBatcher | EpochBatcher | null = null;
+  #best: number | null = null;
+  #stale = 0;
+  #log: TelemetryWriter | null = null;
+  #logPath: string | null = null;
+  #task: string | undefined;
+  #seed: number;
+  #wroteRun = false;
   #h: Tensor | null = null;
   /** LSTM: the cell state carried beside #h. */
   #c: Tensor | null = null;
@@ -283,9 +345,18 @@ export class Trainer {
   constructor(rnn: RNN, options: TrainerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('trainer options must be an object');
     this.rnn = rnn;
-    this.k1 = checkCount('k1', options.k1, 1);
-    this.k2 = checkCount('k2', options.k2 ?? this.k1, 1);
+    if (options.k1 === undefined && options.k2 !== undefined) throw new TypeError('k2 needs k1');
+    this.k1 = options.k1 === undefined ? 0 : checkCount('k1', options.k1, 1);
+    this.k2 = options.k1 === undefined ? 0 : checkCount('k2', options.k2 ?? this.k1, 1);
     if (this.k2 < this.k1) throw new RangeError(`k2 (${this.k2}) must be >= k1 (${this.k1}): the window backpropagated through includes the k1 new steps`);
+    this.truncate = options.truncate === undefined ? undefined : checkCount('truncate', options.truncate, 1);
+    if (options.log !== undefined) {
+      if (typeof options.log === 'string') this.#logPath = options.log;
+      else if (typeof options.log === 'object' && options.log !== null && typeof options.log.write === 'function') this.#log = options.log;
+      else throw new TypeError('log must be a file path or a TelemetryWriter');
+    }
+    this.#task = options.task;
+    this.#seed = options.seed ?? rnn.seed;
     if (options.clipNorm !== undefined) checkFloat32Scalar('clipNorm', options.clipNorm, false);
     if (options.clipValue !== undefined) checkFloat32Scalar('clipValue', options.clipValue, false);
     this.clipNorm = options.clipNorm;
@@ -393,30 +464,55 @@ export class Trainer {
    * }
    * ```
    */
-  async fit(data: StreamBatcher, options: FitOptions = {}): Promise<FitResult> {
-    if (!(data instanceof StreamBatcher)) throw new TypeError('fit needs a StreamBatcher');
+  async fit(data: StreamBatcher | EpochBatcher, options: FitOptions = {}): Promise<FitResult> {
+    const stream = data instanceof StreamBatcher;
+    if (!stream && !(data instanceof EpochBatcher)) throw new TypeError('fit needs a StreamBatcher or an EpochBatcher');
+    if (stream && this.k1 === 0) throw new TypeError('TBPTT over a StreamBatcher needs k1 in the trainer options');
     if (this.#running) throw new TensorInUseError('this trainer is already running fit(); await it first');
-    const { signal, onStep, onCheckpoint } = options;
+    const { signal, onStep, onCheckpoint, validate, onImprove } = options;
     const checkpointEvery = options.checkpointEvery === undefined ? undefined : checkCount('checkpointEvery', options.checkpointEvery, 1);
     if ((checkpointEvery === undefined) !== (onCheckpoint === undefined) || (onCheckpoint !== undefined && typeof onCheckpoint !== 'function')) {
       throw new TypeError('checkpointEvery and onCheckpoint (a function) go together');
     }
+    if (validate !== undefined && typeof validate !== 'function') throw new TypeError('validate must be a function');
+    if ((options.patience !== undefined || options.validateEvery !== undefined || onImprove !== undefined) && validate === undefined) {
+      throw new TypeError('patience, validateEvery and onImprove need validate');
+    }
+    const patience = options.patience === undefined ? undefined : checkCount('patience', options.patience, 1);
+    const perEpoch = stream ? data.chunksPerEpoch(this.k1) : data.batchesPerEpoch;
+    if (perEpoch < 1) throw new RangeError(`k1 = ${this.k1} steps do not fit in streams of ${(data as StreamBatcher).streamLength} steps`);
+    const validateEvery = options.validateEvery === undefined ? perEpoch : checkCount('validateEvery', options.validateEvery, 1);
     let steps: number;
     if (options.steps !== undefined) steps = checkCount('steps', options.steps, 0);
-    else if (options.epochs !== undefined) steps = checkCount('epochs', options.epochs, 0) * data.chunksPerEpoch(this.k1);
+    else if (options.epochs !== undefined) steps = checkCount('epochs', options.epochs, 0) * perEpoch;
     else throw new TypeError('fit needs steps or epochs');
-    if (data.chunksPerEpoch(this.k1) < 1) throw new RangeError(`k1 = ${this.k1} steps do not fit in streams of ${data.streamLength} steps`);
     this.attach(data);
+    this.openLog(stream);
     this.#running = true;
     const started = performance.now();
     let done = 0;
     let loss = NaN;
+    let tokens = 0;
+    let stoppedEarly = false;
     try {
-      while (done < steps && !signal?.aborted) {
+      while (done < steps && !signal?.aborted && !stoppedEarly) {
         const info = await this.update(data);
         done++;
         loss = info.loss;
+        tokens += info.tokens;
         if (onStep) await onStep(info);
+        if (validate && info.step % validateEvery === 0) {
+          const v = await validate(info);
+          this.#log?.write({ type: 'validation', step: info.step, epoch: info.step / perEpoch, metrics: v.metrics });
+          if (this.#best === null || v.metric < this.#best) {
+            this.#best = v.metric;
+            this.#stale = 0;
+            if (onImprove) await onImprove(v, info);
+          } else {
+            this.#stale++;
+            if (patience !== undefined && this.#stale >= patience) stoppedEarly = true;
+          }
+        }
         if (onCheckpoint && info.step % checkpointEvery! === 0) await onCheckpoint(info);
         // A macrotask turn per step lets signals and timers run even when a step completes
         // synchronously (the reference backend), so an abort is always seen.
@@ -425,7 +521,7 @@ export class Trainer {
     } finally {
       this.#running = false;
     }
-    return { steps: done, aborted: done < steps, loss, tokens: done * this.k1 * data.batch, seconds: (performance.now() - started) / 1000 };
+    return { steps: done, aborted: done < steps && !stoppedEarly, stoppedEarly, best: this.#best, loss, tokens, seconds: (performance.now() - started) / 1000 };
   }
 
   /**
@@ -459,6 +555,8 @@ export class Trainer {
       c: this.#c ? (this.#c.toArray() as Float32Array) : null,
       historyInputs: this.#historyInputs.slice(),
       historySteps: this.#historySteps,
+      best: this.#best,
+      stale: this.#stale,
     };
   }
 
@@ -495,10 +593,11 @@ export class Trainer {
    * assert.equal(rb.loss, ra.loss); // bit-identical continuation
    * ```
    */
-  loadState(state: TrainerState, data: StreamBatcher): void {
+  loadState(state: TrainerState, data: StreamBatcher | EpochBatcher): void {
     if (this.#running) throw new TensorInUseError('cannot load state while fit() runs');
     if (state.k1 !== this.k1 || state.k2 !== this.k2) throw new RangeError(`saved state is for k1=${state.k1}, k2=${state.k2}, this trainer uses k1=${this.k1}, k2=${this.k2}`);
-    const B = data.batch;
+    if (data instanceof EpochBatcher && (state.h || state.historySteps > 0)) throw new RangeError('a state with carried stream state does not load for whole-sequence data');
+    const B = data instanceof StreamBatcher ? data.batch : 1;
     const shape = this.rnn.stateShape(B);
     const size = shape.reduce((a, b) => a * b, 1);
     checkCount('step', state.step, 0);
@@ -521,8 +620,13 @@ export class Trainer {
     this.#c = c ? Tensor.from(c, shape) : null;
     this.#historyInputs = state.historyInputs.slice();
     this.#historySteps = m;
+    const best = state.best ?? null;
+    if (best !== null && (typeof best !== 'number' || Number.isNaN(best))) throw new RangeError(`best must be a number or null, got ${describeValue(best)}`);
+    const stale = checkCount('stale', state.stale ?? 0, 0);
     this.#step = state.step;
     this.#clip = ClipStats.fromSummary(state.clip);
+    this.#best = best;
+    this.#stale = stale;
     this.#data = data;
   }
 
@@ -545,10 +649,36 @@ export class Trainer {
    */
   dispose(): void {
     this.resetCarry();
+    if (this.#logPath !== null && this.#log instanceof TelemetryLog) this.#log.close();
+  }
+
+  /** Opens the telemetry file at the first fit() (appending when the run resumed) and writes the run record. */
+  private openLog(stream: boolean): void {
+    if (this.#wroteRun) return;
+    if (this.#log === null) {
+      if (this.#logPath === null) return;
+      this.#log = new TelemetryLog(this.#logPath, { append: this.#step > 0 });
+    }
+    this.#wroteRun = true;
+    const optimizer = { kind: this.optimizer.kind, ...this.optimizer.hyper };
+    this.#log.write({
+      type: 'run',
+      task: this.#task ?? (stream ? 'lm' : 'sequences'),
+      model: modelSummary(this.rnn),
+      truncate: stream ? this.k2 : (this.truncate ?? null),
+      k1: stream ? this.k1 : null,
+      k2: stream ? this.k2 : null,
+      optimizer,
+      seed: this.#seed,
+      step: this.#step,
+      lr: this.schedule,
+      clipNorm: this.clipNorm ?? null,
+      clipValue: this.clipValue ?? null,
+    });
   }
 
   /** Carried state belongs to one data stream; another stream starts from scratch. */
-  private attach(data: StreamBatcher): void {
+  private attach(data: StreamBatcher | EpochBatcher): void {
     if (this.#data === data) return;
     this.resetCarry();
     this.#data = data;
@@ -563,13 +693,65 @@ export class Trainer {
     this.#historySteps = 0;
   }
 
-  private async update(data: StreamBatcher): Promise<StepInfo> {
+  private async update(data: StreamBatcher | EpochBatcher): Promise<StepInfo> {
     this.#updating = true;
     try {
-      return await this.runUpdate(data);
+      const info = data instanceof StreamBatcher ? await this.runUpdate(data) : await this.runSequenceUpdate(data);
+      this.#log?.write({
+        type: 'update',
+        step: info.step,
+        loss: info.loss,
+        gradNorm: info.gradNorm,
+        clipped: info.clipped,
+        clipScale: clipScale(info.gradNorm, info.clipped, this.clipNorm),
+        lr: info.lr,
+      });
+      return info;
     } finally {
       this.#updating = false;
     }
+  }
+
+  /** One update on a batch of whole sequences: exact (or truncated) BPTT through each. */
+  private async runSequenceUpdate(data: EpochBatcher): Promise<StepInfo> {
+    const before = data.state();
+    const batch: SequenceBatch = data.next();
+    const lr = learningRate(this.schedule, this.#step);
+    const x = Tensor.from(batch.inputs.data, batch.inputs.shape);
+    const y = Tensor.from(batch.targets.data, batch.targets.shape);
+    let result: TrainStepOutput;
+    try {
+      result = await this.rnn.trainStepAsync(x, y, {
+        lr,
+        optimizer: this.optimizer,
+        reduction: this.reduction,
+        ...(batch.lengths ? { lengths: batch.lengths } : {}),
+        ...(this.truncate !== undefined ? { truncate: this.truncate } : {}),
+        ...(this.clipNorm !== undefined ? { clipNorm: this.clipNorm } : {}),
+        ...(this.clipValue !== undefined ? { clipValue: this.clipValue } : {}),
+      });
+    } catch (err) {
+      data.restore(before);
+      throw err;
+    } finally {
+      x.dispose();
+      y.dispose();
+    }
+    result.hT.dispose();
+    result.cT?.dispose();
+    this.#step++;
+    this.#clip.record(result.gradNorm, result.clipped);
+    const [T, B] = batch.inputs.shape;
+    return {
+      step: this.#step,
+      loss: result.loss,
+      gradNorm: result.gradNorm,
+      clipped: result.clipped,
+      lr,
+      epoch: data.epoch,
+      tokens: batch.lengths ? batch.lengths.reduce((a, n) => a + n, 0) : T * B,
+      clip: this.#clip.summary(),
+    };
   }
 
   private async runUpdate(data: StreamBatcher): Promise<StepInfo> {

@@ -700,6 +700,85 @@ class DirectionBackward {
     Flush(0, T, all_in, all_rec, true);
   }
 
+ public:
+  // Where the sources' gradients enter this layer-direction (see layer_source_norms): rows of
+  // `width` floats from column `offset`. Diagonal: source t enters at step t only, rows
+  // data[t * B + b]. Otherwise at every step, rows data[(s * S + (t - g0)) * B + b] for the
+  // sources [g0, g0 + S) of the group.
+  struct SourceEntries {
+    const float* data;
+    size_t width, offset;
+    bool diagonal;
+  };
+
+  // Every source of [g0, g1) back through the whole recurrence at once, step by step in the
+  // recurrence's reverse order: at each step the gradients of the sources it reaches are one
+  // product over all their rows. `causal`: source t reaches only the steps at or before t in the
+  // recurrence's order (diagonal entries, and the layers of unidirectional stacks), so those
+  // rounds skip the rest. Adds Σ_b ‖dL_t/dh_s‖² to norms[t * T + s]; `below` (or null) receives
+  // each source's gradient of the layer's input, [T, S, B, in] with S = g1 - g0.
+  void Sources(const SourceEntries& entries, bool causal, size_t g0, size_t g1, double* norms, float* below) {
+    const size_t H = ld_.H, GH = ld_.GH, B = ld_.B, T = ld_.T, in = ld_.in, block = B * H, S = g1 - g0;
+    const bool lstm = info_.has_cell_state, gru = info_.separate_recurrent;
+    ws_.backward_hh.pack(ks_, GH, H, Plain(ld_.w_hh, H));
+    float* dh = ws_.lag_h.floats(S * block);
+    float* dh_next = ws_.lag_next.floats(S * block);
+    float* dc = lstm ? ws_.lag_c.floats(2 * S * block) : nullptr;
+    float* dc_next = lstm ? dc + S * block : nullptr;
+    float* g_in = ws_.lag_dgates_in.floats(S * B * GH);
+    float* g_rec = gru ? ws_.lag_dgates_rec.floats(S * B * GH) : g_in;
+    float* prev_h = gru ? ws_.prev_h.floats(S * block) : nullptr;
+    float* prev_c = lstm ? ws_.prev_c.floats(S * block) : nullptr;
+    // Sources join as the rounds reach them, into rows that must hold zeros in both buffers.
+    std::fill(dh, dh + S * block, 0.0f);
+    std::fill(dh_next, dh_next + S * block, 0.0f);
+    if (lstm) std::fill(dc, dc + 2 * S * block, 0.0f);
+    for (size_t u = T; u-- > 0;) {
+      const size_t s = ld_.dir.time(u);
+      size_t lo = g0, hi = g1;
+      if (causal) {
+        if (ld_.dir.reverse) hi = std::min(g1, s + 1);
+        else lo = std::max(g0, s);
+      }
+      if (lo >= hi) continue;
+      ForRows(pool_, hi - lo, 1, [&](size_t begin, size_t end) {
+        for (size_t t = lo + begin; t < lo + end; ++t) {
+          const size_t e = t - g0;
+          float* h = dh + e * block;
+          const float* src = entries.diagonal ? (t == s ? entries.data + t * B * entries.width : nullptr)
+                                              : entries.data + (s * S + e) * B * entries.width;
+          double sum = 0;
+          for (size_t b = 0; b < B; ++b) {
+            if (!rec_.lengths.empty() && !rec_.active[s * B + b]) continue;
+            float* row = h + b * H;
+            if (src != nullptr) {
+              const float* x = src + b * entries.width + entries.offset;
+              for (size_t j = 0; j < H; ++j) row[j] += x[j];
+            }
+            for (size_t j = 0; j < H; ++j) sum += static_cast<double>(row[j]) * row[j];
+          }
+          norms[t * T + s] += sum;
+          CellStep(u, 0, B, h, lstm ? dc + e * block : nullptr, g_in + e * B * GH, g_rec + e * B * GH,
+                   dh_next + e * block, lstm ? dc_next + e * block : nullptr, prev_h ? prev_h + e * block : nullptr,
+                   prev_c ? prev_c + e * block : nullptr);
+        }
+      });
+      const size_t first = lo - g0;
+      std::optional<profile::PhaseScope> timer(std::in_place, profile::Phase::kRecurGemm);
+      gemm_packed(ks_, pool_, (hi - lo) * B, Plain(g_rec + first * B * GH, GH), ws_.backward_hh,
+                  dh_next + first * block, H, true);
+      timer.reset();
+      if (below != nullptr) {
+        profile::PhaseScope dx_timer(profile::Phase::kInputGrads);
+        gemm(ks_, pool_, (hi - lo) * B, in, GH, Plain(g_in + first * B * GH, GH), Plain(ld_.w_ih, in),
+             below + (s * S + first) * B * in, in, true);
+      }
+      std::swap(dh, dh_next);
+      std::swap(dc, dc_next);
+    }
+  }
+
+ private:
   static void AddRows(float* dst, const float* src, size_t n) {
     for (size_t i = 0; i < n; ++i) dst[i] += src[i];
   }
@@ -782,6 +861,64 @@ void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerW
     if (l > 0) {
       if (rec.dropout_on) ApplyDropout(pool, dx, dx, rows * width, spec.dropout, rec.dropout_seed, l - 1);
       entry = dx;
+    }
+  }
+}
+
+
+void layer_source_norms(const kernels::KernelSet& ks, ThreadPool* pool, const LayerWeights& weights,
+                        const ForwardRecord& rec, const float* dy, const float* probes, LayerWorkspace& ws,
+                        double* norms) {
+  profile::CallScope timer("source norms");
+  const LayerSpec& spec = rec.spec;
+  const size_t T = rec.steps, B = rec.batch, H = spec.hidden, dirs = spec.directions(), L = spec.layers;
+  const size_t width = spec.output_width();
+  const int32_t* lengths = rec.lengths.empty() ? nullptr : rec.lengths.data();
+  std::fill(norms, norms + L * dirs * T * T, 0.0);
+  const LayerUpstream unused_up;
+  DirGrads unused_grads{};
+  if (probes != nullptr) {
+    for (size_t index = 0; index < L * dirs; ++index) {
+      const LayerDir ld(spec, weights, index / dirs, index % dirs, T, B, lengths);
+      DirectionBackward run(ks, pool, ld, rec, unused_up, nullptr, ws, unused_grads, nullptr, false);
+      run.Sources({probes + index * T * B * H, H, 0, true}, true, 0, T, norms + index * T * T, nullptr);
+    }
+    return;
+  }
+  // Below the top layer a source's gradient covers every step: [T, S, B, width] per group of S
+  // sources, so groups are sized to keep that under a fixed budget.
+  constexpr size_t kEntryBudgetBytes = size_t{64} << 20;
+  const size_t per_source = T * B * width * sizeof(float);
+  const size_t group = L == 1 ? T : std::max<size_t>(1, std::min(T, kEntryBudgetBytes / per_source));
+  std::vector<float> keep;  // dropout factors of a layer's output, [T, B, width]
+  for (size_t g0 = 0; g0 < T; g0 += group) {
+    const size_t g1 = std::min(T, g0 + group), S = g1 - g0;
+    const float* entry = dy;
+    bool diagonal = true;
+    for (size_t l = L; l-- > 0;) {
+      float* below = nullptr;
+      if (l > 0) {
+        below = ws.entry[l % 2].floats(T * S * B * width);
+        std::fill(below, below + T * S * B * width, 0.0f);
+      }
+      for (size_t d = 0; d < dirs; ++d) {
+        const LayerDir ld(spec, weights, l, d, T, B, lengths);
+        DirectionBackward run(ks, pool, ld, rec, unused_up, nullptr, ws, unused_grads, nullptr, false);
+        run.Sources({entry, width, d * H, diagonal}, diagonal || dirs == 1, g0, g1, norms + ld.index * T * T, below);
+      }
+      if (l == 0) break;
+      if (rec.dropout_on) {
+        keep.assign(T * B * width, 1.0f);
+        ApplyDropout(pool, keep.data(), keep.data(), keep.size(), spec.dropout, rec.dropout_seed, l - 1);
+        for (size_t s = 0; s < T; ++s)
+          for (size_t e = 0; e < S; ++e) {
+            float* rows = below + (s * S + e) * B * width;
+            const float* k = keep.data() + s * B * width;
+            for (size_t i = 0; i < B * width; ++i) rows[i] *= k[i];
+          }
+      }
+      entry = below;
+      diagonal = false;
     }
   }
 }

@@ -186,5 +186,22 @@ void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerW
                     const ForwardRecord& record, const LayerUpstream& up, LayerWorkspace& ws,
                     const LayerInputGrads& input_grads, const LayerGrads& grads);
 
+// Gradient diagnostics: each step t of an upstream gradient is a separate source L_t, and
+// for every layer-direction, source t and step s the squared norm of dL_t/dh_s (summed over the
+// batch rows active at s) goes to norms[(index * T + t) * T + s] (index = l * dirs + d; 0 where
+// nothing reaches). All sources travel back together, one step per round with one product
+// over the rows of every source the step reaches (the forward record's steps are shared), not
+// one backward pass per source.
+//   dy != null: dy [T, B, dirs*H] is the gradient of the top layer's output; source t's part is
+//     its step t, and it travels through every layer below as backward does.
+//   probes != null: probes [L*dirs, T, B, H]; probe t of a layer-direction enters its state h_t
+//     and goes through that layer-direction's own recurrence only (u^T dh_t/dh_s: Jacobian
+//     products).
+// Exactly one of dy / probes. Padding steps are no source and pass nothing on; the gradient that
+// reaches a row's first step is the initial state's and goes no further.
+void layer_source_norms(const kernels::KernelSet& ks, ThreadPool* pool, const LayerWeights& weights,
+                        const ForwardRecord& record, const float* dy, const float* probes, LayerWorkspace& ws,
+                        double* norms);
+
 }  // namespace engine
 }  // namespace bptt
