@@ -47,7 +47,7 @@ export interface DiagnoseOptions {
   truncate?: readonly number[];
   /**
    * Jacobian-product norms: `exact` (H passes of the primitive), `estimate` (`probes` Rademacher
-   * probe sets, default 4, at least 2 for the standard error; `seed` default 0), or `auto`
+   * probe sets, default 2, the fewest the standard error needs; each set costs one pass of the primitive; `seed` default 0), or `auto`
    * (default: exact when H <= 8). `false` skips them.
    */
   jacobian?: false | { mode?: 'auto' | 'exact' | 'estimate'; probes?: number; seed?: number };
@@ -238,7 +238,7 @@ function checkOptions(rnn: RNN, inputs: Tensor, targets: Tensor, options: Diagno
     if (typeof j !== 'object' || j === null) throw new TypeError(`options.jacobian must be false or an object { mode?, probes?, seed? }, got ${describe(j)}`);
     const mode = j.mode ?? 'auto';
     if (mode !== 'auto' && mode !== 'exact' && mode !== 'estimate') throw new TypeError(`options.jacobian.mode must be 'auto', 'exact' or 'estimate', got ${describe(mode)}`);
-    const probes = j.probes ?? 4;
+    const probes = j.probes ?? 2;
     if (!Number.isSafeInteger(probes) || probes < 2) throw new RangeError(`options.jacobian.probes must be an integer >= 2 (the standard error needs two), got ${String(probes)}`);
     const seed = j.seed ?? 0;
     if (!Number.isSafeInteger(seed)) throw new RangeError(`options.jacobian.seed must be a safe integer, got ${String(seed)}`);
