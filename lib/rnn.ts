@@ -26,8 +26,8 @@ import {
 import { reference } from './backends/reference';
 import { NativeEngine, NativeRequest, createEngine, nativeArgs, nativeRequest, translateNativeError } from './backends/native';
 import { DTypeError, ShapeError } from './errors';
-import { CellKind, LayerSpec } from './engine/spec';
-import { HeadSpec, NormalizedHeadSpec, checkModelSpec, referenceHeadBackward } from './engine/model';
+import { CellKind, LayerSpec, NormalizedLayerBatch } from './engine/spec';
+import { HeadSpec, NativeModel, NormalizedHeadSpec, checkModelSpec, referenceHeadBackward } from './engine/model';
 import { Optimizer, applyReferenceStep } from './optim';
 import { InitKind, StackModel, applyInit, batchScatter, batchSlice, checkInit, checkPredictOptions, softmaxRows } from './stack';
 import { Rng } from './rng';
@@ -528,6 +528,9 @@ export class RNN {
    */
   tokenizer: CharTokenizer | undefined;
   #engine: NativeEngine | undefined;
+  /** The engine model that runs the default model's outputGradients (see headEngine). */
+  #headEngine: NativeModel | undefined;
+  #zeroBias: Float32Array | undefined;
   /** Where a synchronous native trainStep writes loss, gradNorm and clipped. */
   readonly #stepResults = new Float64Array(3);
 
@@ -1000,7 +1003,7 @@ export class RNN {
     if (this.#stack) return this.#stack.outputGradients(inputs, targets, options);
     const { call, reduction } = this.prepareOutputGradients(inputs, targets, options);
     if (this.backend === 'reference') return this.legacyOutputGradients(call, reduction, reference.forward(this.dims, this.paramViews(), call.seq, call.h0).states);
-    return this.legacyOutputGradients(call, reduction, this.forward(inputs, { h0: options.h0 }));
+    return this.headEngine().outputGradients(this.engineParams(false), this.engineBatch(call), call.targets!, reduction);
   }
 
   /**
@@ -1023,7 +1026,8 @@ export class RNN {
     if (this.#stack) return this.#stack.outputGradientsAsync(inputs, targets, options);
     if (this.backend === 'reference') return this.outputGradients(inputs, targets, options);
     const { call, reduction } = this.prepareOutputGradients(inputs, targets, options);
-    return this.legacyOutputGradients(call, reduction, await this.forwardAsync(inputs, { h0: options.h0 }));
+    // Copies of the parameters: a trainStep may update them while the job runs.
+    return this.headEngine().outputGradientsAsync(this.engineParams(true), this.engineBatch(call), call.targets!, reduction);
   }
 
   /**
@@ -1107,9 +1111,11 @@ export class RNN {
       this.#stack.dispose();
     } else {
       this.#engine?.release();
+      this.#headEngine?.release();
       for (const t of Object.values(this.params)) t.dispose();
     }
     this.#engine = undefined;
+    this.#headEngine = undefined;
     this.#disposed = true;
   }
 
@@ -1187,22 +1193,35 @@ export class RNN {
     return { call: this.prepare(inputs, targets, options), reduction: checkReduction(options.reduction) };
   }
 
-  /**
-   * The default model's head backward, the engine model's tokens head on its states: float64
-   * states from the reference, or a native forward pass's (whose tensors it frees).
-   */
-  private legacyOutputGradients(call: PreparedCall, reduction: Reduction, forward: Float64Array | ForwardOutput): OutputGradientsOutput {
-    let states: Float64Array;
-    if (forward instanceof Float64Array) {
-      states = forward;
-    } else {
-      states = Float64Array.from(forward.states.data() as Float32Array);
-      for (const t of [forward.states, forward.logits, forward.hT]) t.dispose();
-    }
+  /** The reference default model's head backward: the engine model's tokens head, in float64, on its states. */
+  private legacyOutputGradients(call: PreparedCall, reduction: Reduction, states: Float64Array): OutputGradientsOutput {
     const spec = checkModelSpec({ cell: 'tanh', ...this.dims });
     const head = { 'fc.weight': this.params.V.data() as Float32Array, 'fc.bias': this.params.c.data() as Float32Array };
     const r = referenceHeadBackward(spec, head, { ...call.seq, lengths: null, h0: null, c0: null }, states, call.targets!, reduction);
     return { loss: r.loss, dy: Float32Array.from(r.dy) };
+  }
+
+  /**
+   * The native default model's outputGradients run on the engine's one-layer tanh model with the
+   * same weights (U, W, b as weight_ih, weight_hh, bias_ih; a zero bias_hh; V, c as the head): the
+   * forward pass and the head's backward natively, where the float64 head in TS cost about 20
+   * training steps at C2's size. Created on first use, freed by dispose().
+   */
+  private headEngine(): NativeModel {
+    this.#headEngine ??= new NativeModel(checkModelSpec({ cell: 'tanh', ...this.dims }));
+    return this.#headEngine;
+  }
+
+  /** The default model's parameters under the engine model's names (views, or copies for async work). */
+  private engineParams(copy: boolean): Record<string, Float32Array> {
+    const p = this.paramViews();
+    const own = (a: Float32Array) => (copy ? a.slice() : a);
+    this.#zeroBias ??= new Float32Array(this.hiddenSize);
+    return { 'rnn.weight_ih_l0': own(p.U), 'rnn.weight_hh_l0': own(p.W), 'rnn.bias_ih_l0': own(p.b), 'rnn.bias_hh_l0': this.#zeroBias, 'fc.weight': own(p.V), 'fc.bias': own(p.c) };
+  }
+
+  private engineBatch(call: PreparedCall): NormalizedLayerBatch {
+    return { steps: call.seq.steps, batch: call.seq.batch, input: call.seq.input, lengths: null, h0: call.h0, c0: null };
   }
 
   /** The inputs of a prediction in slices of at most batchSize sequences (the inputs themselves when one slice), and its output [T, B, K]. */
