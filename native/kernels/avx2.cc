@@ -36,7 +36,7 @@ bool Stateful(const RuleCoefficients& c, bool write, float* p, const float* g, f
   return StatefulUpdate<V>(c, write, p, g, s1, s2, n);
 }
 
-const KernelSet kSet{"avx2", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
+const KernelSet kSet{"avx2", kMr, kNr, GemmTile, GemmTileInPlace, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
 
 }  // namespace
 
