@@ -198,11 +198,21 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
     ApplyEpilogue(ks, epilogue, C, m0 * ldc + n0, ldc, m1 - m0, n1 - n0);
     return;
   }
-  // A single row times a prepacked B takes gemm_row (MultiplyBlock) instead.
-  const bool single_row_packed = m1 - m0 == 1 && B.matrix == nullptr;
-  if (K <= kKc && n1 - n0 <= kNc && (m1 - m0) * K <= kInPlaceA && !single_row_packed) {
-    MultiplyInPlace(ks, m0, m1, n0, n1, K, A, B, C, ldc, accumulate, epilogue);
-    return;
+  if (K <= kKc && n1 - n0 <= kNc) {
+    if (m1 - m0 == 1 && B.matrix == nullptr) {
+      // One row times a prepacked B (a recurrence step of a batch of 1), as MultiplyBlock would
+      // but without its packing scratch: a thread_local in a shared library costs a
+      // __tls_get_addr call per use, and this runs once per time step.
+      const bool rows_stored = A.trans == Trans::kNo;
+      const float* row = rows_stored ? A.data + m0 * A.ld : A.data + m0;
+      ks.gemm_row(K, row, rows_stored ? 1 : A.ld, B.packed + n0 * K, C + m0 * ldc + n0, n1 - n0, accumulate ? 1 : 0);
+      ApplyEpilogue(ks, epilogue, C, m0 * ldc + n0, ldc, 1, n1 - n0);
+      return;
+    }
+    if ((m1 - m0) * K <= kInPlaceA) {
+      MultiplyInPlace(ks, m0, m1, n0, n1, K, A, B, C, ldc, accumulate, epilogue);
+      return;
+    }
   }
   float* pack_b = B.matrix ? t_pack_b.Get(RoundUp(std::min(n1 - n0, kNc), ks.nr) * std::min(K, kKc)) : nullptr;
   for (size_t jc = n0; jc < n1; jc += kNc) {
