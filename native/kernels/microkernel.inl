@@ -100,34 +100,45 @@ void GemmTileRows(size_t kc, const float* ap, size_t a_row, size_t a_k, const fl
 // One row of A times kVecs vectors of columns of a packed B block (vector v in panel v / 2, whose
 // k rows are panel_stride floats apart). Each column is summed exactly as GemmTileRows<*, 1, *, *> sums
 // it (same split over k, same pairwise combination), so a row gets the same bits from either.
-template <int kVecs>
+// kNarrowLast: the last vector holds at most VTail::kWidth columns and takes VTail (see
+// GemmTileColumns), with the broadcast value narrowed by ToTail rather than loaded again.
+template <int kVecs, bool kNarrowLast>
 void GemmRowVecs(size_t kc, const float* a, size_t a_step, const float* bp, size_t panel_stride, float* c, size_t n,
                  int accumulate) {
   using R = typename V::R;
+  using T = typename VTail::R;
   constexpr size_t W = V::kWidth;
+  constexpr int kWide = kNarrowLast ? kVecs - 1 : kVecs;
   constexpr int kSplit = SplitFor(1);
   static_assert(SplitFor(2) == kSplit, "one- and two-vector single-row tiles split k alike");
   const float* col[kVecs];
   for (int v = 0; v < kVecs; ++v) col[v] = bp + (v / 2) * panel_stride + (v % 2) * W;
   R acc[kSplit][kVecs];
-  for (int s = 0; s < kSplit; ++s)
+  T tail[kSplit];
+  for (int s = 0; s < kSplit; ++s) {
     for (int v = 0; v < kVecs; ++v) acc[s][v] = V::Set1(0.0f);
+    tail[s] = VTail::Set1(0.0f);
+  }
   size_t k = 0, at = 0;
   for (; k + kSplit <= kc; k += kSplit) {
     for (int s = 0; s < kSplit; ++s) {
       const R x = V::Set1(a[(k + s) * a_step]);
-      for (int v = 0; v < kVecs; ++v) acc[s][v] = V::Fma(x, V::Load(col[v] + at + s * kNr), acc[s][v]);
+      for (int v = 0; v < kWide; ++v) acc[s][v] = V::Fma(x, V::Load(col[v] + at + s * kNr), acc[s][v]);
+      if constexpr (kNarrowLast) tail[s] = VTail::Fma(ToTail(x), VTail::Load(col[kWide] + at + s * kNr), tail[s]);
     }
     at += kSplit * kNr;
   }
   for (; k < kc; ++k, at += kNr) {
     const R x = V::Set1(a[k * a_step]);
-    for (int v = 0; v < kVecs; ++v) acc[0][v] = V::Fma(x, V::Load(col[v] + at), acc[0][v]);
+    for (int v = 0; v < kWide; ++v) acc[0][v] = V::Fma(x, V::Load(col[v] + at), acc[0][v]);
+    if constexpr (kNarrowLast) tail[0] = VTail::Fma(ToTail(x), VTail::Load(col[kWide] + at), tail[0]);
   }
   for (int step = 1; step < kSplit; step *= 2)
-    for (int s = 0; s + step < kSplit; s += 2 * step)
-      for (int v = 0; v < kVecs; ++v) acc[s][v] = V::Add(acc[s][v], acc[s + step][v]);
-  for (int v = 0; v < kVecs; ++v) {
+    for (int s = 0; s + step < kSplit; s += 2 * step) {
+      for (int v = 0; v < kWide; ++v) acc[s][v] = V::Add(acc[s][v], acc[s + step][v]);
+      if constexpr (kNarrowLast) tail[s] = VTail::Add(tail[s], tail[s + step]);
+    }
+  for (int v = 0; v < kWide; ++v) {
     const size_t rest = n > v * W ? n - v * W : 0;
     const size_t lanes = rest < W ? rest : W;
     R r = acc[0][v];
@@ -139,14 +150,23 @@ void GemmRowVecs(size_t kc, const float* a, size_t a_step, const float* bp, size
       V::StorePartial(c + v * W, lanes, r);
     }
   }
+  if constexpr (kNarrowLast) {
+    float* last = c + kWide * W;
+    const size_t lanes = n - kWide * W;
+    T r = tail[0];
+    if (accumulate) r = VTail::Add(r, VTail::LoadPartial(last, lanes, 0.0f));
+    VTail::StorePartial(last, lanes, r);
+  }
 }
 
 template <size_t... kVecs>
 void GemmRowDispatch(std::index_sequence<kVecs...>, size_t vecs, size_t kc, const float* a, size_t a_step,
                      const float* bp, size_t panel_stride, float* c, size_t n, int accumulate) {
   using Fn = void (*)(size_t, const float*, size_t, const float*, size_t, float*, size_t, int);
-  static constexpr Fn kByVecs[] = {&GemmRowVecs<static_cast<int>(kVecs) + 1>...};
-  kByVecs[vecs - 1](kc, a, a_step, bp, panel_stride, c, n, accumulate);
+  static constexpr Fn kByVecs[] = {&GemmRowVecs<static_cast<int>(kVecs) + 1, false>...};
+  static constexpr Fn kNarrowByVecs[] = {&GemmRowVecs<static_cast<int>(kVecs) + 1, true>...};
+  const bool narrow = VTail::kWidth < V::kWidth && n - (vecs - 1) * V::kWidth <= VTail::kWidth;
+  (narrow ? kNarrowByVecs : kByVecs)[vecs - 1](kc, a, a_step, bp, panel_stride, c, n, accumulate);
 }
 
 // The KernelSet's gemm_row: kRowVecs vectors of columns per pass, so each value of A serves
