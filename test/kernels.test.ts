@@ -232,6 +232,31 @@ describe.each(isas)('GEMM (%s)', (isa) => {
   );
 
   it(
+    'a single row gets the same bits from the row kernel (prepacked B) as from a tile',
+    withIsa(isa, () => {
+      // _gemmPacked with M = 1 takes gemm_row, the recurrence's kernel for a batch of 1; _gemm
+      // with M = 1 a one-row tile. Narrow last vectors included (N = 100: 4 columns past 96).
+      const K = 100;
+      let n = 0;
+      for (const N of [1, 4, 8, 9, 16, 17, nr - 1, nr + 4, 65, 100, 129])
+        for (const ta of [false, true]) {
+          const r = rng(n + 7);
+          const acc = n % 2 === 0, tanh = n % 3 === 0;
+          const A = Float32Array.from({ length: K * 2 }, r);
+          const B = Float32Array.from({ length: K * N }, r);
+          const C0 = Float32Array.from({ length: N }, r);
+          const run = (packed: boolean) => {
+            const C = Float32Array.from(C0);
+            (packed ? native._gemmPacked : native._gemm)(1, N, K, A, ta ? 2 : K, ta, B, N, false, C, N, acc, tanh);
+            return Buffer.from(C.buffer).toString('hex');
+          };
+          expect(run(true)).toBe(run(false));
+          n++;
+        }
+    }),
+  );
+
+  it(
     'holds for random shapes (property)',
     withIsa(isa, () => {
       fc.assert(
