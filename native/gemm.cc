@@ -23,6 +23,13 @@ constexpr size_t kNc = 1024;
 // 50-70 % slower on 2 threads than on 1 with a threshold of 2^16.
 constexpr size_t kParallelThreshold = size_t{1} << 20;
 
+// Operands at most this many floats are read in place (gemm_tile_in_place) rather than packed:
+// they stay in L1/L2 anyway, and for min-char-rnn's products (25-100 rows, K = 24-100) the copies
+// cost about as much as the arithmetic. A larger A is packed for contiguous broadcasts, a larger B
+// for contiguous, aligned vector loads that do not alias in the cache.
+constexpr size_t kInPlaceA = 4096;
+constexpr size_t kInPlaceB = 16384;
+
 size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 // Grow-only, 64-byte aligned scratch, one per thread.
@@ -144,6 +151,41 @@ void MultiplyBlock(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t jc
   }
 }
 
+// Rows [m0, m1) and columns [n0, n1) of a product with one K block (K <= kKc), A read in place;
+// B in place when stored as is and small, else packed once. Tile by tile as MacroKernel, so each
+// element of C gets the same bits as from the packed path.
+void MultiplyInPlace(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, size_t n1, size_t K,
+                     const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
+                     const Epilogue& epilogue) {
+  const size_t mr = ks.mr, nr = ks.nr, nc = n1 - n0;
+  const size_t a_row = A.trans == Trans::kNo ? A.ld : 1, a_k = A.trans == Trans::kNo ? 1 : A.ld;
+  const float* a = A.trans == Trans::kNo ? A.data + m0 * A.ld : A.data + m0;
+  const float* b;
+  size_t b_k, b_panel;  // B's row stride, and the distance between its nr-column panels
+  if (B.matrix == nullptr) {
+    b = B.packed + n0 * K;
+    b_k = nr;
+    b_panel = nr * K;
+  } else if (B.matrix->trans == Trans::kNo && K * nc <= kInPlaceB) {
+    b = B.matrix->data + n0;
+    b_k = B.matrix->ld;
+    b_panel = nr;
+  } else {
+    float* packed = t_pack_b.Get(RoundUp(nc, nr) * K);
+    PackB(ks, *B.matrix, 0, K, n0, nc, packed);
+    b = packed;
+    b_k = nr;
+    b_panel = nr * K;
+  }
+  for (size_t j = 0; j < nc; j += nr) {
+    for (size_t i = 0; i < m1 - m0; i += mr) {
+      ks.gemm_tile_in_place(K, a + i * a_row, a_row, a_k, b + j / nr * b_panel, b_k, C + (m0 + i) * ldc + n0 + j, ldc,
+                            std::min(mr, m1 - m0 - i), std::min(nr, nc - j), accumulate ? 1 : 0);
+    }
+  }
+  ApplyEpilogue(ks, epilogue, C, m0 * ldc + n0, ldc, m1 - m0, nc);
+}
+
 // The blocked algorithm on rows [m0, m1) and columns [n0, n1) of C, one thread.
 void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, size_t n1, size_t K,
                const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
@@ -155,6 +197,22 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
     }
     ApplyEpilogue(ks, epilogue, C, m0 * ldc + n0, ldc, m1 - m0, n1 - n0);
     return;
+  }
+  if (K <= kKc && n1 - n0 <= kNc) {
+    if (m1 - m0 == 1 && B.matrix == nullptr) {
+      // One row times a prepacked B (a recurrence step of a batch of 1), as MultiplyBlock would
+      // but without its packing scratch: a thread_local in a shared library costs a
+      // __tls_get_addr call per use, and this runs once per time step.
+      const bool rows_stored = A.trans == Trans::kNo;
+      const float* row = rows_stored ? A.data + m0 * A.ld : A.data + m0;
+      ks.gemm_row(K, row, rows_stored ? 1 : A.ld, B.packed + n0 * K, C + m0 * ldc + n0, n1 - n0, accumulate ? 1 : 0);
+      ApplyEpilogue(ks, epilogue, C, m0 * ldc + n0, ldc, 1, n1 - n0);
+      return;
+    }
+    if ((m1 - m0) * K <= kInPlaceA) {
+      MultiplyInPlace(ks, m0, m1, n0, n1, K, A, B, C, ldc, accumulate, epilogue);
+      return;
+    }
   }
   float* pack_b = B.matrix ? t_pack_b.Get(RoundUp(std::min(n1 - n0, kNc), ks.nr) * std::min(K, kKc)) : nullptr;
   for (size_t jc = n0; jc < n1; jc += kNc) {

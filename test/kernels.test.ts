@@ -203,6 +203,60 @@ describe.each(isas)('GEMM (%s)', (isa) => {
   );
 
   it(
+    'small products, read in place, give the same bits as packed ones',
+    withIsa(isa, () => {
+      // gemm reads op(A) in place when it has at most 4096 elements (op(B) too when stored as is
+      // and at most 16384), else packs it: with K = 100, mr rows are read in place and 48 rows
+      // packed. The first mr rows of C must not depend on which path computed them.
+      const K = 100, big = 48;
+      let n = 0;
+      for (const N of [nr - 1, 65, 100, 200])
+        for (const ta of [false, true])
+          for (const tb of [false, true])
+            for (const prepacked of [false, true]) {
+              const r = rng(n + 1);
+              const acc = n % 2 === 0, tanh = n % 3 === 0;
+              const lda = ta ? big : K, ldb = tb ? K : N;
+              const A = Float32Array.from({ length: big * K }, r);
+              const B = Float32Array.from({ length: K * N }, r);
+              const C0 = Float32Array.from({ length: big * N }, r);
+              const run = (M: number) => {
+                const C = Float32Array.from(C0);
+                (prepacked ? native._gemmPacked : native._gemm)(M, N, K, A, lda, ta, B, ldb, tb, C, N, acc, tanh);
+                return Buffer.from(C.buffer, 0, mr * N * 4).toString('hex');
+              };
+              expect(run(mr)).toBe(run(big));
+              n++;
+            }
+    }),
+  );
+
+  it(
+    'a single row gets the same bits from the row kernel (prepacked B) as from a tile',
+    withIsa(isa, () => {
+      // _gemmPacked with M = 1 takes gemm_row, the recurrence's kernel for a batch of 1; _gemm
+      // with M = 1 a one-row tile. Narrow last vectors included (N = 100: 4 columns past 96).
+      const K = 100;
+      let n = 0;
+      for (const N of [1, 4, 8, 9, 16, 17, nr - 1, nr + 4, 65, 100, 129])
+        for (const ta of [false, true]) {
+          const r = rng(n + 7);
+          const acc = n % 2 === 0, tanh = n % 3 === 0;
+          const A = Float32Array.from({ length: K * 2 }, r);
+          const B = Float32Array.from({ length: K * N }, r);
+          const C0 = Float32Array.from({ length: N }, r);
+          const run = (packed: boolean) => {
+            const C = Float32Array.from(C0);
+            (packed ? native._gemmPacked : native._gemm)(1, N, K, A, ta ? 2 : K, ta, B, N, false, C, N, acc, tanh);
+            return Buffer.from(C.buffer).toString('hex');
+          };
+          expect(run(true)).toBe(run(false));
+          n++;
+        }
+    }),
+  );
+
+  it(
     'holds for random shapes (property)',
     withIsa(isa, () => {
       fc.assert(

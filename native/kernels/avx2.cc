@@ -23,6 +23,9 @@ constexpr int kRowVecs = 2;
 // Zen 4 and Intel cores issue 128-bit FMAs no faster than 256-bit ones: tails stay 256-bit.
 using VTail = V;
 
+// The tails are as wide as the vectors (see VTail).
+inline V256::R ToTail(V256::R x) { return x; }
+
 #include "microkernel.inl"
 #include "pack_avx.inl"
 
@@ -36,7 +39,7 @@ bool Stateful(const RuleCoefficients& c, bool write, float* p, const float* g, f
   return StatefulUpdate<V>(c, write, p, g, s1, s2, n);
 }
 
-const KernelSet kSet{"avx2", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
+const KernelSet kSet{"avx2", kMr, kNr, GemmTile, GemmTileInPlace, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
 
 }  // namespace
 

@@ -26,6 +26,9 @@ constexpr int kRowVecs = 4;
 // Zen 4 issues two 256-bit FMAs per cycle but one 512-bit FMA.
 using VTail = V256;
 
+// The low half of a broadcast vector, for the narrow tail of a single-row product.
+inline V256::R ToTail(V512::R x) { return _mm512_castps512_ps256(x); }
+
 #include "microkernel.inl"
 #include "pack_avx.inl"
 
@@ -39,7 +42,7 @@ bool Stateful(const RuleCoefficients& c, bool write, float* p, const float* g, f
   return StatefulUpdate<V>(c, write, p, g, s1, s2, n);
 }
 
-const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
+const KernelSet kSet{"avx512", kMr, kNr, GemmTile, GemmTileInPlace, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
 
 }  // namespace
 

@@ -24,6 +24,13 @@ namespace kernels {
 using GemmMicrokernelFn = void (*)(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m,
                                    size_t n, int accumulate);
 
+// gemm_tile on operands read where they are stored, for products too small to repay packing (the
+// copies would cost about as much as the product): A's element (i, k) at a[i * a_row + k * a_k],
+// B's row k at b + k * b_k with only its first n columns read (b_k = nr for a packed B panel). C
+// as in gemm_tile. Gives the same bits as gemm_tile on the packed operands.
+using GemmTileInPlaceFn = void (*)(size_t kc, const float* a, size_t a_row, size_t a_k, const float* b, size_t b_k,
+                                   float* c, size_t ldc, size_t m, size_t n, int accumulate);
+
 // One row of C (+)= one row of A times a whole packed B block: c[0, n) (+)= sum over k < kc of
 // a[k * a_step] * B[k][0, n), B in nr-column panels of kc rows each (panel p at bp + p * kc * nr).
 // Gives the same bits as gemm_tile with m = 1 over each panel.
@@ -57,6 +64,7 @@ struct KernelSet {
   int mr;           // register tile rows
   int nr;           // register tile columns
   GemmMicrokernelFn gemm_tile;
+  GemmTileInPlaceFn gemm_tile_in_place;
   GemmRowFn gemm_row;
   PackRowsFn pack_rows;
   PackTransposedFn pack_transposed;

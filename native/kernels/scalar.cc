@@ -11,36 +11,50 @@ namespace {
 constexpr int kMr = 4;
 constexpr int kNr = 8;
 
-// Computes only the m rows asked for; A's column k starts at ap + k * a_step (kMr for a packed
-// panel, the element stride of a single row read in place by GemmRow).
-template <int kRows>
-void GemmTileRows(size_t kc, const float* ap, size_t a_step, const float* bp, float* c, size_t ldc, size_t n,
-                  int accumulate) {
+// Computes only the m rows asked for; A's element (i, k) at ap[i * a_row + k * a_k] (a_row = 1,
+// a_k = kMr for a packed panel; a_k is the element stride of a single row read in place by
+// GemmRow), B's row k at bp + k * b_k. kInPlace: B's row holds only the n columns asked for, so
+// only those are computed (each column's sum is the same either way).
+template <int kRows, bool kInPlace>
+void GemmTileRows(size_t kc, const float* ap, size_t a_row, size_t a_k, const float* bp, size_t b_k, float* c,
+                  size_t ldc, size_t n, int accumulate) {
+  const size_t cols = kInPlace ? n : kNr;
   float acc[kRows][kNr] = {};
   for (size_t k = 0; k < kc; ++k) {
     for (int i = 0; i < kRows; ++i)
-      for (int j = 0; j < kNr; ++j) acc[i][j] += ap[i] * bp[j];
-    ap += a_step;
-    bp += kNr;
+      for (size_t j = 0; j < cols; ++j) acc[i][j] += ap[i * a_row] * bp[j];
+    ap += a_k;
+    bp += b_k;
   }
   for (int i = 0; i < kRows; ++i)
     for (size_t j = 0; j < n; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
-void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
-              int accumulate) {
+template <bool kInPlace>
+void GemmTileRowsOf(size_t kc, const float* ap, size_t a_row, size_t a_k, const float* bp, size_t b_k, float* c,
+                    size_t ldc, size_t m, size_t n, int accumulate) {
   static_assert(kMr == 4, "one case per row count");
   switch (m) {
-    case 1: return GemmTileRows<1>(kc, ap, kMr, bp, c, ldc, n, accumulate);
-    case 2: return GemmTileRows<2>(kc, ap, kMr, bp, c, ldc, n, accumulate);
-    case 3: return GemmTileRows<3>(kc, ap, kMr, bp, c, ldc, n, accumulate);
-    default: return GemmTileRows<4>(kc, ap, kMr, bp, c, ldc, n, accumulate);
+    case 1: return GemmTileRows<1, kInPlace>(kc, ap, a_row, a_k, bp, b_k, c, ldc, n, accumulate);
+    case 2: return GemmTileRows<2, kInPlace>(kc, ap, a_row, a_k, bp, b_k, c, ldc, n, accumulate);
+    case 3: return GemmTileRows<3, kInPlace>(kc, ap, a_row, a_k, bp, b_k, c, ldc, n, accumulate);
+    default: return GemmTileRows<4, kInPlace>(kc, ap, a_row, a_k, bp, b_k, c, ldc, n, accumulate);
   }
+}
+
+void GemmTile(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t m, size_t n,
+              int accumulate) {
+  GemmTileRowsOf<false>(kc, ap, 1, kMr, bp, kNr, c, ldc, m, n, accumulate);
+}
+
+void GemmTileInPlace(size_t kc, const float* a, size_t a_row, size_t a_k, const float* b, size_t b_k, float* c,
+                     size_t ldc, size_t m, size_t n, int accumulate) {
+  GemmTileRowsOf<true>(kc, a, a_row, a_k, b, b_k, c, ldc, m, n, accumulate);
 }
 
 void GemmRow(size_t kc, const float* a, size_t a_step, const float* bp, float* c, size_t n, int accumulate) {
   for (size_t j = 0; j < n; j += kNr) {
-    GemmTileRows<1>(kc, a, a_step, bp + j * kc, c + j, 0, n - j < kNr ? n - j : kNr, accumulate);
+    GemmTileRows<1, false>(kc, a, 0, a_step, bp + j * kc, kNr, c + j, 0, n - j < kNr ? n - j : kNr, accumulate);
   }
 }
 
@@ -158,7 +172,7 @@ bool Stateful(const RuleCoefficients& c, bool write, float* p, const float* g, f
   return false;
 }
 
-const KernelSet kSet{"scalar", kMr, kNr, GemmTile, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
+const KernelSet kSet{"scalar", kMr, kNr, GemmTile, GemmTileInPlace, GemmRow, PackRows, PackTransposed, Tanh, Xent, Softmax, SquaredNorm, Finite, AxpySwap, Stateful};
 
 }  // namespace
 

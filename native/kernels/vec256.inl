@@ -22,6 +22,11 @@ struct V256 {
     return _mm256_blendv_ps(Set1(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
   }
   static void StorePartial(float* p, size_t n, R v) { _mm256_maskstore_ps(p, Mask(n), v); }
+  // The first n lanes, the rest zero, with the mask made once for a whole loop of loads (masked-off
+  // lanes are never read, so a row may end at the end of its allocation).
+  using Lanes = __m256i;
+  static Lanes LanesOf(size_t n) { return Mask(n < kWidth ? n : kWidth); }
+  static R LoadLanes(const float* p, Lanes m) { return _mm256_maskload_ps(p, m); }
   static R KeepFirst(R v, size_t n) { return _mm256_and_ps(v, _mm256_castsi256_ps(Mask(n))); }
   static R Add(R a, R b) { return _mm256_add_ps(a, b); }
   static R Sub(R a, R b) { return _mm256_sub_ps(a, b); }

@@ -12,6 +12,10 @@ struct V512 {
   static void Store(float* p, R v) { _mm512_storeu_ps(p, v); }
   static R LoadPartial(const float* p, size_t n, float fill) { return _mm512_mask_loadu_ps(Set1(fill), Mask(n), p); }
   static void StorePartial(float* p, size_t n, R v) { _mm512_mask_storeu_ps(p, Mask(n), v); }
+  // See V256::LoadLanes.
+  using Lanes = __mmask16;
+  static Lanes LanesOf(size_t n) { return n >= kWidth ? static_cast<Lanes>(0xffff) : Mask(n); }
+  static R LoadLanes(const float* p, Lanes m) { return _mm512_maskz_loadu_ps(m, p); }
   static R KeepFirst(R v, size_t n) { return _mm512_maskz_mov_ps(Mask(n), v); }
   static R Add(R a, R b) { return _mm512_add_ps(a, b); }
   static R Sub(R a, R b) { return _mm512_sub_ps(a, b); }
