@@ -13,7 +13,7 @@ import { BackendName, RNN } from '../rnn';
 import type { HeadSpec } from '../engine/model';
 import type { InitKind } from '../stack';
 import { Tensor } from '../tensor';
-import { Checkpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint';
+import { Checkpoint, defaultBackend, loadCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import { EpochBatcher, SequenceBatch } from '../train/epochs';
 import { Schedule } from '../train/schedules';
 import { StepInfo, Trainer, Validation } from '../train/trainer';
@@ -567,10 +567,9 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
     throw new UsageError(`${flags.resume} is not a training checkpoint of a --task ${kind} run (no training state, optimizer or task metadata)`);
   }
   const task = await prepare(kind, file, flags);
-  let backend: BackendName = flags.backend ?? 'native';
-  if (backend === 'native' && !nativeAvailable()) {
-    backend = 'reference';
-    io.stderr.write('bptt: note: the native addon did not load; training on the (slow) pure-TS reference backend\n');
+  const backend: BackendName = flags.backend ?? defaultBackend(task.head);
+  if (backend === 'reference' && flags.backend === undefined) {
+    io.stderr.write(`bptt: note: ${nativeAvailable() ? `the native backend does not run the '${task.head.kind}' head` : 'the native addon did not load'}; training on the (slow) pure-TS reference backend\n`);
   }
   const rnn =
     resumed?.rnn ??
