@@ -269,6 +269,7 @@ interface TrainFlags {
   task: TaskKind;
   json?: boolean;
   log?: string;
+  logEvery?: number;
   epochs?: number;
 }
 
@@ -389,7 +390,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     k2: settings.k2,
     ...(settings.clip !== null ? { clipNorm: settings.clip } : {}),
     ...(settings.clipValue !== null ? { clipValue: settings.clipValue } : {}),
-    ...(flags.log !== undefined ? { log: flags.log } : {}),
+    ...(flags.log !== undefined ? { log: flags.log, ...(flags.logEvery !== undefined ? { logEvery: flags.logEvery } : {}) } : {}),
     task: 'lm',
     seed: settings.seed,
   });

@@ -214,12 +214,22 @@ describe('bptt train --task lm (the default task)', () => {
     fs.writeFileSync(corpus, 'hello world\nthis is a tiny text file\n'.repeat(30));
     const ck = path.join(dir, 'lm.safetensors');
     const log = path.join(dir, 'lm.jsonl');
-    const t = await run('train', corpus, '--hidden', '16', '--seq', '8', '--batch', '4', '--steps', '6', '--out', ck, '--json', '--log', log);
+    const t = await run('train', corpus, '--hidden', '16', '--seq', '8', '--batch', '4', '--steps', '6', '--out', ck, '--json', '--log', log, '--log-every', '3');
     expect(t.code).toBe(0);
     const fields = jsonLine(t.out);
     expect(fields.perplexity).toBeCloseTo(Math.exp(fields.loss as number), 10);
-    expect(readTelemetry(log).map((r) => r.type)).toEqual(['run', ...Array(6).fill('update')]);
+    expect(readTelemetry(log).map((r) => r.type)).toEqual(['run', 'update', 'update', 'profile', 'update', 'update', 'update', 'profile', 'update']);
     expect(readTelemetry(log)[0]).toMatchObject({ task: 'lm', k1: 8, k2: 8, truncate: 8 });
+    // Every 3 updates, before that update's record: the per-lag profile over the window's 8 steps
+    // and the tanh model's one spectral radius.
+    for (const p of readTelemetry(log).filter((r) => r.type === 'profile')) {
+      if (p.type !== 'profile') continue;
+      expect(p.perLag).toHaveLength(8);
+      expect(p.perLag.every((v) => Number.isFinite(v) && v >= 0) && p.perLag[0] > 0).toBe(true);
+      expect(p.spectralRadius).toHaveLength(1);
+      expect(p.spectralRadius[0]).toBeGreaterThan(0);
+    }
+    expect(readTelemetry(log).filter((r) => r.type === 'profile').map((r) => r.step)).toEqual([3, 6]);
     const e = await run('eval', ck, corpus, '--json');
     expect(e.code).toBe(0);
     const ev = jsonLine(e.out);

@@ -596,7 +596,7 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
     ...(flags.truncate !== undefined ? { truncate: flags.truncate } : {}),
     ...(flags.clip ? { clipNorm: flags.clip } : {}),
     ...(flags.clipValue !== undefined ? { clipValue: flags.clipValue } : {}),
-    ...(flags.log !== undefined ? { log: flags.log } : {}),
+    ...(flags.log !== undefined ? { log: flags.log, ...(flags.logEvery !== undefined ? { logEvery: flags.logEvery } : {}) } : {}),
     task: kind,
     seed: flags.seed,
   });
