@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * The `bptt` command: train a character-level Elman RNN on a text file (or on the embedded
- * English first-name lists), sample from a checkpoint, evaluate a checkpoint on a file.
+ * The `bptt` command: train a recurrent model for a task (a character-level language model on a
+ * text file or the embedded first-name lists, the default; a sequence classifier; a forecaster;
+ * the adding and copy problems: lib/cli/task.ts), sample from a language model, evaluate a
+ * checkpoint on a file and predict with it.
  *
  * main(argv) runs in-process and returns the exit code, so tests can drive it without spawning.
  */
@@ -584,7 +586,7 @@ async function predictCommand(checkpoint: string, file: string, flags: EvalFlags
 export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }, options: CliOptions = {}): Promise<number> {
   let code = 0;
   const program = new Command('bptt')
-    .description('Train character-level Elman RNNs with truncated backpropagation through time')
+    .description('Train recurrent networks (language models, sequence classifiers, forecasters) with backpropagation through time')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: (s, write) => write(`bptt: ${s}`) })
     .showSuggestionAfterError(false)
@@ -592,7 +594,7 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
 
   const trainCmd = program
     .command('train')
-    .description('train a model on FILE (default: the embedded English first-name lists) and save a checkpoint')
+    .description('train a model for --task on FILE (default: the task\'s embedded data set) and save a checkpoint')
     .argument('[file]', 'text file to train on (UTF-8 unless --encoding says otherwise)')
     .addOption(new Option('--cell <kind>', 'recurrent cell').choices(CELL_KINDS as string[]).default('tanh'))
     .option('--layers <n>', 'stacked recurrent layers', integer(1), 1)
@@ -662,7 +664,7 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
 
   program
     .command('eval')
-    .description('held-out loss and perplexity of a checkpoint on a text file')
+    .description("a checkpoint's metrics on the whole of FILE, with its task's baseline (lm: loss and perplexity)")
     .argument('<checkpoint>', 'checkpoint written by `bptt train`')
     .argument('<file>', 'text file (UTF-8 unless --encoding says otherwise)')
     .addOption(new Option('--encoding <name>', 'encoding of FILE').choices(TEXT_ENCODINGS as unknown as string[]).default('utf8'))
