@@ -8,6 +8,12 @@
  * natively, off the main thread) from the hidden state at the window start. The next window
  * starts k1 steps later; its start state comes out of the same call's forward pass (stateAt),
  * computed with the parameters before the update like every state of the window.
+ *
+ * The same trainer runs whole sequences (forecast windows, labelled sequences, generated problems)
+ * from an EpochBatcher: each update is one trainStepAsync over a padded batch with its lengths,
+ * exact BPTT or truncated to `truncate` steps, nothing carried between batches. Both kinds share
+ * the schedule, clipping, optimizer, abort, checkpoint and validation/early-stopping logic, and
+ * the telemetry records.
  */
 import { Reduction, checkFinite, checkFloat32Scalar, describeValue } from '../backend';
 import { TensorInUseError } from '../errors';
