@@ -210,5 +210,7 @@ export function numThreads(): number {
 export { addingProblem, copyTask, longRangeTask, copyBaselineLoss, ADDING_BASELINE_MSE } from './tasks/longrange';
 export type { AddingProblem, CopyTask, LongRangeTask, LongRangeGenerator, LongRangeBatch, AddingMetrics, CopyMetrics } from './tasks/longrange';
 export { renderReport } from './diagnostics/report';
-export type { ReportInput, ReportDiagnosis, ReportLogRecord } from './diagnostics/report';
+export type { ReportInput, ReportDiagnosis } from './diagnostics/report';
 export { terminalSummary } from './diagnostics/terminal';
+export { runDiagnose } from './diagnostics/command';
+export type { DiagnoseCommandOptions } from './diagnostics/command';

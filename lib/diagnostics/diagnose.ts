@@ -20,7 +20,6 @@
  * Everything heavy runs in the native engine (or the float64 reference for a reference model);
  * the per-source norms are one pass over all sources, not one backward pass per source.
  */
-import { DTypeError } from '../errors';
 import { sourceGradientNorms as referenceSourceNorms, layerForward as referenceLayerForward } from '../engine/reference';
 import { CellKind, LayerBatch, LayerSpec, gatesPerCell, numDirections } from '../engine/spec';
 import { Rng } from '../rng';
@@ -192,23 +191,22 @@ export interface Diagnosis {
 
 const GATES: Record<CellKind, string[]> = { tanh: ['hh'], relu: ['hh'], lstm: ['i', 'f', 'g', 'o'], gru: ['r', 'z', 'n'] };
 
-/** The recurrent stack of any model in the layer API's terms (the legacy tanh model: U, W, b and a zero bias_hh). */
-export function layerViewOf(rnn: RNN): { spec: LayerSpec; weights: Record<string, Float32Array> } {
-  const spec: LayerSpec = { cell: rnn.cell, inputSize: rnn.inputSize, hiddenSize: rnn.hiddenSize, numLayers: rnn.numLayers, bidirectional: rnn.bidirectional, dropout: rnn.dropout };
-  const p = rnn.params;
-  if ('U' in p) {
-    return {
-      spec,
-      weights: { weight_ih_l0: p.U.data() as Float32Array, weight_hh_l0: p.W.data() as Float32Array, bias_ih_l0: p.b.data() as Float32Array, bias_hh_l0: new Float32Array(rnn.hiddenSize) },
-    };
+/**
+ * dL/d(top outputs) [T, B, dirs*H]: the model's own outputGradients, or, while the native stack
+ * models lack it (the `heads` branch adds it), the tokens head's softmax cross-entropy with the
+ * mean reduction computed here from the forward logits.
+ * TODO(heads): drop the fallback once native stacks have outputGradients.
+ */
+function outputGradientsOf(rnn: RNN, inputs: Tensor, targets: Tensor, lengths: Int32Array | null): Float32Array {
+  try {
+    return rnn.outputGradients(inputs, targets, lengths ? { lengths } : {}).dy;
+  } catch (err) {
+    if (!(err instanceof TypeError) || rnn.backend !== 'native' || rnn.head.kind !== 'tokens' || !/not implemented/.test(err.message)) throw err;
   }
-  const weights: Record<string, Float32Array> = {};
-  for (const [name, t] of Object.entries(p)) if (name.startsWith('rnn.')) weights[name.slice(4)] = t.data() as Float32Array;
-  return { spec, weights };
+  return tokensOutputGradients(rnn, inputs, targets.data() as Int32Array, lengths);
 }
 
-/** dL/d(top outputs) [T, B, dirs*H] of the softmax head with the mean reduction over counted targets. */
-function outputGradients(rnn: RNN, inputs: Tensor, targets: Int32Array, lengths: Int32Array | null): Float32Array {
+function tokensOutputGradients(rnn: RNN, inputs: Tensor, targets: Int32Array, lengths: Int32Array | null): Float32Array {
   const out = rnn.forward(inputs, lengths ? { lengths } : {});
   try {
     const logits = out.logits.data() as Float32Array;
@@ -257,8 +255,7 @@ interface Checked {
 function checkOptions(rnn: RNN, inputs: Tensor, targets: Tensor, options: DiagnoseOptions): Checked {
   if (!(rnn instanceof RNN)) throw new TypeError(`model must be an RNN, got ${describe(rnn)}`);
   if (!(inputs instanceof Tensor)) throw new TypeError(`inputs must be a Tensor (int32 [T, B] or float32 [T, B, D]), got ${describe(inputs)}`);
-  if (!(targets instanceof Tensor)) throw new TypeError(`targets must be a Tensor, got ${describe(targets)}`);
-  if (targets.dtype !== 'int32') throw new DTypeError(`targets must be int32 [T, B] (the tokens head), got ${targets.toString()}`);
+  if (!(targets instanceof Tensor)) throw new TypeError(`targets must be a Tensor (as the model's head takes them), got ${describe(targets)}`);
   if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
   const T = inputs.shape[0];
   let lengths: Int32Array | null = null;
@@ -350,12 +347,12 @@ function compare(a: Record<string, Float64Array>, b: Record<string, Float64Array
 /** The diagnosis as a sequence of requests (so the sync and async runners share it). */
 function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator<Request, Diagnosis, unknown> {
   const full = (yield { kind: 'gradients', truncate: null }) as GradientsResult; // validates the call
-  const { spec } = layerViewOf(rnn);
+  const { spec, weights } = rnn.layerView();
   const [T, B] = inputs.shape;
   const H = rnn.hiddenSize;
   const dirs = numDirections(spec);
   const states = rnn.numLayers * dirs;
-  const dy = outputGradients(rnn, inputs, targets.data() as Int32Array, o.lengths);
+  const dy = outputGradientsOf(rnn, inputs, targets, o.lengths);
   const norms = (yield { kind: 'norms', sources: { kind: 'output', dy } }) as Float64Array;
   const perLagByLayer: LagProfile[] = [];
   for (let index = 0; index < states; index++) {
@@ -412,7 +409,6 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
 
   const gates = GATES[rnn.cell];
   const simple = gates.length === 1;
-  const { weights } = layerViewOf(rnn);
   const spectral: SpectralBlock[] = [];
   for (let index = 0; index < states; index++) {
     const l = Math.floor(index / dirs);
@@ -481,7 +477,7 @@ function collect(rnn: RNN, r: { loss: number; grads: Record<string, Tensor> }): 
 }
 
 function referenceNorms(rnn: RNN, o: Checked, inputs: Tensor, sources: SourceSpec): Float64Array {
-  const { spec, weights } = layerViewOf(rnn);
+  const { spec, weights } = rnn.layerView();
   const out = referenceLayerForward(spec, weights, batchOf(inputs, o.lengths));
   try {
     if (sources.kind === 'output') return referenceSourceNorms(spec, weights, out.saved, { dy: sources.dy });
@@ -506,10 +502,10 @@ function referenceNorms(rnn: RNN, o: Checked, inputs: Tensor, sources: SourceSpe
 }
 
 /**
- * Diagnoses the gradients of `model` on one batch (targets int32 [T, B], the tokens head): per-lag
+ * Diagnoses the gradients of `model` on one batch (targets as its head takes them): per-lag
  * gradient norms of every layer, Jacobian-product norms, the spectra of the recurrent blocks and
  * the bias of truncated BPTT (see {@link Diagnosis}). Validates its arguments (TypeError,
- * RangeError, DTypeError, and the model's own ShapeError etc. for the batch).
+ * RangeError, and the model's own ShapeError, DTypeError etc. for the batch).
  *
  * @example
  * ```ts
@@ -536,7 +532,7 @@ export function diagnose(model: RNN, inputs: Tensor, targets: Tensor, options: D
     if (q.kind === 'gradients') answer = collect(model, model.lossAndGradients(inputs, targets, gradientOptions(model, o, q.truncate)));
     else if (model.backend === 'reference') answer = referenceNorms(model, o, inputs, q.sources);
     else {
-      const { spec, weights } = layerViewOf(model);
+      const { spec, weights } = model.layerView();
       answer = sourceGradientNorms(spec, weights, batchOf(inputs, o.lengths), q.sources);
     }
     r = steps.next(answer);
@@ -568,7 +564,7 @@ export async function diagnoseAsync(model: RNN, inputs: Tensor, targets: Tensor,
     if (q.kind === 'gradients') answer = collect(model, await model.lossAndGradientsAsync(inputs, targets, gradientOptions(model, o, q.truncate)));
     else if (model.backend === 'reference') answer = referenceNorms(model, o, inputs, q.sources);
     else {
-      const { spec, weights } = layerViewOf(model);
+      const { spec, weights } = model.layerView();
       answer = await sourceGradientNormsAsync(spec, weights, batchOf(inputs, o.lengths), q.sources);
     }
     r = steps.next(answer);

@@ -9,6 +9,7 @@
  * marked, and the spectral radius of each recurrent block over training. A chart whose data the
  * inputs do not hold is left out with a note saying what would provide it.
  */
+import type { TelemetryRecord } from '../train/telemetry';
 import { downsample, htmlTable, renderPage, type LineChart, type OmittedChart, type Point } from './charts';
 
 /**
@@ -24,35 +25,25 @@ import { downsample, htmlTable, renderPage, type LineChart, type OmittedChart, t
  * ```
  */
 export interface ReportDiagnosis {
-  /** Per lag m = 0..T-1: sqrt(Σ_t Σ_b ‖∂L_t/∂h_{t-m}‖²) for the top layer. */
-  perLag?: ArrayLike<number>;
-  truncationBias?: { k: number; relativeError: number; cosine: number }[];
-  /** One per recurrent block (layer·dirs + d, times gates for gated cells). */
-  spectralRadius?: ArrayLike<number>;
+  /** Per lag m = 0..T-1: sqrt(Σ_t Σ_b ‖∂L_t/∂h_{t-m}‖²) for the top layer (null: not finite). */
+  perLag?: ArrayLike<number | null>;
+  /** The fitted factor per step of perLag (exp of the least-squares slope of ln perLag[m], m >= 1). */
+  decayRate?: number | null;
+  truncationBias?: { k: number; relativeError: number | null; cosine: number | null }[];
+  /** One per recurrent block (index (layer·dirs + d)·gates + g). */
+  spectralRadius?: ArrayLike<number | null>;
   /** Largest singular value of each recurrent block, in spectralRadius's order. */
-  singularValue?: ArrayLike<number>;
-  /** ‖∂h_{i+m}/∂h_i‖ by lag m (mean over i and the batch), and its standard error when estimated. */
-  jacobian?: { norms: ArrayLike<number>; standardError?: ArrayLike<number> | null } | ArrayLike<number>;
+  singularValue?: ArrayLike<number | null>;
+  /** The blocks' gate names: ['hh'], ['i', 'f', 'g', 'o'] or ['r', 'z', 'n']. */
+  gates?: string[];
+  bidirectional?: boolean;
+  /** Per layer and direction, by lag m: the RMS Frobenius norm of ∂h_{i+m}/∂h_i, and the standard error of its square. */
+  jacobian?: {
+    method: string;
+    byLayer: { layer: number; direction: number; norm: ArrayLike<number | null>; meanSquare?: ArrayLike<number | null>; standardError?: ArrayLike<number | null> }[];
+  } | null;
   [key: string]: unknown;
 }
-
-/**
- * A record of the training telemetry log (`bptt train --log FILE.jsonl`): run, update, profile or
- * validation.
- *
- * @example
- * ```ts
- * import type { ReportLogRecord } from 'bptt';
- *
- * const r: ReportLogRecord = { type: 'update', step: 1, loss: 2.3, gradNorm: 4.1, clipped: false, clipScale: 1, lr: 1e-3 };
- * console.log(r.type);
- * ```
- */
-export type ReportLogRecord =
-  | { type: 'run'; task?: unknown; model?: Record<string, unknown>; truncate?: number | null; [key: string]: unknown }
-  | { type: 'update'; step: number; loss: number; gradNorm: number; clipped: boolean; clipScale?: number; lr?: number }
-  | { type: 'profile'; step: number; perLag?: number[]; spectralRadius?: number[]; [key: string]: unknown }
-  | { type: 'validation'; step: number; epoch?: number; metrics: Record<string, number | null> };
 
 /**
  * What the report shows: a diagnosis, a training log, facts about the model; any may be missing
@@ -71,36 +62,36 @@ export interface ReportInput {
   /** Page title; default "bptt diagnosis". */
   title?: string;
   diagnosis?: ReportDiagnosis | null;
-  log?: readonly ReportLogRecord[] | null;
+  log?: readonly TelemetryRecord[] | null;
   /** About the model: its checkpoint file, task, cell, sizes (shown as a table). */
   checkpoint?: { file?: string; task?: string | null; model?: Record<string, unknown>; [key: string]: unknown } | null;
   /** The truncation k the run used (null: exact BPTT); default: the log's run record. */
   truncate?: number | null;
 }
 
-/** The fitted exponential decay of a per-lag profile. */
+/** The fitted exponential decay of a per-lag profile: ‖g_m‖ ≈ scale · factor^m. */
 export interface DecayFit {
-  /** λ in ‖g_m‖ ≈ A·e^{-λ m}: nats per step (negative when the profile grows with the lag). */
-  rate: number;
-  /** A. */
+  /** Per step: < 1 the gradient fades with the lag, > 1 it grows. */
+  factor: number;
   scale: number;
-  /** Lags used (finite, positive norms). */
+  /** Lags used (m >= 1, finite, positive norms). */
   count: number;
 }
 
 /**
- * Least-squares fit of ln ‖g_m‖ = ln A − λ m over the lags whose norm is finite and positive;
- * null with fewer than 2 such lags.
+ * Least-squares fit of ln ‖g_m‖ = ln scale + m ln factor over the lags m >= 1 whose norm is finite
+ * and positive (lag 0 holds each step's own, direct loss term, so it is left out as diagnose()'s
+ * decayRate leaves it out); null with fewer than 2 such lags.
  */
-export function fitDecayRate(perLag: ArrayLike<number>): DecayFit | null {
+export function fitDecayRate(perLag: ArrayLike<number | null>): DecayFit | null {
   let n = 0;
   let sx = 0;
   let sy = 0;
   let sxx = 0;
   let sxy = 0;
-  for (let m = 0; m < perLag.length; m++) {
+  for (let m = 1; m < perLag.length; m++) {
     const g = perLag[m];
-    if (!(g > 0) || !Number.isFinite(g)) continue;
+    if (g === null || !(g > 0) || !Number.isFinite(g)) continue;
     const y = Math.log(g);
     n++;
     sx += m;
@@ -111,22 +102,24 @@ export function fitDecayRate(perLag: ArrayLike<number>): DecayFit | null {
   const den = n * sxx - sx * sx;
   if (n < 2 || den === 0) return null;
   const slope = (n * sxy - sx * sy) / den;
-  return { rate: -slope, scale: Math.exp((sy - slope * sx) / n), count: n };
+  return { factor: Math.exp(slope), scale: Math.exp((sy - slope * sx) / n), count: n };
 }
 
 /** The numbers both reports show, pulled out of the inputs once. */
 export interface ReportData {
-  updates: Extract<ReportLogRecord, { type: 'update' }>[];
-  profiles: Extract<ReportLogRecord, { type: 'profile' }>[];
-  validations: Extract<ReportLogRecord, { type: 'validation' }>[];
-  run: Extract<ReportLogRecord, { type: 'run' }> | null;
+  updates: Extract<TelemetryRecord, { type: 'update' }>[];
+  profiles: Extract<TelemetryRecord, { type: 'profile' }>[];
+  validations: Extract<TelemetryRecord, { type: 'validation' }>[];
+  run: Extract<TelemetryRecord, { type: 'run' }> | null;
   truncate: number | null;
   perLag: number[] | null;
   decay: DecayFit | null;
-  jacobian: { norms: number[]; standardError: number[] | null } | null;
+  /** Per layer-direction RMS norms by lag, with the ±2 standard-error band of the estimate when it is one. */
+  jacobian: { label: string; norm: number[]; low: number[] | null; high: number[] | null }[] | null;
 }
 
-const toArray = (a: ArrayLike<number> | null | undefined): number[] | null => (a === undefined || a === null ? null : Array.from(a));
+/** A JSON array (null for a non-finite number) back to numbers (NaN). */
+const toArray = (a: ArrayLike<number | null> | null | undefined): number[] | null => (a === undefined || a === null ? null : Array.from(a, (x) => (x === null ? NaN : x)));
 
 /** Sorts the inputs into the series the reports draw. */
 export function reportData(input: ReportInput): ReportData {
@@ -146,11 +139,21 @@ export function reportData(input: ReportInput): ReportData {
   const d = input.diagnosis ?? null;
   const perLag = toArray(d?.perLag) ?? toArray(profiles.at(-1)?.perLag);
   let jacobian: ReportData['jacobian'] = null;
-  if (d?.jacobian !== undefined && d.jacobian !== null) {
-    const j = d.jacobian as { norms?: ArrayLike<number>; standardError?: ArrayLike<number> | null };
-    jacobian = j.norms !== undefined ? { norms: Array.from(j.norms), standardError: toArray(j.standardError) } : { norms: Array.from(d.jacobian as ArrayLike<number>), standardError: null };
+  if (d?.jacobian && Array.isArray(d.jacobian.byLayer) && d.jacobian.byLayer.length > 0) {
+    const estimate = d.jacobian.method === 'estimate';
+    jacobian = d.jacobian.byLayer.map((j) => {
+      const label = `layer ${j.layer}${d.bidirectional ? (j.direction === 0 ? ' forward' : ' reverse') : ''}`;
+      const ms = toArray(j.meanSquare);
+      const se = toArray(j.standardError);
+      // the band of the estimated mean square, ±2 standard errors, as norms
+      const band = (sign: number) => (estimate && ms !== null && se !== null ? ms.map((v, m) => Math.sqrt(Math.max(v + sign * 2 * se[m], 0))) : null);
+      return { label, norm: toArray(j.norm)!, low: band(-1), high: band(1) };
+    });
   }
-  return { updates, profiles, validations, run, truncate, perLag, decay: perLag === null ? null : fitDecayRate(perLag), jacobian };
+  // a diagnosis's own fit, else the same fit of the profile shown
+  let decay = perLag === null ? null : fitDecayRate(perLag);
+  if (decay !== null && typeof d?.decayRate === 'number' && d.perLag !== undefined) decay = { ...decay, factor: d.decayRate };
+  return { updates, profiles, validations, run, truncate, perLag, decay, jacobian };
 }
 
 const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? (Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(2) : Number(x.toPrecision(digits)).toString()) : String(x));
@@ -218,34 +221,37 @@ export function reportCharts(data: ReportData, diagnosis: ReportDiagnosis | null
     const pick = earlier.length <= 4 ? earlier : [0, 1, 2, 3].map((i) => earlier[Math.round((i * (earlier.length - 1)) / 3)]);
     for (const p of pick) points.push(...(p.perLag ?? []).map((y, m) => ({ x: m, y, series: `update ${p.step}` })));
     const fit = data.decay;
-    const subtitle = fit === null ? 'too few positive norms to fit a decay rate' : `fitted decay λ = ${fmt(fit.rate)} per step (×${fmt(Math.exp(-fit.rate))} per step; ‖g_m‖ ≈ ${fmt(fit.scale)}·e^(−λm))`;
-    if (fit !== null) points.push(...data.perLag.map((_, m) => ({ x: m, y: fit.scale * Math.exp(-fit.rate * m), series: 'fit' })));
+    const subtitle = fit === null ? 'too few positive norms to fit a decay rate' : `fitted decay: ×${fmt(fit.factor)} per step (${fmt(-Math.log(fit.factor))} nats per step), ‖g_m‖ ≈ ${fmt(fit.scale)}·${fmt(fit.factor)}^m over m ≥ 1`;
+    if (fit !== null) points.push(...data.perLag.map((_, m) => ({ x: m, y: fit.scale * fit.factor ** m, series: 'fit' })).slice(1));
     gradients.push({ id: 'per-lag', title: 'Gradient norm by lag m: sqrt(Σ_t Σ_b ‖∂L_t/∂h_{t−m}‖²)', subtitle, xTitle: 'lag m (steps)', yTitle: 'norm (log)', points, logY: true });
   }
   if (data.jacobian === null) {
     gradients.push({ id: 'jacobian', title: 'Jacobian-product norm by lag', reason: 'the diagnosis holds no Jacobian norms' });
   } else {
-    const j = data.jacobian;
-    const points: Point[] = j.norms.map((y, m) => ({ x: m, y, series: '‖∂h_{i+m}/∂h_i‖' }));
-    if (j.standardError !== null) {
-      const se = j.standardError;
-      points.push(...j.norms.map((y, m) => ({ x: m, y: y + 2 * se[m], series: '+2 s.e.' })));
-      points.push(...j.norms.map((y, m) => ({ x: m, y: y - 2 * se[m], series: '−2 s.e.' })));
+    const points: Point[] = [];
+    for (const j of data.jacobian) {
+      points.push(...j.norm.map((y, m) => ({ x: m, y, series: j.label })));
+      if (j.low !== null && j.high !== null) {
+        points.push(...j.low.map((y, m) => ({ x: m, y, series: `${j.label} −2 s.e.` })));
+        points.push(...j.high.map((y, m) => ({ x: m, y, series: `${j.label} +2 s.e.` })));
+      }
     }
-    gradients.push({ id: 'jacobian', title: 'Jacobian-product norm by lag', xTitle: 'lag m (steps)', yTitle: 'norm (log)', points, logY: true, yRules: [{ y: 1, label: '1' }] });
+    const how = diagnosis?.jacobian?.method === 'estimate' ? 'random-probe estimate, with ±2 standard errors' : 'exact';
+    gradients.push({ id: 'jacobian', title: 'Jacobian-product norm by lag: RMS ‖∂h_{i+m}/∂h_i‖_F', subtitle: how, xTitle: 'lag m (steps)', yTitle: 'norm (log)', points, logY: true, yRules: [{ y: 1, label: '1' }] });
   }
   const bias = diagnosis?.truncationBias ?? [];
   if (bias.length === 0) {
     gradients.push({ id: 'truncation-bias', title: 'Truncation bias against k', reason: 'the diagnosis holds no truncation bias (diagnose --truncate k1,k2,…)' });
   } else {
     const sorted = [...bias].sort((a, b) => a.k - b.k);
+    const finite = (x: number | null) => (x === null ? NaN : x);
     gradients.push({
       id: 'truncation-bias',
       title: 'Truncation bias against k',
       subtitle: 'relative error ‖g_k − g‖/‖g‖ and cosine of the k-step truncated gradient against the full one',
       xTitle: 'k (steps back)',
       yTitle: 'relative error / cosine',
-      points: [...sorted.map((b) => ({ x: b.k, y: b.relativeError, series: 'relative error' })), ...sorted.map((b) => ({ x: b.k, y: b.cosine, series: 'cosine' }))],
+      points: [...sorted.map((b) => ({ x: b.k, y: finite(b.relativeError), series: 'relative error' })), ...sorted.map((b) => ({ x: b.k, y: finite(b.cosine), series: 'cosine' }))],
       marks: 'line+point',
       xRules: data.truncate === null ? [] : [{ x: data.truncate, label: `this run: k = ${data.truncate}` }],
     });
@@ -256,7 +262,7 @@ export function reportCharts(data: ReportData, diagnosis: ReportDiagnosis | null
     for (const p of profilesWithRadius) p.spectralRadius!.forEach((y, i) => points.push({ x: p.step, y, series: `block ${i}` }));
     gradients.push({ id: 'spectral-radius', title: 'Spectral radius of each recurrent block over training', xTitle: 'update', yTitle: 'ρ', points, marks: 'line+point', yRules: [{ y: 1, label: 'ρ = 1' }] });
   } else if (diagnosis?.spectralRadius !== undefined && diagnosis.spectralRadius.length > 0) {
-    const points = Array.from(diagnosis.spectralRadius, (y, i) => ({ x: i, y, series: 'ρ' }));
+    const points = Array.from(diagnosis.spectralRadius, (y, i) => ({ x: i, y: y ?? NaN, series: 'ρ' }));
     gradients.push({ id: 'spectral-radius', title: 'Spectral radius of each recurrent block (now; the log has no profiles over training)', xTitle: 'block', yTitle: 'ρ', points, marks: 'bar', yRules: [{ y: 1, label: 'ρ = 1' }] });
   } else {
     gradients.push({ id: 'spectral-radius', title: 'Spectral radius over training', reason: 'no profile records in the log (--log-every N) and no diagnosis' });
@@ -272,6 +278,7 @@ export function summaryRows(input: ReportInput, data: ReportData): [string, stri
   const rows: [string, string][] = [];
   const c = input.checkpoint ?? {};
   if (c.file) rows.push(['checkpoint', String(c.file)]);
+  if (c.data) rows.push(['diagnosed on', String(c.data)]);
   const task = c.task ?? data.run?.task;
   if (task !== undefined && task !== null) rows.push(['task', String(task)]);
   const model = c.model ?? data.run?.model;
@@ -289,12 +296,15 @@ export function summaryRows(input: ReportInput, data: ReportData): [string, stri
   }
   const v = data.validations.at(-1);
   if (v) rows.push(['last validation', Object.entries(v.metrics).filter(([, x]) => typeof x === 'number').map(([k, x]) => `${k} ${fmt(x as number)}`).join(', ')]);
-  if (data.decay) rows.push(['per-lag decay', `λ = ${fmt(data.decay.rate)} per step (×${fmt(Math.exp(-data.decay.rate))} per step over ${data.decay.count} lags)`]);
+  if (data.decay) rows.push(['per-lag decay', `×${fmt(data.decay.factor)} per step (${fmt(-Math.log(data.decay.factor))} nats per step, fitted over ${data.decay.count} lags)`]);
   const d = input.diagnosis;
-  if (d?.spectralRadius && d.spectralRadius.length > 0) rows.push(['spectral radius', Array.from(d.spectralRadius, (x) => fmt(x, 3)).join(', ')]);
+  const gates = d?.gates ?? [];
+  const blocks = (values: ArrayLike<number | null>) =>
+    Array.from(values, (x, i) => `${gates.length > 1 ? `${gates[i % gates.length]} ` : ''}${x === null ? 'n/a' : fmt(x, 3)}`).join(', ');
+  if (d?.spectralRadius && d.spectralRadius.length > 0) rows.push(['spectral radius', blocks(d.spectralRadius)]);
   if (d?.singularValue && d.singularValue.length > 0) {
-    const s = Array.from(d.singularValue);
-    rows.push(['largest singular value', `${s.map((x) => fmt(x, 3)).join(', ')} (σ < 1 suffices for vanishing gradients in tanh/relu RNNs; σ > 1 is necessary for exploding ones)`]);
+    const note = gates.length <= 1 ? ' (tanh/relu: σ < 1 suffices for vanishing gradients, σ > 1 is necessary for exploding ones)' : '';
+    rows.push(['largest singular value', `${blocks(d.singularValue)}${note}`]);
   }
   return rows;
 }
@@ -313,7 +323,10 @@ export function summaryRows(input: ReportInput, data: ReportData): [string, stri
  *
  * const html = await renderReport({
  *   diagnosis: { perLag: [1, 0.5, 0.25, 0.125], truncationBias: [{ k: 1, relativeError: 0.4, cosine: 0.9 }], spectralRadius: [0.8] },
- *   log: [{ type: 'update', step: 1, loss: 2, gradNorm: 3, clipped: false }, { type: 'update', step: 2, loss: 1.5, gradNorm: 2, clipped: true }],
+ *   log: [
+ *     { type: 'update', step: 1, loss: 2, gradNorm: 3, clipped: false, clipScale: 1, lr: 0.01 },
+ *     { type: 'update', step: 2, loss: 1.5, gradNorm: 2, clipped: true, clipScale: 0.5, lr: 0.01 },
+ *   ],
  * });
  * assert.ok(html.startsWith('<!DOCTYPE html>'));
  * assert.ok(html.includes('data-chart="per-lag"') && html.includes('<svg'));

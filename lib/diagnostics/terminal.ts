@@ -33,7 +33,7 @@ function chart(title: string, ys: number[], format: (x: number) => string): stri
  * import { terminalSummary } from 'bptt';
  *
  * const text = terminalSummary({ diagnosis: { perLag: [1, 0.5, 0.25, 0.125], spectralRadius: [0.9] } });
- * assert.match(text, /per-lag decay\s+λ = 0\.6931/);
+ * assert.match(text, /per-lag decay\s+×0\.5 per step/);
  * console.log(text);
  * ```
  */
@@ -47,7 +47,8 @@ export function terminalSummary(input: ReportInput): string {
   const bias = [...(input.diagnosis?.truncationBias ?? [])].sort((a, b) => a.k - b.k);
   if (bias.length > 0) {
     out.push('truncation bias      k  rel. error  cosine');
-    for (const b of bias) out.push(`${data.truncate === b.k ? '  (this run) ' : '             '}${String(b.k).padStart(8)}  ${formatNumber(b.relativeError).padStart(10)}  ${formatNumber(b.cosine).padStart(6)}`);
+    const num = (x: number | null) => (x === null ? 'n/a' : formatNumber(x));
+    for (const b of bias) out.push(`${data.truncate === b.k ? '  (this run) ' : '             '}${String(b.k).padStart(8)}  ${num(b.relativeError).padStart(10)}  ${num(b.cosine).padStart(6)}`);
   }
   return out.filter((s) => s !== '').join('\n') + '\n';
 }
