@@ -73,6 +73,8 @@ export * from './engine';
 // Gradient diagnostics (issue 12): per-lag gradient norms, Jacobian products, spectra, truncation bias.
 export { diagnose, diagnoseAsync, diagnosisToJson } from './diagnostics/diagnose';
 export type { DiagnoseOptions, Diagnosis, LagProfile, JacobianProfile, SpectralBlock, TruncationBiasEntry } from './diagnostics/diagnose';
+export { tbpttMisalignment } from './diagnostics/misalignment';
+export type { MisalignmentEntry, MisalignmentOptions } from './diagnostics/misalignment';
 
 /**
  * The compute backends over plain typed arrays, for libraries that bring their own tensors:

@@ -21,11 +21,12 @@
  * the per-source norms are one pass over all sources, not one backward pass per source.
  */
 import { sourceGradientNorms as referenceSourceNorms, layerForward as referenceLayerForward } from '../engine/reference';
-import { CellKind, LayerBatch, LayerSpec, gatesPerCell, numDirections } from '../engine/spec';
+import { CellKind, LayerBatch, gatesPerCell, numDirections } from '../engine/spec';
 import { Rng } from '../rng';
 import { RNN } from '../rnn';
 import { Tensor } from '../tensor';
 import { SourceSpec, sourceGradientNorms, sourceGradientNormsAsync } from './sources';
+import { MisalignmentEntry, MisalignmentOptions, tbpttMisalignment } from './misalignment';
 import { largestSingularValue, spectralRadius } from './spectral';
 
 /**
@@ -52,6 +53,8 @@ export interface DiagnoseOptions {
   jacobian?: false | { mode?: 'auto' | 'exact' | 'estimate'; probes?: number; seed?: number };
   /** Also return each layer-direction's [t, s] matrix of sqrt(Σ_b ‖∂L_t/∂h_s‖²). Default false. */
   matrix?: boolean;
+  /** Also measure the misalignment of online TBPTT(k1, k2) with SGD at lr on the batch as a stream (see {@link tbpttMisalignment}; on the calling thread). */
+  misalignment?: MisalignmentOptions;
 }
 
 /**
@@ -187,6 +190,8 @@ export interface Diagnosis {
   /** spectral[i].singularValue. */
   singularValue: number[];
   truncationBias: TruncationBiasEntry[];
+  /** With `options.misalignment`: one entry per update, else null. */
+  misalignment: MisalignmentEntry[] | null;
 }
 
 const GATES: Record<CellKind, string[]> = { tanh: ['hh'], relu: ['hh'], lstm: ['i', 'f', 'g', 'o'], gru: ['r', 'z', 'n'] };
@@ -250,6 +255,7 @@ interface Checked {
   truncate: number[];
   jacobian: { method: 'exact' | 'estimate'; probes: number; seed: number } | null;
   matrix: boolean;
+  misalignment: MisalignmentOptions | null;
 }
 
 function checkOptions(rnn: RNN, inputs: Tensor, targets: Tensor, options: DiagnoseOptions): Checked {
@@ -288,7 +294,10 @@ function checkOptions(rnn: RNN, inputs: Tensor, targets: Tensor, options: Diagno
     jacobian = { method: exact ? 'exact' : 'estimate', probes: exact ? rnn.hiddenSize : probes, seed };
   }
   if (options.matrix !== undefined && typeof options.matrix !== 'boolean') throw new TypeError(`options.matrix must be a boolean, got ${describe(options.matrix)}`);
-  return { lengths, truncate, jacobian, matrix: options.matrix ?? false };
+  if (options.misalignment !== undefined && (typeof options.misalignment !== 'object' || options.misalignment === null)) {
+    throw new TypeError(`options.misalignment must be an object { k1, k2, lr }, got ${describe(options.misalignment)}`);
+  }
+  return { lengths, truncate, jacobian, matrix: options.matrix ?? false, misalignment: options.misalignment ?? null };
 }
 
 /** What the plan asks the runner for: a model gradient (truncated or not) or the primitive's norms. */
@@ -453,6 +462,7 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
     spectralRadius: spectral.map((s) => s.spectralRadius),
     singularValue: spectral.map((s) => s.singularValue),
     truncationBias,
+    misalignment: o.misalignment ? tbpttMisalignment(rnn, inputs, targets, o.misalignment) : null,
   };
 }
 
