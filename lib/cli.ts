@@ -31,6 +31,8 @@ import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, f
 import { TASKS, TaskKind, TaskTrainFlags, evalTask, predictTask, trainTask, writePredictions } from './cli/task';
 import { FILL_POLICIES, FillPolicy } from './tasks/series';
 import { nextTokenProbabilities } from './train/evaluate';
+import { runDiagnose } from './diagnostics/command';
+import { runStudy } from './study';
 
 export type { CliIO, CliOptions } from './cli/common';
 
@@ -96,6 +98,12 @@ function dropoutFraction(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !(n >= 0 && n < 1)) throw new InvalidArgumentError('must be a number in [0, 1).');
   return n;
+}
+
+function integerList(value: string): number[] {
+  const parts = value.split(',').map((p) => p.trim());
+  if (parts.some((p) => !/^\d+$/.test(p) || Number(p) < 1)) throw new InvalidArgumentError('must be integers >= 1, comma-separated.');
+  return parts.map(Number);
 }
 
 function fractionOrZero(value: string): number {
@@ -689,8 +697,34 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
       code = await predictCommand(checkpoint, file, flags, io);
     });
 
+  program
+    .command('diagnose')
+    .description("a checkpoint's gradient diagnostics (per-lag gradient norms, Jacobian products, spectral radii, truncation bias) on FILE or the task's default data: a terminal summary, one JSON line, an HTML report")
+    .argument('<checkpoint>', 'checkpoint written by `bptt train`')
+    .argument('[file]', "data as the task reads it (default: the task's default data)")
+    .option('--log <file>', 'the training telemetry (bptt train --log) for the report\'s training charts')
+    .option('--out <path>', 'write the self-contained HTML report here')
+    .option('--json', 'print the diagnosis as one JSON line')
+    .option('--truncate <list>', 'the truncation lengths k to measure the bias of, comma-separated (default 1, 2, 4, ... and the run\'s k)', integerList)
+    .option('--batch <n>', 'sequences in the diagnosed batch', integer(1))
+    .option('--steps <n>', 'language models: steps per sequence', integer(1))
+    .action(async (checkpoint: string, file: string | undefined, flags: { log?: string; out?: string; json?: boolean; truncate?: number[]; batch?: number; steps?: number }) => {
+      if (flags.out !== undefined) checkOutput(flags.out);
+      await runDiagnose({ checkpoint, ...(file !== undefined ? { file } : {}), ...flags, stdout: io.stdout });
+    });
+
+  program
+    .command('study')
+    .description('the BPTT study (adding problem for tanh/IRNN/LSTM/GRU, per-lag gradient profiles, truncation bias, clipping): study.md, study.html, study.json')
+    .option('--out <dir>', 'folder to write the results to', 'study')
+    .option('--quick', 'the small version (under 2 minutes)')
+    .action(async (flags: { out: string; quick?: boolean }) => {
+      await runStudy({ out: flags.out, quick: flags.quick === true, progress: (line) => io.stdout.write(`${line}\n`) });
+      io.stdout.write(`study written to ${flags.out}/study.md, study.html and study.json\n`);
+    });
+
   try {
-    if (argv.length === 0) throw new UsageError('missing command: train, sample, eval or predict (see bptt --help)');
+    if (argv.length === 0) throw new UsageError('missing command: train, sample, eval, predict, diagnose or study (see bptt --help)');
     await program.parseAsync([...argv], { from: 'user' });
     return code;
   } catch (err) {

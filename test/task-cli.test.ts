@@ -235,6 +235,16 @@ describe('bptt train --task lm (the default task)', () => {
     const ev = jsonLine(e.out);
     expect(ev.perplexity).toBeCloseTo(Math.exp(ev.loss as number), 10);
     expect(ev.loss).toBeGreaterThan(0);
+    // bptt diagnose (Contract D's runDiagnose): one JSON line with Contract B's fields; the report.
+    const d = await run('diagnose', ck, corpus, '--json', '--truncate', '2,4');
+    expect(d.code).toBe(0);
+    const diagnosis = jsonLine(d.out);
+    expect((diagnosis.perLag as number[]).length).toBeGreaterThan(1);
+    expect((diagnosis.spectralRadius as number[]).length).toBe(1);
+    expect((diagnosis.truncationBias as { k: number }[]).map((e) => e.k)).toEqual(expect.arrayContaining([2, 4]));
+    const html = path.join(dir, 'lm.html');
+    expect((await run('diagnose', ck, corpus, '--log', log, '--out', html)).code).toBe(0);
+    expect(fs.readFileSync(html, 'utf8')).toMatch(/<svg/);
     const p = await run('predict', ck, corpus, '--json');
     expect(p.code).toBe(0);
     const next = (jsonLine(p.out).predictions as { next: { char: string; probability: number }[] }[])[0].next;
