@@ -68,7 +68,7 @@ describe('bptt train --task forecast', () => {
 
   test('trains, prints the contract fields, writes PyTorch names and the task metadata; eval scores every window; predict forecasts', async () => {
     const log = path.join(dir, 'fc.jsonl');
-    const t = await run('train', '--task', 'forecast', series, '--column', 'sales', '--covariates', 'dow:onehot', '--window', String(W), '--horizon', String(HORIZON), '--season', '7', ...small, '--epochs', '2', '--out', ck(), '--json', '--log', log);
+    const t = await run('train', '--task', 'forecast', series, '--column', 'sales', '--covariates', 'dow:onehot', '--window', String(W), '--horizon', String(HORIZON), '--season', '7', ...small, '--epochs', '2', '--out', ck(), '--json', '--log', log, '--log-every', '5');
     expect(t.err).not.toMatch(/error/);
     expect(t.code).toBe(0);
     const fields = jsonLine(t.out);
@@ -111,6 +111,15 @@ describe('bptt train --task forecast', () => {
       expect(u.clipScale).toBe(u.clipped ? 5 / u.gradNorm : 1);
     }
     expect(records.filter((r) => r.type === 'validation').map((r) => (r as { epoch: number }).epoch)).toEqual([1, 2]);
+    // Every 5 updates: the per-lag profile over the window's W steps, a spectral radius per GRU gate.
+    const profiles = records.filter((r) => r.type === 'profile');
+    expect(profiles.map((r) => r.step)).toEqual(Array.from({ length: Math.floor(updates.length / 5) }, (_, i) => 5 * (i + 1)));
+    for (const p of profiles) {
+      if (p.type !== 'profile') continue;
+      expect(p.perLag).toHaveLength(W);
+      expect(p.spectralRadius).toHaveLength(3);
+      expect(p.perLag.every((v) => Number.isFinite(v) && v >= 0) && p.perLag[0] > 0).toBe(true);
+    }
   });
 
   test('resume continues bit-identically', async () => {
