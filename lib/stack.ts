@@ -290,7 +290,7 @@ export class StackModel {
     const call = this.prepare(inputs, targets, options);
     const { batch, options: o } = checkModelCall(this.spec, call.batch, { reduction: options.reduction }, false);
     checkModelTargets(this.spec, batch, call.targets!);
-    if (this.#native) throw new TypeError('outputGradients on the native backend is not implemented yet; use backend: \'reference\'');
+    if (this.#native) return this.native((m) => m.outputGradients(this.paramViews(), batch, call.targets!, o.reduction));
     const r = referenceOutputGradients(this.spec, this.paramViews(), batch, call.targets!, o.reduction);
     return { loss: r.loss, dy: Float32Array.from(r.dy) };
   }

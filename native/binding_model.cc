@@ -1,7 +1,10 @@
-// JS glue for recurrent models (model.h): a ModelEngine per model shape, validated once in its
-// constructor, with forward, loss-and-gradients and the training step, sync and async. Parameters
-// come as one Array: the recurrent stack's in PyTorch's order, then fc.weight and fc.bias.
+// JS glue for recurrent models (model.h): a ModelEngine per model shape and head, validated once in
+// its constructor, with forward, loss-and-gradients, the training step and the head's output
+// gradients, sync and async. Parameters come as one Array: the recurrent stack's in PyTorch's
+// order, then fc.weight and fc.bias. Targets come as the head takes them (heads.h HeadSpec): class
+// ids (Int32Array) or values (Float32Array), copied and checked before anything runs.
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -40,16 +43,18 @@ model::ModelStates ReadStates(const Napi::CallbackInfo& info, size_t first, cons
 }
 
 struct ModelJob {
-  enum class Kind { kForward, kGradients, kTrainStep } kind;
+  enum class Kind { kForward, kGradients, kTrainStep, kOutputGradients } kind;
   const kernels::KernelSet* ks = nullptr;  // the environment's when the call was made
   engine::LayerWeights weights;
-  model::SoftmaxHead head;
+  model::HeadWeights head;
   engine::LayerInput input;
   OwnedIds ids;
   model::ModelStates states;
-  float* logits = nullptr;  // forward
+  float* logits = nullptr;  // forward: the head's outputs
   float* outputs = nullptr;  // forward: the top layer's outputs, or null
-  std::vector<int32_t> targets;  // gradients (a copy: ids index the logits)
+  std::vector<int32_t> classes;  // class targets (a copy: ids index the logits)
+  std::vector<float> values;     // regression targets (a copy, checked finite)
+  float* dy = nullptr;           // outputGradients: [T, B, dirs*H]
   size_t truncate = 0;
   Reduction reduction = Reduction::kMean;
   engine::LayerGrads grads;
@@ -75,19 +80,84 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kGradients, true>>("gradientsAsync"),
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kTrainStep, false>>("trainStep"),
                         InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kTrainStep, true>>("trainStepAsync"),
+                        InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kOutputGradients, false>>("outputGradients"),
+                        InstanceMethod<&ModelEngine::Call<ModelJob::Kind::kOutputGradients, true>>("outputGradientsAsync"),
                         InstanceMethod<&ModelEngine::Release>("release"),
                         InstanceAccessor<&ModelEngine::Busy>("busy")});
   }
 
-  // new ModelEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout, outputSize)
+  // new ModelEngine(cell, inputSize, hiddenSize, numLayers, bidirectional, dropout, outputSize,
+  //                 head ('tokens' | 'classify' | 'regress'), pool ('every' | 'last' | 'mean'),
+  //                 loss ('cross-entropy' | 'mse' | 'huber'), delta, classWeights Float32Array [K] | null)
   explicit ModelEngine(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<ModelEngine>(info), spec_(ReadLayerSpec(info, 0, 7, "ModelEngine")), state_(&State(info.Env())) {
-    classes_ = CountArg(info.Env(), info[6], "outputSize", 1, kMaxElements);
-    Product(info.Env(), {classes_, spec_.output_width()}, "fc.weight");
+      : Napi::ObjectWrap<ModelEngine>(info), spec_(ReadLayerSpec(info, 0, 12, "ModelEngine")), state_(&State(info.Env())) {
+    Napi::Env env = info.Env();
+    classes_ = CountArg(env, info[6], "outputSize", 1, kMaxElements);
+    Product(env, {classes_, spec_.output_width()}, "fc.weight");
+    head_ = ReadHead(info, 7, classes_);
   }
 
  private:
   enum class Use { kInput, kOutput, kUpdated };
+
+  // The head at info[first ..]: kind, pool, loss, delta, classWeights | null; combinations checked.
+  static HeadSpec ReadHead(const Napi::CallbackInfo& info, size_t first, size_t K) {
+    Napi::Env env = info.Env();
+    auto text = [&](size_t i) { return info[first + i].IsString() ? info[first + i].As<Napi::String>().Utf8Value() : std::string(); };
+    const std::string kind = text(0), pool = text(1), loss = text(2);
+    HeadSpec head;
+    head.outputs = K;
+    const bool per_step = pool == "every";
+    if (kind == "tokens" && per_step && loss == "cross-entropy") {
+      head.kind = HeadKind::kTokens;
+    } else if (kind == "classify" && (pool == "last" || pool == "mean") && loss == "cross-entropy") {
+      head.kind = HeadKind::kClassify;
+      head.pool = pool == "last" ? Pool::kLast : Pool::kMean;
+    } else if (kind == "regress" && (per_step || pool == "last") && (loss == "mse" || loss == "huber")) {
+      head.kind = HeadKind::kRegress;
+      head.pool = per_step ? Pool::kEvery : Pool::kLast;
+      head.loss = loss == "mse" ? RegressionLoss::kMse : RegressionLoss::kHuber;
+    } else {
+      throw Napi::TypeError::New(env, "head must be tokens/every/cross-entropy, classify/last|mean/cross-entropy or regress/every|last/mse|huber, got " +
+                                          kind + "/" + pool + "/" + loss);
+    }
+    const double delta = info[first + 3].IsNumber() ? info[first + 3].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(delta > 0 && delta <= 3.4e38)) throw Napi::RangeError::New(env, "delta must be a number in (0, 3.4e38], got " + Describe(info[first + 3]));
+    head.delta = static_cast<float>(delta);
+    const float* weights = ArrayArg<float>(env, info[first + 4], "classWeights", K, true);
+    if (weights != nullptr) {
+      if (head.kind != HeadKind::kClassify) throw Napi::TypeError::New(env, "classWeights are for the classify head");
+      for (size_t k = 0; k < K; ++k) {
+        if (!(weights[k] >= 0 && std::isfinite(weights[k]))) {
+          throw Napi::RangeError::New(env, "classWeights[" + std::to_string(k) + "] must be finite and >= 0, got " + std::to_string(weights[k]));
+        }
+      }
+      head.class_weights.assign(weights, weights + K);
+    }
+    return head;
+  }
+
+  // The call's targets at info[i], copied: class ids in [0, K) or -1, or finite values.
+  void ReadTargets(Napi::Env env, Napi::Value v, const engine::LayerInput& in, ModelJob& job) const {
+    const size_t n = Product(env, {head_.target_count(in.steps, in.batch)}, "targets");
+    if (!head_.classifies()) {
+      const float* values = ArrayArg<float>(env, v, "targets", n, false);
+      job.values.assign(values, values + n);
+      CheckFinite(env, *job.ks, job.values.data(), n, "targets");
+      return;
+    }
+    const int32_t* classes = ArrayArg<int32_t>(env, v, "targets", n, false);
+    job.classes.assign(classes, classes + n);
+    for (size_t r = 0; r < n; ++r) {
+      const int32_t t = job.classes[r];
+      if (t != -1 && (t < 0 || static_cast<size_t>(t) >= classes_)) {
+        throw Napi::RangeError::New(env, "targets[" + std::to_string(r) + "] = " + std::to_string(t) + " is outside [0, " +
+                                             std::to_string(classes_) + ") and is not -1 (ignored)");
+      }
+    }
+  }
+
+  model::HeadTargets Targets(const ModelJob& job) const { return {job.classes.data(), job.values.data()}; }
 
   size_t ParameterSize(size_t p) const {
     const size_t count = spec_.parameter_count();
@@ -132,9 +202,12 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
   //           reduction, hT, cT, hAt, cAt, step, clipNorm, clipValue, optimizer kind,
   //           hyperparameters Float64Array [lr, momentum, beta1, beta2, rho, eps, step],
   //           state (Array: each parameter's slots in order), out Float64Array [3])
+  // outputGradients(params, T, B, tokens, dense, lengths, h0, c0, training, seed, targets,
+  //                 reduction, dy)
+  // logits has head rows x K elements (T*B per step, B pooled); targets are the head's.
   ModelJob Parse(const Napi::CallbackInfo& info, ModelJob::Kind kind, bool staged) {
     Napi::Env env = info.Env();
-    const size_t expected = kind == ModelJob::Kind::kForward ? 17 : kind == ModelJob::Kind::kGradients ? 21 : 24;
+    const size_t expected = kind == ModelJob::Kind::kForward ? 17 : kind == ModelJob::Kind::kGradients ? 21 : kind == ModelJob::Kind::kTrainStep ? 24 : 13;
     if (info.Length() != expected) {
       throw Napi::TypeError::New(env, "expected " + std::to_string(expected) + " arguments, got " + std::to_string(info.Length()));
     }
@@ -148,28 +221,25 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
     ReadParameters(env, ks, info[0], kind == ModelJob::Kind::kTrainStep ? Use::kUpdated : Use::kInput, stage, &params);
     const size_t count = spec_.parameter_count();
     job.weights.arrays.assign(params.begin(), params.begin() + count);
-    job.head = {classes_, params[count], params[count + 1]};
+    job.head = {params[count], params[count + 1]};
     job.input = ReadLayerInput(info, ks, 1, spec_, stage, job.ids);
     const size_t rows = job.input.steps * job.input.batch;
     const size_t state_n = spec_.layers * spec_.directions() * job.input.batch * spec_.hidden;
     const bool lstm = engine::cell_info(spec_.cell).has_cell_state;
+    const size_t n_logits = Product(env, {head_.rows(job.input.steps, job.input.batch), classes_}, "logits");
     if (kind == ModelJob::Kind::kForward) {
-      const size_t n_logits = Product(env, {rows, classes_}, "logits");
       job.logits = Out(stage, info[10], ArrayArg<float>(env, info[10], "logits", n_logits, false), n_logits);
       const size_t n_out = rows * spec_.output_width();
       job.outputs = Out(stage, info[11], ArrayArg<float>(env, info[11], "outputs", n_out, true), n_out);
       job.states = ReadStates(info, 12, spec_, job.input, stage);
       return job;
     }
-    Product(env, {rows, classes_}, "logits");
-    const int32_t* targets = ArrayArg<int32_t>(env, info[10], "targets", rows, false);
-    job.targets.assign(targets, targets + rows);
-    for (size_t r = 0; r < rows; ++r) {
-      const int32_t t = job.targets[r];
-      if (t != -1 && (t < 0 || static_cast<size_t>(t) >= classes_)) {
-        throw Napi::RangeError::New(env, "targets[" + std::to_string(r) + "] = " + std::to_string(t) + " is outside [0, " +
-                                             std::to_string(classes_) + ") and is not -1 (ignored)");
-      }
+    ReadTargets(env, info[10], job.input, job);
+    if (kind == ModelJob::Kind::kOutputGradients) {
+      job.reduction = CountArg(env, info[11], "reduction (0 mean, 1 sum)", 0, 1) == 1 ? Reduction::kSum : Reduction::kMean;
+      const size_t n_dy = rows * spec_.output_width();
+      job.dy = Out(stage, info[12], ArrayArg<float>(env, info[12], "dy", n_dy, false), n_dy);
+      return job;
     }
     job.truncate = CountArg(env, info[11], "truncate", 0, kMaxElements);
     job.reduction = CountArg(env, info[12], "reduction (0 mean, 1 sum)", 0, 1) == 1 ? Reduction::kSum : Reduction::kMean;
@@ -243,7 +313,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
     const kernels::KernelSet& ks = *job.ks;
     ThreadPool* pool = &ThreadPool::global();
     if (job.kind == ModelJob::Kind::kForward) {
-      model::model_forward(ks, pool, spec_, job.weights, job.head, job.input, workspace_, job.logits, job.states);
+      model::model_forward(ks, pool, spec_, job.weights, head_, job.head, job.input, workspace_, job.logits, job.states);
       if (job.outputs != nullptr) {
         const size_t n = job.input.steps * job.input.batch * spec_.output_width();
         std::memcpy(job.outputs, workspace_.record.outputs[spec_.layers - 1].get<float>(), n * sizeof(float));
@@ -251,21 +321,27 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
       return;
     }
     if (job.kind == ModelJob::Kind::kTrainStep) {
-      const TrainStepResult r = model::model_train_step(ks, pool, spec_, job.params, classes_, job.input, job.targets.data(),
-                                                        job.truncate, job.reduction, job.clip, job.optimizer, job.state,
-                                                        workspace_, job.states);
+      const TrainStepResult r = model::model_train_step(ks, pool, spec_, head_, job.params, job.input, Targets(job), job.truncate,
+                                                        job.reduction, job.clip, job.optimizer, job.state, workspace_,
+                                                        job.states);
       job.loss = r.loss;
       job.grad_norm = r.grad_norm;
       job.clipped = r.clipped;
       return;
     }
-    job.loss = model::model_loss_and_gradients(ks, pool, spec_, job.weights, job.head, job.input, job.targets.data(),
+    if (job.kind == ModelJob::Kind::kOutputGradients) {
+      job.loss = model::model_output_gradients(ks, pool, spec_, job.weights, head_, job.head, job.input, Targets(job),
+                                               job.reduction, workspace_, job.dy)
+                     .loss;
+      return;
+    }
+    job.loss = model::model_loss_and_gradients(ks, pool, spec_, job.weights, head_, job.head, job.input, Targets(job),
                                                job.truncate, job.reduction, workspace_, job.grads, job.head_grads,
                                                job.input_grads, job.states)
                    .loss;
   }
 
-  // The call's value: the loss for gradients; trainStep writes loss, gradNorm and clipped into its
+  // The call's value: the loss for gradients and outputGradients; trainStep writes loss, gradNorm and clipped into its
   // `out` instead. Throws nothing (it also runs as an asynchronous job completes).
   template <ModelJob::Kind kKind>
   static napi_value Result(napi_env env, const ModelJob& job) noexcept {
@@ -275,7 +351,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
       job.step_out[2] = job.clipped ? 1.0 : 0.0;
     }
     napi_value value = nullptr;
-    if (kKind == ModelJob::Kind::kGradients) {
+    if (kKind == ModelJob::Kind::kGradients || kKind == ModelJob::Kind::kOutputGradients) {
       napi_create_double(env, job.loss, &value);
     } else {
       napi_get_undefined(env, &value);
@@ -324,6 +400,7 @@ class ModelEngine : public Napi::ObjectWrap<ModelEngine> {
   LayerSpec spec_;
   EnvState* state_;
   size_t classes_ = 0;
+  HeadSpec head_;
   model::ModelWorkspace workspace_;
   bool busy_ = false;
 };

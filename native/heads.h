@@ -1,9 +1,11 @@
-// Output heads fused after a recurrent stack: each turns the top layer's outputs into a loss and
-// the gradient of that loss with respect to its inputs.
+// Output heads fused after a recurrent stack: what the head's linear layer reads from the top
+// layer's outputs (every step, or one pooled vector per sequence), and the loss of its outputs
+// with dL/d(outputs). The float64 oracle of every function here is lib/engine/model.ts.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "aligned_buffer.h"
 #include "kernels/kernels.h"
@@ -21,8 +23,64 @@ struct LossResult {
 
 // Softmax cross-entropy of every row of logits [rows, K] against its target (-1: ignored), summed
 // or averaged over the counted rows; the logits are overwritten by dL/dlogits (zeros for ignored
-// rows). Row losses are added in row order in double, so the result does not depend on threads.
+// rows). With class_weights [K] (else null) row r weighs class_weights[target], and the mean is
+// Σ w·l / Σ w (PyTorch's CrossEntropyLoss(weight)). Row losses are added in row order in double,
+// so the result does not depend on threads.
 LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows, size_t K,
-                                 const int32_t* targets, Reduction reduction, AlignedBuffer& row_loss);
+                                 const int32_t* targets, const float* class_weights, Reduction reduction,
+                                 AlignedBuffer& row_loss);
+
+// Without class weights (the default model's head).
+inline LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows,
+                                        size_t K, const int32_t* targets, Reduction reduction, AlignedBuffer& row_loss) {
+  return softmax_cross_entropy(ks, pool, logits, rows, K, targets, nullptr, reduction, row_loss);
+}
+
+enum class RegressionLoss { kMse, kHuber };
+
+// Mean squared error (or Huber with delta) of values [rows, K] against targets [rows, K], over
+// the rows with active[r] != 0 (every row when active is null), summed or averaged over their
+// elements; values are overwritten by dL/dvalues (zeros for inactive rows). Deterministic as
+// softmax_cross_entropy.
+LossResult regression_loss(ThreadPool* pool, float* values, size_t rows, size_t K, const float* targets,
+                           const uint8_t* active, RegressionLoss loss, float delta, Reduction reduction,
+                           AlignedBuffer& row_loss);
+
+// Which vectors of the top layer's outputs Y [T, B, W] the head reads.
+enum class Pool {
+  kEvery,  // every step: Y itself, T*B rows
+  kLast,   // each sequence's last valid step (bidirectional: the reverse half at step 0, as h_n)
+  kMean,   // each sequence's mean over its valid steps
+};
+
+// features [B, W] pooled from Y (kLast or kMean); lengths [B] or null (every sequence T steps);
+// `hidden` is H, the width of one direction (W = dirs*H).
+void pool_outputs(Pool pool, const float* Y, size_t T, size_t B, size_t W, size_t hidden, const int32_t* lengths,
+                  float* features);
+
+// The transpose of pool_outputs: dY [T, B, W] = the features' gradient [B, W] scattered back
+// (dY is overwritten, zero where no feature reads).
+void pool_outputs_backward(Pool pool, const float* dfeatures, size_t T, size_t B, size_t W, size_t hidden,
+                           const int32_t* lengths, float* dY);
+
+enum class HeadKind { kTokens, kClassify, kRegress };
+
+// A model's head (lib/engine/model.ts HeadSpec): tokens = softmax at every step (pool kEvery);
+// classify = softmax on a pooled vector (kLast or kMean); regress = MSE or Huber at every step
+// (kEvery) or on the last valid step (kLast).
+struct HeadSpec {
+  HeadKind kind = HeadKind::kTokens;
+  Pool pool = Pool::kEvery;
+  RegressionLoss loss = RegressionLoss::kMse;
+  float delta = 1;
+  std::vector<float> class_weights;  // classify: [K] or empty
+  size_t outputs = 0;                // K
+
+  bool classifies() const { return kind != HeadKind::kRegress; }
+  // Rows of the head's outputs and of its targets: T*B per step, B pooled.
+  size_t rows(size_t steps, size_t batch) const { return pool == Pool::kEvery ? steps * batch : batch; }
+  // Elements of the targets: class ids per row, or K values per row.
+  size_t target_count(size_t steps, size_t batch) const { return rows(steps, batch) * (classifies() ? 1 : outputs); }
+};
 
 }  // namespace bptt

@@ -1,6 +1,7 @@
-// A recurrent model: the layer engine (engine/layer.h) with a fused output head, a per-step
-// softmax classifier (fc.weight [K, dirs*H], fc.bias [K]) trained with cross-entropy. Steps past a
-// sequence's length are never counted, whatever their targets say.
+// A recurrent model: the layer engine (engine/layer.h) with a fused output head (heads.h): a linear
+// layer (fc.weight [K, dirs*H], fc.bias [K]) on the top layer's outputs at every step or pooled per
+// sequence, trained with softmax cross-entropy (tokens, classify) or MSE / Huber (regress). Steps
+// past a sequence's length are never counted, whatever their targets say.
 #pragma once
 
 #include <cstddef>
@@ -21,10 +22,9 @@ class ThreadPool;
 
 namespace model {
 
-struct SoftmaxHead {
-  size_t classes = 0;              // K
-  const float* weight = nullptr;   // [K, dirs*H]
-  const float* bias = nullptr;     // [K]
+struct HeadWeights {
+  const float* weight = nullptr;  // [K, dirs*H]
+  const float* bias = nullptr;    // [K]
 };
 
 struct HeadGrads {
@@ -32,11 +32,18 @@ struct HeadGrads {
   float* bias = nullptr;
 };
 
+// A call's targets, by the head: class ids [rows] (-1 ignored) or values [rows, K].
+struct HeadTargets {
+  const int32_t* classes = nullptr;
+  const float* values = nullptr;
+};
+
 // Scratch kept between calls; one call at a time.
 struct ModelWorkspace {
   engine::LayerWorkspace layer;
   engine::ForwardRecord record;
-  AlignedBuffer logits, dy, targets, row_loss, col_sums;
+  AlignedBuffer logits, features, dfeatures, dy, targets, row_loss, col_sums;
+  AlignedBuffer final_h, final_c;  // hT / cT of calls that return no states
   std::vector<AlignedBuffer> grads;  // the training step's, one per parameter
   std::vector<std::string> names;    // of the parameters, for errors
 };
@@ -51,26 +58,34 @@ struct ModelStates {
   size_t capture_step = 0;
 };
 
-// logits [T, B, K] of the model (at padding steps the head sees zero outputs: there they are fc.bias).
+// The head's outputs of the model: logits or values [rows, K], rows = head.rows(T, B) (at padding
+// steps a per-step head sees zero outputs: there its outputs are fc.bias). No dropout.
 void model_forward(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
-                   const engine::LayerWeights& weights, const SoftmaxHead& head, const engine::LayerInput& input,
-                   ModelWorkspace& ws, float* logits, const ModelStates& states);
+                   const engine::LayerWeights& weights, const HeadSpec& head, const HeadWeights& head_weights,
+                   const engine::LayerInput& input, ModelWorkspace& ws, float* outputs, const ModelStates& states);
 
-// Loss and gradients of every weight (and of h0/c0 when input_grads asks), targets [T, B] with -1
-// for ignored positions. Truncation as engine::layer_backward's.
+// Loss and gradients of every weight (and of h0/c0 when input_grads asks). Truncation as
+// engine::layer_backward's.
 LossResult model_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
-                                    const engine::LayerWeights& weights, const SoftmaxHead& head,
-                                    const engine::LayerInput& input, const int32_t* targets, size_t truncate,
-                                    Reduction reduction, ModelWorkspace& ws, const engine::LayerGrads& grads,
-                                    const HeadGrads& head_grads, const engine::LayerInputGrads& input_grads,
-                                    const ModelStates& states);
+                                    const engine::LayerWeights& weights, const HeadSpec& head,
+                                    const HeadWeights& head_weights, const engine::LayerInput& input,
+                                    const HeadTargets& targets, size_t truncate, Reduction reduction, ModelWorkspace& ws,
+                                    const engine::LayerGrads& grads, const HeadGrads& head_grads,
+                                    const engine::LayerInputGrads& input_grads, const ModelStates& states);
+
+// The loss and its gradient dy [T, B, dirs*H] with respect to the top layer's outputs: the forward
+// pass and the head's backward only (no dropout; for gradient diagnostics).
+LossResult model_output_gradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
+                                  const engine::LayerWeights& weights, const HeadSpec& head,
+                                  const HeadWeights& head_weights, const engine::LayerInput& input,
+                                  const HeadTargets& targets, Reduction reduction, ModelWorkspace& ws, float* dy);
 
 // The training step: loss and gradients into the workspace, then clip and update every parameter
 // (the stack's in order, then fc.weight and fc.bias) through finish_train_step: all or nothing.
 // state[p] holds parameter p's optimizer state slots.
 TrainStepResult model_train_step(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
-                                 const std::vector<float*>& params, size_t classes, const engine::LayerInput& input,
-                                 const int32_t* targets, size_t truncate, Reduction reduction, const ClipConfig& clip,
+                                 const HeadSpec& head, const std::vector<float*>& params, const engine::LayerInput& input,
+                                 const HeadTargets& targets, size_t truncate, Reduction reduction, const ClipConfig& clip,
                                  const OptimizerConfig& optimizer, const std::vector<std::array<float*, 2>>& state,
                                  ModelWorkspace& ws, const ModelStates& states);
 

@@ -492,6 +492,8 @@ interface NativeModelEngine {
   gradientsAsync(...args: unknown[]): Promise<number>;
   trainStep(...args: unknown[]): void;
   trainStepAsync(...args: unknown[]): Promise<void>;
+  outputGradients(...args: unknown[]): number;
+  outputGradientsAsync(...args: unknown[]): Promise<number>;
 }
 
 /** What a training step needs besides the batch: the update's settings and state. */
@@ -517,9 +519,13 @@ export class NativeModel {
   readonly #params: ModelParameter[];
 
   constructor(readonly spec: NormalizedModelSpec) {
-    if (spec.head.kind !== 'tokens') throw new TypeError(`the native backend does not run the '${spec.head.kind}' head yet; use backend: 'reference'`);
     const Engine = (addon() as NativeAddon).ModelEngine as new (...a: unknown[]) => NativeModelEngine;
-    this.#engine = new Engine(spec.cell, spec.inputSize, spec.hiddenSize, spec.numLayers, spec.bidirectional, spec.dropout, spec.outputSize);
+    const head = spec.head;
+    const pool = head.kind === 'classify' ? head.pool : head.kind === 'regress' ? head.positions : 'every';
+    const loss = head.kind === 'regress' ? head.loss : 'cross-entropy';
+    const delta = head.kind === 'regress' && head.delta !== undefined ? head.delta : 1;
+    const classWeights = head.kind === 'classify' && head.classWeights ? Float32Array.from(head.classWeights) : null;
+    this.#engine = new Engine(spec.cell, spec.inputSize, spec.hiddenSize, spec.numLayers, spec.bidirectional, spec.dropout, spec.outputSize, head.kind, pool, loss, delta, classWeights);
     this.#params = modelParameters(spec);
   }
 
@@ -551,7 +557,7 @@ export class NativeModel {
     const states = this.stateCount(batch.batch);
     const result: ModelForwardResult<Float32Array> = {
       outputs: new Float32Array(rows * layerOutputSize(this.spec)),
-      logits: new Float32Array(rows * this.spec.outputSize),
+      logits: new Float32Array(headOutputShape(this.spec, batch.steps, batch.batch).reduce((a, b) => a * b, 1)),
       hT: new Float32Array(states),
       cT: hasCellState(this.spec.cell) ? new Float32Array(states) : null,
     };
@@ -616,6 +622,23 @@ export class NativeModel {
     const { args, result } = this.gradientCall(params, batch, targets, o);
     result.loss = await this.#engine.gradientsAsync(...args);
     return result;
+  }
+
+  /** Arguments and result array of outputGradients (the loss comes back from the call). */
+  outputGradientsCall(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, targets: ModelTargets, reduction: Reduction) {
+    const dy = new Float32Array(batch.steps * batch.batch * layerOutputSize(this.spec));
+    const args = [this.paramList(params), ...this.batchArgs(batch, false, 0), targets, reduction === 'sum' ? 1 : 0, dy];
+    return { args, dy };
+  }
+
+  outputGradients(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, targets: ModelTargets, reduction: Reduction): { loss: number; dy: Float32Array } {
+    const { args, dy } = this.outputGradientsCall(params, batch, targets, reduction);
+    return { loss: this.#engine.outputGradients(...args), dy };
+  }
+
+  async outputGradientsAsync(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, targets: ModelTargets, reduction: Reduction): Promise<{ loss: number; dy: Float32Array }> {
+    const { args, dy } = this.outputGradientsCall(params, batch, targets, reduction);
+    return { loss: await this.#engine.outputGradientsAsync(...args), dy };
   }
 
   /** Arguments and result arrays of trainStep; `out` receives loss, gradNorm and clipped. */
