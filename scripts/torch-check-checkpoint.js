@@ -39,7 +39,7 @@ configs.forEach((cfg, i) => {
 // forecaster reading dense windows, its Linear on the last step.
 {
   const K = 3;
-  const rnn = new RNN({ inputSize: D, hiddenSize: 6, outputSize: K, cell: 'lstm', numLayers: 2, bidirectional: true, seed: 200, head: { kind: 'classify', pool: 'last' }, backend: 'reference' });
+  const rnn = new RNN({ inputSize: D, hiddenSize: 6, outputSize: K, cell: 'lstm', numLayers: 2, bidirectional: true, seed: 200, head: { kind: 'classify', pool: 'last' } });
   const tokens = Int32Array.from({ length: T * B }, (_, j) => (j * 5 + 1) % D);
   const lengths = Int32Array.of(T, 3, 5);
   for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) if (t >= lengths[b]) tokens[t * B + b] = 0;
@@ -51,7 +51,7 @@ configs.forEach((cfg, i) => {
 {
   const Din = 4;
   const horizon = 5;
-  const rnn = new RNN({ inputSize: Din, hiddenSize: 6, outputSize: horizon, cell: 'gru', seed: 201, head: { kind: 'regress', positions: 'last' }, backend: 'reference' });
+  const rnn = new RNN({ inputSize: Din, hiddenSize: 6, outputSize: horizon, cell: 'gru', seed: 201, head: { kind: 'regress', positions: 'last' } });
   const x = Tensor.randn([T, B, Din], { seed: 9 });
   const values = rnn.predict(x).toArray();
   const file = path.join(dir, 'forecast-gru.safetensors');
