@@ -276,3 +276,22 @@ describe('bptt train --task adding|copy', () => {
     expect(fields.steps).toBe(4);
   });
 });
+
+describe('the embedded default tasks (no FILE)', () => {
+  test('classify: first names → female/male beats the majority class clearly', async () => {
+    const t = await run('train', '--task', 'classify', '--epochs', '2', '--out', path.join(dir, 'names.safetensors'), '--json');
+    expect(t.code).toBe(0);
+    const f = jsonLine(t.out);
+    expect(f.accuracy as number).toBeGreaterThan((f.majority_accuracy as number) + 0.15);
+    expect(f.macro_f1 as number).toBeGreaterThan(0.7);
+  });
+
+  test('forecast: US births, 14 days from 8 weeks, beats seasonal-naive MASE on 1988', async () => {
+    const t = await run('train', '--task', 'forecast', '--out', path.join(dir, 'births.safetensors'), '--json');
+    expect(t.code).toBe(0);
+    const f = jsonLine(t.out);
+    expect(f.windows).toBe(366 - 14 + 1);
+    expect(f.mase as number).toBeLessThan(f.seasonal_naive_mase as number);
+    expect(f.mae as number).toBeLessThan(f.seasonal_naive_mae as number);
+  });
+});

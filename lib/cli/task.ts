@@ -78,7 +78,7 @@ export interface TaskTrainFlags {
 
 /** Per-task defaults for flags the user did not give. */
 const TASK_DEFAULTS: Record<Exclude<TaskKind, 'lm'>, { cell: CellKind; hidden: number; epochs: number; lr: number; batch: number }> = {
-  forecast: { cell: 'gru', hidden: 64, epochs: 20, lr: 3e-3, batch: 64 },
+  forecast: { cell: 'gru', hidden: 64, epochs: 10, lr: 3e-3, batch: 64 },
   classify: { cell: 'lstm', hidden: 64, epochs: 6, lr: 3e-3, batch: 32 },
   adding: { cell: 'lstm', hidden: 64, epochs: 1, lr: 3e-3, batch: 32 },
   copy: { cell: 'lstm', hidden: 64, epochs: 1, lr: 3e-3, batch: 32 },
