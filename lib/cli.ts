@@ -27,7 +27,7 @@ import { sample } from './train/sample';
 import { Schedule, ScheduleKind, checkSchedule } from './train/schedules';
 import { CharTokenizer } from './train/tokenizer';
 import { StepInfo, Trainer } from './train/trainer';
-import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, oneLine, progress } from './cli/common';
+import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, oneLine, progress, scheduleFromFlags } from './cli/common';
 import { TASKS, TaskKind, TaskTrainFlags, evalTask, predictTask, trainTask, writePredictions } from './cli/task';
 import { FILL_POLICIES, FillPolicy } from './tasks/series';
 import { nextTokenProbabilities } from './train/evaluate';
@@ -308,13 +308,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     const k2 = flags.k2 ?? Math.max(k1, flags.seq);
     if (k2 < k1) throw new UsageError(`--k2 (${k2}) must be >= --k1 (${k1})`);
     const lr = flags.lr;
-    const schedule: Schedule =
-      flags.schedule === 'cosine'
-        ? { kind: 'cosine', lr, warmup: flags.warmup, total: flags.decaySteps ?? flags.steps, minLr: lr / 10 }
-        : flags.schedule === 'step'
-          ? { kind: 'step', lr, every: flags.decaySteps ?? Math.max(1, Math.round(flags.steps / 3)), gamma: 0.3 }
-          : { kind: 'constant', lr };
-    checkSchedule(schedule);
+    const schedule = scheduleFromFlags(flags.schedule, lr, flags.warmup, flags.decaySteps, flags.steps);
     settings = {
       model: { cell: flags.cell, layers: flags.layers, bidirectional: flags.bidirectional ?? false, dropout: flags.dropout },
       hidden: flags.hidden,

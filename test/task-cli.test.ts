@@ -174,11 +174,17 @@ describe('bptt train --task classify', () => {
   const ck = () => path.join(dir, 'cl.safetensors');
 
   test('trains, prints the contract fields; eval on a file; predict; a label unseen in training is a clear error', async () => {
-    const t = await run('train', '--task', 'classify', texts, ...small, '--bidirectional', '--epochs', '3', '--out', ck(), '--json');
+    const log = path.join(dir, 'cl.jsonl');
+    const t = await run('train', '--task', 'classify', texts, ...small, '--bidirectional', '--epochs', '3', '--schedule', 'cosine', '--lr', '0.01', '--out', ck(), '--json', '--log', log);
     expect(t.err).not.toMatch(/error/);
     expect(t.code).toBe(0);
     const fields = jsonLine(t.out);
     for (const k of ['accuracy', 'macro_f1', 'majority_accuracy']) expect(fields[k]).toBeGreaterThanOrEqual(0);
+    // The cosine schedule over the run's steps: lr falls from 0.01 towards 0.001.
+    const lrs = readTelemetry(log).flatMap((r) => (r.type === 'update' ? [r.lr] : []));
+    expect(lrs[0]).toBeCloseTo(0.01, 12);
+    expect(lrs.every((lr, i) => i === 0 || lr < lrs[i - 1])).toBe(true);
+    expect(lrs[lrs.length - 1]).toBeGreaterThan(0.001);
     const { tensors, metadata } = decodeSafetensors(fs.readFileSync(ck()));
     expect(tensors.get('fc.weight')!.shape).toEqual([2, 2 * 8]);
     expect(tensors.has('rnn.weight_hh_l0_reverse')).toBe(true);

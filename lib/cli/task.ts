@@ -15,7 +15,7 @@ import type { InitKind } from '../stack';
 import { Tensor } from '../tensor';
 import { Checkpoint, defaultBackend, loadCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import { EpochBatcher, SequenceBatch } from '../train/epochs';
-import { Schedule } from '../train/schedules';
+import { ScheduleKind } from '../train/schedules';
 import { StepInfo, Trainer, Validation } from '../train/trainer';
 import { csvRows } from '../tasks/csv';
 import { birthsForecast, nameGenderTask } from '../tasks/defaults';
@@ -28,7 +28,7 @@ import { EncodedSequences, SequenceBatcher, SequenceEncoder } from '../tasks/seq
 import { FillPolicy, SeriesTable, readSeriesCsv } from '../tasks/series';
 import { textChunks, textLines } from '../tasks/text';
 import { LongRangeBatch, longRangeTask } from '../tasks/longrange';
-import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, progress } from './common';
+import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, progress, scheduleFromFlags } from './common';
 
 /** The tasks `bptt train --task` knows. */
 export const TASKS = ['lm', 'classify', 'forecast', 'adding', 'copy'] as const;
@@ -47,6 +47,9 @@ export interface TaskTrainFlags {
   clipValue?: number;
   optim: OptimizerKind;
   lr: number;
+  schedule: ScheduleKind;
+  warmup: number;
+  decaySteps?: number;
   steps: number;
   epochs?: number;
   patience?: number;
@@ -589,7 +592,9 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
   if (rnn.inputSize !== task.inputSize || rnn.outputSize !== task.outputSize) {
     throw new UsageError(`${flags.resume} has ${rnn.inputSize} inputs and ${rnn.outputSize} outputs, but this data needs ${task.inputSize} and ${task.outputSize}`);
   }
-  const schedule: Schedule = { kind: 'constant', lr: flags.lr };
+  const perEpoch = task.train.batchesPerEpoch;
+  const steps = given('steps') ? flags.steps : (flags.epochs ?? defaults.epochs) * perEpoch;
+  const schedule = scheduleFromFlags(flags.schedule, flags.lr, flags.warmup, flags.decaySteps, steps);
   const trainer = new Trainer(rnn, {
     optimizer: resumed?.optimizer ?? flags.optim,
     lr: schedule,
@@ -605,8 +610,6 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
   const last = lastPath(out);
   const hyperparameters = { run: { task: kind, hidden: flags.hidden, batch: flags.batch, lr: flags.lr, optim: flags.optim, clip: flags.clip || null, seed: flags.seed, truncate: flags.truncate ?? null } };
   const save = (file: string): void => saveCheckpoint(file, rnn, { trainer, task: task.meta, hyperparameters });
-  const perEpoch = task.train.batchesPerEpoch;
-  const steps = given('steps') ? flags.steps : (flags.epochs ?? defaults.epochs) * perEpoch;
 
   const controller = new AbortController();
   const onSigint = (): void => {
@@ -621,7 +624,7 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
 
   human.stdout.write(
     `training --task ${kind} on ${task.summary}; ${describeModel(rnn)} ${rnn.hiddenSize}, batch ${flags.batch}, ${perEpoch} updates per epoch, ` +
-      `${flags.truncate !== undefined ? `BPTT truncated to ${flags.truncate} steps` : 'full BPTT'}, ${flags.optim}, lr ${flags.lr}${flags.clip ? `, clip ${flags.clip}` : ''}; ` +
+      `${flags.truncate !== undefined ? `BPTT truncated to ${flags.truncate} steps` : 'full BPTT'}, ${flags.optim}, lr ${flags.lr}${schedule.kind === 'constant' ? '' : ` (${schedule.kind})`}${flags.clip ? `, clip ${flags.clip}` : ''}; ` +
       `${resumed ? `resuming at step ${trainer.step}, ` : ''}${steps} steps\n`,
   );
   const bar = progress(human, steps);
