@@ -430,12 +430,15 @@ interface PreparedCall {
 }
 
 /**
- * A recurrent network with a per-step softmax head, trained with exact or truncated
- * backpropagation through time: the default one-layer tanh RNN (own tuned native path, one bias)
- * or a stacked, optionally bidirectional tanh/ReLU RNN, LSTM or GRU in PyTorch's layout.
+ * A recurrent network with a task head, trained with exact or truncated backpropagation through
+ * time: the default one-layer tanh RNN with a per-step softmax (own tuned native path, one bias)
+ * or a stacked, optionally bidirectional tanh/ReLU RNN, LSTM or GRU in PyTorch's layout with any
+ * head: per-step softmax (tokens), sequence classification (classify) or regression (regress; see
+ * {@link HeadSpec}).
  *
- * Inputs are int32 token ids [T, B] or float32 vectors [T, B, D]; targets int32 [T, B] with -1
- * for positions that do not count. Each call validates its arguments in full and throws a typed
+ * Inputs are int32 token ids [T, B] or float32 vectors [T, B, D]; targets as the head takes them:
+ * int32 [T, B] (tokens) or [B] (classify) with -1 for targets that do not count, float32
+ * [T, B, K] or [B, K] (regress). Each call validates its arguments in full and throws a typed
  * error (TypeError, RangeError, ShapeError, DTypeError, NonFiniteError, DisposedError,
  * TensorInUseError) before anything runs. Results are new tensors owned by the caller.
  *
@@ -761,13 +764,17 @@ export class RNN {
   /**
    * Loss and exact (or truncated) BPTT gradients; parameters are not changed.
    *
-   * The loss is the cross-entropy of softmax(logits) against `targets` (int32 [T, B], class ids
-   * in [0, K) or -1 to ignore), averaged over the counted positions (or summed). The gradients
+   * The loss is the head's (see {@link HeadSpec}): the cross-entropy of softmax(logits) against
+   * class ids in [0, K) or -1 to ignore (int32 [T, B] for tokens, [B] for classify), or the MSE /
+   * Huber loss against float32 targets ([T, B, K] at every step, [B, K] on the last), averaged
+   * over what counts (or summed); steps past a sequence's length never count. The gradients
    * come back under the parameters' names, with h0 (and c0) for the initial state. Models with
    * dropout apply it here (training: false turns it off).
    *
-   * @throws as {@link RNN.forward}, and RangeError for targets outside [0, K) other than -1, a
-   * truncate that is not an integer >= 1, a stateAt outside [0, T).
+   * @throws as {@link RNN.forward}, and DTypeError or ShapeError for targets that are not what the
+   * head takes, RangeError for class ids outside [0, K) other than -1, NonFiniteError for NaN or
+   * infinite regression targets, RangeError for a truncate that is not an integer >= 1, a stateAt
+   * outside [0, T).
    *
    * @example
    * ```ts
@@ -991,21 +998,32 @@ export class RNN {
    */
   outputGradients(inputs: Tensor, targets: Tensor, options: OutputGradientsOptions = {}): OutputGradientsOutput {
     if (this.#stack) return this.#stack.outputGradients(inputs, targets, options);
-    const call = this.prepare(inputs, targets, options);
-    const reduction = checkReduction(options.reduction);
-    let states: Float64Array;
-    if (this.backend === 'reference') {
-      states = reference.forward(this.dims, this.paramViews(), call.seq, call.h0).states;
-    } else {
-      const out = this.forward(inputs, { h0: options.h0 });
-      states = Float64Array.from(out.states.data() as Float32Array);
-      for (const t of [out.states, out.logits, out.hT]) t.dispose();
-    }
-    // The default model's head is the engine model's tokens head on its states.
-    const spec = checkModelSpec({ cell: 'tanh', ...this.dims });
-    const head = { 'fc.weight': this.params.V.data() as Float32Array, 'fc.bias': this.params.c.data() as Float32Array };
-    const r = referenceHeadBackward(spec, head, { ...call.seq, lengths: null, h0: null, c0: null }, states, call.targets!, reduction);
-    return { loss: r.loss, dy: Float32Array.from(r.dy) };
+    const { call, reduction } = this.prepareOutputGradients(inputs, targets, options);
+    if (this.backend === 'reference') return this.legacyOutputGradients(call, reduction, reference.forward(this.dims, this.paramViews(), call.seq, call.h0).states);
+    return this.legacyOutputGradients(call, reduction, this.forward(inputs, { h0: options.h0 }));
+  }
+
+  /**
+   * {@link RNN.outputGradients} off the main thread (the forward pass and the head's backward), its
+   * tensors pinned until it settles. The reference backend runs it synchronously.
+   *
+   * @example
+   * ```ts
+   * import assert from 'node:assert/strict';
+   * import { RNN, Tensor } from 'bptt';
+   *
+   * const rnn = new RNN({ inputSize: 3, hiddenSize: 4, outputSize: 2, cell: 'lstm', head: { kind: 'classify' }, seed: 1 });
+   * const x = Tensor.randn([5, 2, 3], { seed: 1 });
+   * const y = Tensor.from(Int32Array.of(0, 1), [2]);
+   * const { dy } = await rnn.outputGradientsAsync(x, y);
+   * assert.deepEqual(dy, rnn.outputGradients(x, y).dy);
+   * ```
+   */
+  async outputGradientsAsync(inputs: Tensor, targets: Tensor, options: OutputGradientsOptions = {}): Promise<OutputGradientsOutput> {
+    if (this.#stack) return this.#stack.outputGradientsAsync(inputs, targets, options);
+    if (this.backend === 'reference') return this.outputGradients(inputs, targets, options);
+    const { call, reduction } = this.prepareOutputGradients(inputs, targets, options);
+    return this.legacyOutputGradients(call, reduction, await this.forwardAsync(inputs, { h0: options.h0 }));
   }
 
   /**
@@ -1039,7 +1057,7 @@ export class RNN {
    * seed. Returns text when a tokenizer is known, else token ids.
    *
    * @throws TypeError for a string prime without a tokenizer (or token ids with one), a
-   * bidirectional model; RangeError for invalid options or prime tokens (see {@link sample}).
+   * bidirectional model, a model whose head is not 'tokens'; RangeError for invalid options or prime tokens (see {@link sample}).
    *
    * @example
    * ```ts
@@ -1053,6 +1071,7 @@ export class RNN {
    * ```
    */
   sample(options: RNNSampleOptions): string | Int32Array {
+    if (this.head.kind !== 'tokens') throw new TypeError(`sample() generates tokens; this model's head is '${this.head.kind}'`);
     const tokenizer = options?.tokenizer ?? this.tokenizer;
     if (tokenizer !== undefined) {
       if (options.prime !== undefined && typeof options.prime !== 'string') throw new TypeError('with a tokenizer, prime must be a string');
@@ -1161,6 +1180,29 @@ export class RNN {
     }
     for (const name of PARAM_NAMES) this.params[name].data();
     return { seq, targets: targetData, h0: h0Data, tensors };
+  }
+
+  private prepareOutputGradients(inputs: Tensor, targets: Tensor, options: OutputGradientsOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+    return { call: this.prepare(inputs, targets, options), reduction: checkReduction(options.reduction) };
+  }
+
+  /**
+   * The default model's head backward, the engine model's tokens head on its states: float64
+   * states from the reference, or a native forward pass's (whose tensors it frees).
+   */
+  private legacyOutputGradients(call: PreparedCall, reduction: Reduction, forward: Float64Array | ForwardOutput): OutputGradientsOutput {
+    let states: Float64Array;
+    if (forward instanceof Float64Array) {
+      states = forward;
+    } else {
+      states = Float64Array.from(forward.states.data() as Float32Array);
+      for (const t of [forward.states, forward.logits, forward.hT]) t.dispose();
+    }
+    const spec = checkModelSpec({ cell: 'tanh', ...this.dims });
+    const head = { 'fc.weight': this.params.V.data() as Float32Array, 'fc.bias': this.params.c.data() as Float32Array };
+    const r = referenceHeadBackward(spec, head, { ...call.seq, lengths: null, h0: null, c0: null }, states, call.targets!, reduction);
+    return { loss: r.loss, dy: Float32Array.from(r.dy) };
   }
 
   /** The inputs of a prediction in slices of at most batchSize sequences (the inputs themselves when one slice), and its output [T, B, K]. */

@@ -286,13 +286,16 @@ export class StackModel {
 
   /** dL/d(top outputs) [T, B, dirs*H] and the loss: the head's backward only, without dropout. */
   outputGradients(inputs: Tensor, targets: Tensor, options: OutputGradientsOptions = {}): OutputGradientsOutput {
-    if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describeValue(options)}`);
-    const call = this.prepare(inputs, targets, options);
-    const { batch, options: o } = checkModelCall(this.spec, call.batch, { reduction: options.reduction }, false);
-    checkModelTargets(this.spec, batch, call.targets!);
-    if (this.#native) return this.native((m) => m.outputGradients(this.paramViews(), batch, call.targets!, o.reduction));
-    const r = referenceOutputGradients(this.spec, this.paramViews(), batch, call.targets!, o.reduction);
+    const { batch, targets: t, reduction } = this.prepareOutputGradients(inputs, targets, options);
+    if (this.#native) return this.native((m) => m.outputGradients(this.paramViews(), batch, t, reduction));
+    const r = referenceOutputGradients(this.spec, this.paramViews(), batch, t, reduction);
     return { loss: r.loss, dy: Float32Array.from(r.dy) };
+  }
+
+  async outputGradientsAsync(inputs: Tensor, targets: Tensor, options: OutputGradientsOptions = {}): Promise<OutputGradientsOutput> {
+    if (!this.#native) return this.outputGradients(inputs, targets, options);
+    const { batch, targets: t, reduction, tensors } = this.prepareOutputGradients(inputs, targets, options);
+    return this.pinned(tensors, () => this.#native!.outputGradientsAsync(this.paramViews(), batch, t, reduction));
   }
 
   /** The recurrent stack as the layer API takes it: its spec and copies of its weights under the engine's names. */
@@ -311,6 +314,14 @@ export class StackModel {
   }
 
   // --- internals ---
+
+  private prepareOutputGradients(inputs: Tensor, targets: Tensor, options: OutputGradientsOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+    const call = this.prepare(inputs, targets, options);
+    const { batch, options: o } = checkModelCall(this.spec, call.batch, { reduction: options.reduction }, false);
+    checkModelTargets(this.spec, batch, call.targets!);
+    return { batch, targets: call.targets!, reduction: o.reduction, tensors: call.tensors };
+  }
 
   /** The call's batch and its slices of at most batchSize sequences (copies, but for one slice of everything). */
   private preparePredict(inputs: Tensor, options: PredictOptions) {

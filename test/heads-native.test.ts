@@ -184,6 +184,10 @@ describe('native task heads', () => {
     const pa = a.predict(x, { lengths, batchSize: 3 });
     const pb = await b.predictAsync(x, { lengths, batchSize: 3 });
     expect(pb.toArray()).toEqual(pa.toArray());
+    const da = a.outputGradients(x, y, { lengths });
+    const db = await b.outputGradientsAsync(x, y, { lengths });
+    expect(db.loss).toBe(da.loss);
+    expect(db.dy).toEqual(da.dy);
     // Whole or in slices: the same up to float32 rounding (the kernels tile by batch size).
     close(a.predict(x, { lengths }).toArray(), pa.toArray(), 1e-6, 'slices');
   });
@@ -197,6 +201,22 @@ describe('native task heads', () => {
     const gb = b.outputGradients(x, y, { lengths });
     expect(Math.abs(ga.loss - gb.loss)).toBeLessThan(1e-5 * Math.max(1, gb.loss));
     close(ga.dy, gb.dy, 1e-4, 'dy');
+  });
+
+  test('the default model: outputGradients and predict (sync and async) agree with the reference model', async () => {
+    const options = { inputSize: D, hiddenSize: 6, outputSize: D, seed: 3 };
+    const a = new RNN(options);
+    const b = new RNN({ ...options, backend: 'reference' });
+    const x = Tensor.from(Int32Array.from({ length: 12 }, (_, i) => (i * 3) % D), [4, 3]);
+    const y = Tensor.from(Int32Array.from({ length: 12 }, (_, i) => (i % 5 === 0 ? -1 : (i * 7) % D)), [4, 3]);
+    const ga = a.outputGradients(x, y);
+    const gb = b.outputGradients(x, y);
+    expect(Math.abs(ga.loss - gb.loss)).toBeLessThan(1e-6);
+    close(ga.dy, gb.dy, 1e-5, 'dy');
+    expect(await a.outputGradientsAsync(x, y)).toEqual(ga);
+    close(a.predict(x, { batchSize: 2 }).toArray(), b.predict(x).toArray(), 1e-5, 'predict');
+    expect((await a.predictAsync(x, { batchSize: 2 })).toArray()).toEqual(a.predict(x, { batchSize: 2 }).toArray());
+    expect(() => new RNN({ ...options, head: { kind: 'classify' } }).sample({ length: 3 })).toThrow(TypeError);
   });
 
   test('a non-finite step leaves the parameters and the optimizer state bit-identical', () => {
