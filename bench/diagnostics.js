@@ -9,15 +9,14 @@
  *   step      rnn.trainStep (forward + full BPTT + SGD), the unit;
  *   per-lag   the native primitive on the output gradient: every step a source, every layer;
  *   jacobian  the primitive on P Rademacher probe sets (default P = 2);
- *   spectral  spectral radius (float64 Hessenberg + QR, in TS) and largest singular value of every block;
+ *   spectral  eigenvalues (double Hessenberg + QR, native) and largest singular value of every block;
  *   diagnose  the whole diagnose() with truncate [4, 16] and the Jacobian estimate.
  * and each as a multiple of the step.
  *
  * Build first: `npx node-gyp rebuild && npm run build:ts`.
  */
 const { RNN, Tensor, diagnose, setNumThreads } = require('../dist');
-const { sourceGradientNorms } = require('../dist/diagnostics/sources');
-const { spectralRadius, largestSingularValue } = require('../dist/diagnostics/spectral');
+const { blockSpectrum, sourceGradientNorms } = require('../dist/diagnostics/sources');
 
 const WORKLOADS = {
   C2: { cell: 'tanh', numLayers: 1, H: 256, V: 65, T: 64, B: 32 },
@@ -36,15 +35,21 @@ function median(xs) {
   return s[Math.floor(s.length / 2)];
 }
 
+// Median wall and CPU milliseconds (CPU: user + system of the process, all threads). On a host
+// shared with other work the CPU time of a 1-thread run is the steadier measure of the cost.
 function time(reps, fn) {
   fn(); // warm-up
-  const out = [];
+  const wall = [];
+  const cpu = [];
   for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     fn();
-    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1e3);
   }
-  return median(out);
+  return { wall: median(wall), cpu: median(cpu) };
 }
 
 const threads = Number(arg('threads', '1'));
@@ -52,7 +57,7 @@ const reps = Number(arg('reps', '5'));
 const probes = Number(arg('probes', '2'));
 setNumThreads(threads);
 const names = arg('workloads', 'C2').split(',');
-console.log(`threads ${threads}, ${reps} reps, median ms (x one training step)`);
+console.log(`threads ${threads}, ${reps} reps, median wall ms (x one training step; cpu ms, x the step's cpu ms)`);
 for (const name of names) {
   const w = WORKLOADS[name];
   if (!w) throw new Error(`unknown workload ${name}; known: ${Object.keys(WORKLOADS).join(', ')}`);
@@ -74,14 +79,14 @@ for (const name of names) {
       for (const [n, W] of Object.entries(weights)) {
         if (!n.startsWith('weight_hh')) continue;
         for (let g = 0; g < W.length / (w.H * w.H); g++) {
-          const block = W.subarray(g * w.H * w.H, (g + 1) * w.H * w.H);
-          spectralRadius(block, w.H);
-          largestSingularValue(block, w.H, w.H);
+          blockSpectrum(W.subarray(g * w.H * w.H, (g + 1) * w.H * w.H), w.H);
         }
       }
     }),
     diagnose: time(Math.min(reps, 3), () => diagnose(rnn, x, y, { truncate: [4, 16], jacobian: { mode: 'estimate', probes } })),
   };
-  const cells = Object.entries(results).map(([k, ms]) => `${k} ${ms.toFixed(1)} (${(ms / step).toFixed(1)}x)`);
-  console.log(`${name} ${w.cell} L=${w.numLayers} H=${w.H} T=${w.T} B=${w.B}: step ${step.toFixed(2)} | ${cells.join(' | ')}`);
+  const cells = Object.entries(results).map(
+    ([k, t]) => `${k} ${t.wall.toFixed(1)} (${(t.wall / step.wall).toFixed(1)}x; cpu ${t.cpu.toFixed(1)}, ${(t.cpu / step.cpu).toFixed(1)}x)`,
+  );
+  console.log(`${name} ${w.cell} L=${w.numLayers} H=${w.H} T=${w.T} B=${w.B}: step ${step.wall.toFixed(2)} (cpu ${step.cpu.toFixed(2)}) | ${cells.join(' | ')}`);
 }

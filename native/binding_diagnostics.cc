@@ -11,6 +11,7 @@
 #include "async_job.h"
 #include "binding_args.h"
 #include "bindings.h"
+#include "engine/diagnostics.h"
 #include "engine/layer.h"
 #include "napi_guard.h"
 #include "thread_pool.h"
@@ -139,11 +140,29 @@ Napi::Value SourceGradientNormsAsync(const Napi::CallbackInfo& info) {
   return StagedWorker::Start(info.Env(), std::move(worker));
 }
 
+// blockSpectrum(block: Float32Array [n*n], n) -> Float64Array [2n + 1]: the n eigenvalues as
+// (re, im) pairs, then the largest singular value. The block is copied (as doubles) first.
+Napi::Value BlockSpectrum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2) throw Napi::TypeError::New(env, "blockSpectrum expects 2 arguments, got " + std::to_string(info.Length()));
+  const size_t n = CountArg(env, info[1], "n", 1, 46340);  // n*n stays inside int32
+  const float* block = ArrayArg<float>(env, info[0], "block", n * n, false);
+  CheckFinite(env, *State(env).kernels, block, n * n, "block");
+  const std::vector<double> a(block, block + n * n);
+  std::vector<double> out(2 * n + 1);
+  if (!engine::eigenvalues(a.data(), n, out.data())) {
+    throw Napi::RangeError::New(env, "the QR iteration did not converge for a " + std::to_string(n) + " x " + std::to_string(n) + " block");
+  }
+  out[2 * n] = engine::largest_singular_value(a.data(), n, n, 1e-10, 2000);
+  return ToArray(env, out);
+}
+
 }  // namespace
 
 void InitDiagnosticsBindings(Napi::Env env, Napi::Object exports) {
   ExportGuarded<SourceGradientNorms>(env, exports, "sourceGradientNorms");
   ExportGuarded<SourceGradientNormsAsync>(env, exports, "sourceGradientNormsAsync");
+  ExportGuarded<BlockSpectrum>(env, exports, "blockSpectrum");
 }
 
 }  // namespace bptt

@@ -246,3 +246,24 @@ describe('truncation bias and the rest of the diagnosis', () => {
     expect(() => diagnose(legacy, x, x, { lengths: Int32Array.of(2, 1) })).toThrow(TypeError);
   });
 });
+
+describe('every head', () => {
+  test.each(CELLS)('%s: classify (targets [B]) and regress (targets [T, B, K]): native = reference', (cell) => {
+    const rng = mulberry32(CELLS.indexOf(cell) + 300);
+    const x = Tensor.from(Float32Array.from({ length: 7 * 3 * 2 }, () => 2 * rng() - 1), [7, 3, 2]);
+    const lengths = Int32Array.of(7, 3, 5);
+    const cases = [
+      { head: { kind: 'classify' as const, pool: 'last' as const }, y: Tensor.from(Int32Array.of(0, 2, 1), [3]) },
+      { head: { kind: 'regress' as const }, y: Tensor.from(Float32Array.from({ length: 7 * 3 * 3 }, () => rng()), [7, 3, 3]) },
+    ];
+    for (const { head, y } of cases) {
+      const make = (backend: 'native' | 'reference') => new RNN({ inputSize: 2, hiddenSize: 5, outputSize: 3, cell, numLayers: 2, bidirectional: true, head, seed: 6, backend });
+      const a = diagnose(make('native'), x, y, { lengths, truncate: [2, 7], jacobian: false });
+      const b = diagnose(make('reference'), x, y, { lengths, truncate: [2, 7], jacobian: false });
+      expect(maxRel(a.perLag, b.perLag)).toBeLessThan(1e-4);
+      expect(a.perLag[1]).toBeGreaterThan(0);
+      expect(a.truncationBias[0].relativeError).toBeCloseTo(b.truncationBias[0].relativeError, 4);
+      expect(a.truncationBias[1].relativeError).toBe(0);
+    }
+  });
+});

@@ -3,9 +3,12 @@
  * nonsymmetric matrices against known ones (a rotation's complex pair, a triangular matrix's
  * diagonal, a 4x4 computed once with numpy.linalg.eigvals), against the characteristic
  * polynomial (Faddeev-LeVerrier) for random matrices of odd sizes, and the largest singular
- * value against a power-free bound check.
+ * value against a power-free bound check; the native versions (engine/diagnostics.cc) against
+ * these.
  */
+import { NonFiniteError, ShapeError } from '../lib';
 import { Eigenvalue, eigenvalues, largestSingularValue, spectralRadius } from '../lib/diagnostics/spectral';
+import { blockSpectrum } from '../lib/diagnostics/sources';
 import { mulberry32 } from './helpers/oracle-checks';
 
 function sorted(e: Eigenvalue[]): Eigenvalue[] {
@@ -135,3 +138,21 @@ function polyAbs(c: Float64Array, re: number, im: number): number {
   }
   return Math.hypot(pr, pi) / scale;
 }
+
+describe('native blockSpectrum = the float64 TS versions', () => {
+  test.each([1, 2, 5, 17, 64])('random n = %i', (n) => {
+    const rng = mulberry32(2000 + n);
+    const a = Float32Array.from({ length: n * n }, () => (2 * rng() - 1) / Math.sqrt(n));
+    const native = blockSpectrum(a, n);
+    expectClose(native.eigenvalues, eigenvalues(a, n), 1e-9);
+    expect(native.singularValue).toBeCloseTo(largestSingularValue(a, n, n), 9);
+  });
+
+  test('a rotation block; bad blocks are typed errors', () => {
+    const th = 0.4;
+    expectClose(blockSpectrum(Float32Array.of(Math.cos(th), -Math.sin(th), Math.sin(th), Math.cos(th)), 2).eigenvalues, eigenvalues(Float32Array.of(Math.cos(th), -Math.sin(th), Math.sin(th), Math.cos(th)), 2), 1e-14);
+    expect(() => blockSpectrum(new Float32Array(3), 2)).toThrow(ShapeError);
+    expect(() => blockSpectrum(new Float32Array(4), 0)).toThrow(RangeError);
+    expect(() => blockSpectrum(Float32Array.of(1, NaN, 0, 1), 2)).toThrow(NonFiniteError);
+  });
+});

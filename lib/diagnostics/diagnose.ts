@@ -25,7 +25,7 @@ import { CellKind, LayerBatch, gatesPerCell, numDirections } from '../engine/spe
 import { Rng } from '../rng';
 import { RNN } from '../rnn';
 import { Tensor } from '../tensor';
-import { SourceSpec, sourceGradientNorms, sourceGradientNormsAsync } from './sources';
+import { SourceSpec, blockSpectrum, sourceGradientNorms, sourceGradientNormsAsync } from './sources';
 import { MisalignmentEntry, MisalignmentOptions, tbpttMisalignment } from './misalignment';
 import { largestSingularValue, spectralRadius } from './spectral';
 
@@ -47,7 +47,7 @@ export interface DiagnoseOptions {
   truncate?: readonly number[];
   /**
    * Jacobian-product norms: `exact` (H passes of the primitive), `estimate` (`probes` Rademacher
-   * probe sets, default 4, at least 2 for the standard error; `seed` default 0), or `auto`
+   * probe sets, default 2, the fewest the standard error needs; each set costs one pass of the primitive; `seed` default 0), or `auto`
    * (default: exact when H <= 8). `false` skips them.
    */
   jacobian?: false | { mode?: 'auto' | 'exact' | 'estimate'; probes?: number; seed?: number };
@@ -196,54 +196,6 @@ export interface Diagnosis {
 
 const GATES: Record<CellKind, string[]> = { tanh: ['hh'], relu: ['hh'], lstm: ['i', 'f', 'g', 'o'], gru: ['r', 'z', 'n'] };
 
-/**
- * dL/d(top outputs) [T, B, dirs*H]: the model's own outputGradients, or, while the native stack
- * models lack it (the `heads` branch adds it), the tokens head's softmax cross-entropy with the
- * mean reduction computed here from the forward logits.
- * TODO(heads): drop the fallback once native stacks have outputGradients.
- */
-function outputGradientsOf(rnn: RNN, inputs: Tensor, targets: Tensor, lengths: Int32Array | null): Float32Array {
-  try {
-    return rnn.outputGradients(inputs, targets, lengths ? { lengths } : {}).dy;
-  } catch (err) {
-    if (!(err instanceof TypeError) || rnn.backend !== 'native' || rnn.head.kind !== 'tokens' || !/not implemented/.test(err.message)) throw err;
-  }
-  return tokensOutputGradients(rnn, inputs, targets.data() as Int32Array, lengths);
-}
-
-function tokensOutputGradients(rnn: RNN, inputs: Tensor, targets: Int32Array, lengths: Int32Array | null): Float32Array {
-  const out = rnn.forward(inputs, lengths ? { lengths } : {});
-  try {
-    const logits = out.logits.data() as Float32Array;
-    const [T, B, K] = out.logits.shape;
-    const V = (('V' in rnn.params ? rnn.params.V : rnn.params['fc.weight']).data()) as Float32Array;
-    const W = V.length / K;
-    const counts = (r: number) => targets[r] >= 0 && (lengths === null || Math.floor(r / B) < lengths[r % B]);
-    let counted = 0;
-    for (let r = 0; r < T * B; r++) if (counts(r)) counted++;
-    const scale = counted > 0 ? 1 / counted : 1;
-    const dy = new Float32Array(T * B * W);
-    const g = new Float64Array(W);
-    for (let r = 0; r < T * B; r++) {
-      if (!counts(r)) continue;
-      const z = logits.subarray(r * K, (r + 1) * K);
-      let max = -Infinity;
-      for (const v of z) max = Math.max(max, v);
-      let sum = 0;
-      for (const v of z) sum += Math.exp(v - max);
-      g.fill(0);
-      for (let k = 0; k < K; k++) {
-        const dz = (Math.exp(z[k] - max) / sum - (k === targets[r] ? 1 : 0)) * scale;
-        for (let j = 0; j < W; j++) g[j] += dz * V[k * W + j];
-      }
-      dy.set(g, r * W);
-    }
-    return dy;
-  } finally {
-    for (const t of [out.states, out.logits, out.hT, out.cT]) t?.dispose();
-  }
-}
-
 function describe(v: unknown): string {
   if (Array.isArray(v)) return `an Array of ${v.length}`;
   if (v === null) return 'null';
@@ -286,7 +238,7 @@ function checkOptions(rnn: RNN, inputs: Tensor, targets: Tensor, options: Diagno
     if (typeof j !== 'object' || j === null) throw new TypeError(`options.jacobian must be false or an object { mode?, probes?, seed? }, got ${describe(j)}`);
     const mode = j.mode ?? 'auto';
     if (mode !== 'auto' && mode !== 'exact' && mode !== 'estimate') throw new TypeError(`options.jacobian.mode must be 'auto', 'exact' or 'estimate', got ${describe(mode)}`);
-    const probes = j.probes ?? 4;
+    const probes = j.probes ?? 2;
     if (!Number.isSafeInteger(probes) || probes < 2) throw new RangeError(`options.jacobian.probes must be an integer >= 2 (the standard error needs two), got ${String(probes)}`);
     const seed = j.seed ?? 0;
     if (!Number.isSafeInteger(seed)) throw new RangeError(`options.jacobian.seed must be a safe integer, got ${String(seed)}`);
@@ -361,7 +313,7 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
   const H = rnn.hiddenSize;
   const dirs = numDirections(spec);
   const states = rnn.numLayers * dirs;
-  const dy = outputGradientsOf(rnn, inputs, targets, o.lengths);
+  const { dy } = rnn.outputGradients(inputs, targets, o.lengths ? { lengths: o.lengths } : {});
   const norms = (yield { kind: 'norms', sources: { kind: 'output', dy } }) as Float64Array;
   const perLagByLayer: LagProfile[] = [];
   for (let index = 0; index < states; index++) {
@@ -425,8 +377,16 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
     const whh = weights[`weight_hh_l${l}${d === 1 ? '_reverse' : ''}`];
     for (let g = 0; g < gatesPerCell(rnn.cell); g++) {
       const block = whh.subarray(g * H * H, (g + 1) * H * H);
-      const rho = spectralRadius(block, H);
-      const sigma = largestSingularValue(block, H, H);
+      let rho: number;
+      let sigma: number;
+      if (rnn.backend === 'native') {
+        const spectrum = blockSpectrum(block, H);
+        rho = Math.max(...spectrum.eigenvalues.map((e) => Math.hypot(e.re, e.im)));
+        sigma = spectrum.singularValue;
+      } else {
+        rho = spectralRadius(block, H);
+        sigma = largestSingularValue(block, H, H);
+      }
       const entry: SpectralBlock = { layer: l, direction: d, gate: gates[g], spectralRadius: rho, singularValue: sigma };
       if (simple) {
         entry.vanishingGuaranteed = sigma < 1;

@@ -3,10 +3,12 @@
  * engine/layer.cc's layer_source_norms), validated here like the layer API (spec.ts) and again
  * in C++: for a layer spec, its weights and a batch, runs the stack forward and
  * returns, for every layer-direction (index l*dirs + d), source t and step s, the squared norm
- * of dL_t/dh_s summed over the batch rows active at s, as [sets, L*dirs, T, T] (source-major).
+ * of dL_t/dh_s summed over the batch rows active at s, as [sets, L*dirs, T, T] (source-major);
+ * and the spectra of recurrent blocks.
  */
-import { ShapeError } from '../errors';
+import { NonFiniteError, ShapeError } from '../errors';
 import { addon } from '../native';
+import { Eigenvalue } from './spectral';
 import { LayerBatch, LayerForwardOptions, LayerSpec, LayerWeights, NormalizedLayerSpec, checkLayerForwardRequest, layerOutputSize, layerParameterTable, numDirections } from '../engine/spec';
 
 /**
@@ -20,6 +22,7 @@ export type SourceSpec = { kind: 'output'; dy: Float32Array } | { kind: 'probes'
 interface DiagnosticsAddon {
   sourceGradientNorms(...args: unknown[]): Float64Array;
   sourceGradientNormsAsync(...args: unknown[]): Promise<Float64Array>;
+  blockSpectrum(block: Float32Array, n: number): Float64Array;
 }
 
 function prepare(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, sources: SourceSpec, options: LayerForwardOptions | undefined): { s: NormalizedLayerSpec; args: unknown[] } {
@@ -83,4 +86,16 @@ export function sourceGradientNorms(spec: LayerSpec, weights: LayerWeights, batc
 export function sourceGradientNormsAsync(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, sources: SourceSpec, options?: LayerForwardOptions): Promise<Float64Array> {
   const { args } = prepare(spec, weights, batch, sources, options);
   return (addon() as unknown as DiagnosticsAddon).sourceGradientNormsAsync(...args);
+}
+
+/**
+ * The spectrum of an n x n block, natively in double (engine/diagnostics.cc, the same algorithms
+ * as spectral.ts): its eigenvalues and largest singular value.
+ */
+export function blockSpectrum(block: Float32Array, n: number): { eigenvalues: Eigenvalue[]; singularValue: number } {
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`n must be an integer >= 1, got ${String(n)}`);
+  if (!(block instanceof Float32Array) || block.length !== n * n) throw new ShapeError(`block must be a Float32Array of n*n = ${n * n} elements, got ${String((block as { length?: unknown })?.length)}`);
+  if (!block.every(Number.isFinite)) throw new NonFiniteError('block holds NaN or Infinity');
+  const out = (addon() as unknown as DiagnosticsAddon).blockSpectrum(block, n);
+  return { eigenvalues: Array.from({ length: n }, (_, i) => ({ re: out[2 * i], im: out[2 * i + 1] })), singularValue: out[2 * n] };
 }
