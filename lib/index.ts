@@ -208,7 +208,7 @@ export function numThreads(): number {
   return addon().numThreads() as number;
 }
 
-// report: long-range tasks (adding problem, copy memory task), the diagnosis report, the study
+// report: long-range tasks (adding problem, copy memory task), the diagnosis report and `bptt diagnose`
 export { addingProblem, copyTask, longRangeTask, copyBaselineLoss, ADDING_BASELINE_MSE } from './tasks/longrange';
 export type { AddingProblem, CopyTask, LongRangeTask, LongRangeGenerator, LongRangeBatch, AddingMetrics, CopyMetrics } from './tasks/longrange';
 export { renderReport } from './diagnostics/report';

@@ -8,71 +8,30 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { chromium, type BrowserContext } from 'playwright-core';
 import { renderReport, type ReportInput } from '../lib/diagnostics/report';
+import { launch, type Browser, type Opened } from './helpers/browser';
 import { ALL_CHARTS, fullDiagnosis, fullLog } from './helpers/report-fixtures';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 jest.setTimeout(120_000);
 
 let dir: string;
-let context: BrowserContext | null = null;
+let browser: Browser | null = null;
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser test needs Debian's chromium. Install it with \`apt-get install -y --no-install-recommends chromium\` (CI does this in .ci/run).`);
-  }
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bptt-report-browser-'));
-  context = await chromium.launchPersistentContext(path.join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: FLAGS });
+  browser = await launch();
 });
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Opened {
-  problems: string[];
-  charts: Record<string, { marks: number; width: number; height: number }>;
-  omitted: string[];
-}
-
 async function open(input: ReportInput, name: string): Promise<Opened> {
-  if (context === null) throw new Error('no browser (see the first failure)');
+  if (browser === null) throw new Error('no browser (see the first failure)');
   const file = path.join(dir, `${name}.html`);
   fs.writeFileSync(file, await renderReport(input));
-  const url = `file://${file}`;
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => problems.push(`failed request: ${r.url()} ${r.failure()?.errorText}`));
-  page.on('request', (r) => {
-    if (r.url() !== url) problems.push(`request other than the report: ${r.url()}`);
-  });
-  try {
-    const response = await page.goto(url, { waitUntil: 'load' });
-    if (response !== null && !response.ok()) problems.push(`the report did not load: ${response.status()}`);
-    const charts = await page.$$eval('figure.chart', (figures) =>
-      Object.fromEntries(
-        figures.map((f) => {
-          const svg = f.querySelector('svg');
-          const box = svg?.getBoundingClientRect();
-          // vega gives data marks the class role-mark; count their drawn children
-          const marks = svg === null ? 0 : svg.querySelectorAll('g.role-mark > path, g.role-mark > line, g.role-mark > rect, g.role-mark > text').length;
-          return [f.getAttribute('data-chart') ?? '', { marks, width: box?.width ?? 0, height: box?.height ?? 0 }];
-        }),
-      ),
-    );
-    const omitted = await page.$$eval('p.omitted', (ps) => ps.map((p) => p.getAttribute('data-omitted') ?? ''));
-    return { problems, charts, omitted };
-  } finally {
-    await page.close();
-  }
+  return browser.open(file);
 }
 
 test('the full report opens without errors or requests, every chart an SVG with marks', async () => {

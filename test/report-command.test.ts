@@ -83,6 +83,23 @@ test('the default data of a language model is the first-name list', async () => 
   expect(c.text()).toMatch(/^diagnosed on +3 windows of 12 characters of the first-name list$/m);
 });
 
+test('adding and copy checkpoints are diagnosed on generated sequences of their length', async () => {
+  const adding = path.join(dir, 'adding.safetensors');
+  saveCheckpoint(adding, new RNN({ inputSize: 2, hiddenSize: 6, outputSize: 1, cell: 'lstm', head: { kind: 'regress', positions: 'last' }, seed: 1 }), { task: { kind: 'adding', length: 12 } });
+  const c = capture();
+  await runDiagnose({ checkpoint: adding, json: true, batch: 3, stdout: c.out });
+  const got = JSON.parse(c.text());
+  expect(got.perLag).toHaveLength(12);
+  expect(got.truncationBias.map((e: { k: number }) => e.k)).toEqual([1, 2, 4, 8]);
+  expect(got.spectralRadius).toHaveLength(4); // the LSTM's four gate blocks
+  const copy = path.join(dir, 'copy.safetensors');
+  saveCheckpoint(copy, new RNN({ inputSize: 10, hiddenSize: 6, outputSize: 9, cell: 'gru', seed: 1 }), { task: { kind: 'copy', length: 5 } });
+  const c2 = capture();
+  await runDiagnose({ checkpoint: copy, batch: 2, stdout: c2.out });
+  expect(c2.text()).toMatch(/^diagnosed on +2 generated copy sequences of 25 steps$/m);
+  await expect(runDiagnose({ checkpoint: adding, file: textFile })).rejects.toThrow(/generated/);
+});
+
 test('bad inputs are typed errors and write no report', async () => {
   const out = path.join(dir, 'never.html');
   await expect(runDiagnose({ checkpoint: path.join(dir, 'missing.safetensors'), out })).rejects.toThrow(CheckpointError);

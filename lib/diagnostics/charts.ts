@@ -80,7 +80,7 @@ export function lineChartSpec(chart: LineChart): Record<string, unknown> {
     height: HEIGHT,
     data: { values },
     layer: layers,
-    config: { font: 'sans-serif', view: { stroke: '#ddd' } },
+    config: { font: 'sans-serif', view: { stroke: '#ddd' }, legend: { labelLimit: 320 } },
   };
 }
 
