@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * The `bptt` command: train a character-level Elman RNN on a text file (or on the embedded
- * English first-name lists), sample from a checkpoint, evaluate a checkpoint on a file.
+ * The `bptt` command: train a recurrent model for a task (a character-level language model on a
+ * text file or the embedded first-name lists, the default; a sequence classifier; a forecaster;
+ * the adding and copy problems: lib/cli/task.ts), sample from a language model, evaluate a
+ * checkpoint on a file and predict with it.
  *
  * main(argv) runs in-process and returns the exit code, so tests can drive it without spawning.
  */
@@ -25,10 +27,12 @@ import { sample } from './train/sample';
 import { Schedule, ScheduleKind, checkSchedule } from './train/schedules';
 import { CharTokenizer } from './train/tokenizer';
 import { StepInfo, Trainer } from './train/trainer';
-import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, oneLine, progress } from './cli/common';
+import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, oneLine, progress, scheduleFromFlags } from './cli/common';
 import { TASKS, TaskKind, TaskTrainFlags, evalTask, predictTask, trainTask, writePredictions } from './cli/task';
 import { FILL_POLICIES, FillPolicy } from './tasks/series';
 import { nextTokenProbabilities } from './train/evaluate';
+import { runDiagnose } from './diagnostics/command';
+import { runStudy } from './study';
 
 export type { CliIO, CliOptions } from './cli/common';
 
@@ -94,6 +98,12 @@ function dropoutFraction(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !(n >= 0 && n < 1)) throw new InvalidArgumentError('must be a number in [0, 1).');
   return n;
+}
+
+function integerList(value: string): number[] {
+  const parts = value.split(',').map((p) => p.trim());
+  if (parts.some((p) => !/^\d+$/.test(p) || Number(p) < 1)) throw new InvalidArgumentError('must be integers >= 1, comma-separated.');
+  return parts.map(Number);
 }
 
 function fractionOrZero(value: string): number {
@@ -269,6 +279,7 @@ interface TrainFlags {
   task: TaskKind;
   json?: boolean;
   log?: string;
+  logEvery?: number;
   epochs?: number;
 }
 
@@ -297,13 +308,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     const k2 = flags.k2 ?? Math.max(k1, flags.seq);
     if (k2 < k1) throw new UsageError(`--k2 (${k2}) must be >= --k1 (${k1})`);
     const lr = flags.lr;
-    const schedule: Schedule =
-      flags.schedule === 'cosine'
-        ? { kind: 'cosine', lr, warmup: flags.warmup, total: flags.decaySteps ?? flags.steps, minLr: lr / 10 }
-        : flags.schedule === 'step'
-          ? { kind: 'step', lr, every: flags.decaySteps ?? Math.max(1, Math.round(flags.steps / 3)), gamma: 0.3 }
-          : { kind: 'constant', lr };
-    checkSchedule(schedule);
+    const schedule = scheduleFromFlags(flags.schedule, lr, flags.warmup, flags.decaySteps, flags.steps);
     settings = {
       model: { cell: flags.cell, layers: flags.layers, bidirectional: flags.bidirectional ?? false, dropout: flags.dropout },
       hidden: flags.hidden,
@@ -389,7 +394,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     k2: settings.k2,
     ...(settings.clip !== null ? { clipNorm: settings.clip } : {}),
     ...(settings.clipValue !== null ? { clipValue: settings.clipValue } : {}),
-    ...(flags.log !== undefined ? { log: flags.log } : {}),
+    ...(flags.log !== undefined ? { log: flags.log, ...(flags.logEvery !== undefined ? { logEvery: flags.logEvery } : {}) } : {}),
     task: 'lm',
     seed: settings.seed,
   });
@@ -583,7 +588,7 @@ async function predictCommand(checkpoint: string, file: string, flags: EvalFlags
 export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }, options: CliOptions = {}): Promise<number> {
   let code = 0;
   const program = new Command('bptt')
-    .description('Train character-level Elman RNNs with truncated backpropagation through time')
+    .description('Train recurrent networks (language models, sequence classifiers, forecasters) with backpropagation through time')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: (s, write) => write(`bptt: ${s}`) })
     .showSuggestionAfterError(false)
@@ -591,7 +596,7 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
 
   const trainCmd = program
     .command('train')
-    .description('train a model on FILE (default: the embedded English first-name lists) and save a checkpoint')
+    .description('train a model for --task on FILE (default: the task\'s embedded data set) and save a checkpoint')
     .argument('[file]', 'text file to train on (UTF-8 unless --encoding says otherwise)')
     .addOption(new Option('--cell <kind>', 'recurrent cell').choices(CELL_KINDS as string[]).default('tanh'))
     .option('--layers <n>', 'stacked recurrent layers', integer(1), 1)
@@ -661,7 +666,7 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
 
   program
     .command('eval')
-    .description('held-out loss and perplexity of a checkpoint on a text file')
+    .description("a checkpoint's metrics on the whole of FILE, with its task's baseline (lm: loss and perplexity)")
     .argument('<checkpoint>', 'checkpoint written by `bptt train`')
     .argument('<file>', 'text file (UTF-8 unless --encoding says otherwise)')
     .addOption(new Option('--encoding <name>', 'encoding of FILE').choices(TEXT_ENCODINGS as unknown as string[]).default('utf8'))
@@ -686,8 +691,34 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
       code = await predictCommand(checkpoint, file, flags, io);
     });
 
+  program
+    .command('diagnose')
+    .description("a checkpoint's gradient diagnostics (per-lag gradient norms, Jacobian products, spectral radii, truncation bias) on FILE or the task's default data: a terminal summary, one JSON line, an HTML report")
+    .argument('<checkpoint>', 'checkpoint written by `bptt train`')
+    .argument('[file]', "data as the task reads it (default: the task's default data)")
+    .option('--log <file>', 'the training telemetry (bptt train --log) for the report\'s training charts')
+    .option('--out <path>', 'write the self-contained HTML report here')
+    .option('--json', 'print the diagnosis as one JSON line')
+    .option('--truncate <list>', 'the truncation lengths k to measure the bias of, comma-separated (default 1, 2, 4, ... and the run\'s k)', integerList)
+    .option('--batch <n>', 'sequences in the diagnosed batch', integer(1))
+    .option('--steps <n>', 'language models: steps per sequence', integer(1))
+    .action(async (checkpoint: string, file: string | undefined, flags: { log?: string; out?: string; json?: boolean; truncate?: number[]; batch?: number; steps?: number }) => {
+      if (flags.out !== undefined) checkOutput(flags.out);
+      await runDiagnose({ checkpoint, ...(file !== undefined ? { file } : {}), ...flags, stdout: io.stdout });
+    });
+
+  program
+    .command('study')
+    .description('the BPTT study (adding problem for tanh/IRNN/LSTM/GRU, per-lag gradient profiles, truncation bias, clipping): study.md, study.html, study.json')
+    .option('--out <dir>', 'folder to write the results to', 'study')
+    .option('--quick', 'the small version (under 2 minutes)')
+    .action(async (flags: { out: string; quick?: boolean }) => {
+      await runStudy({ out: flags.out, quick: flags.quick === true, progress: (line) => io.stdout.write(`${line}\n`) });
+      io.stdout.write(`study written to ${flags.out}/study.md, study.html and study.json\n`);
+    });
+
   try {
-    if (argv.length === 0) throw new UsageError('missing command: train, sample, eval or predict (see bptt --help)');
+    if (argv.length === 0) throw new UsageError('missing command: train, sample, eval, predict, diagnose or study (see bptt --help)');
     await program.parseAsync([...argv], { from: 'user' });
     return code;
   } catch (err) {

@@ -68,7 +68,7 @@ describe('bptt train --task forecast', () => {
 
   test('trains, prints the contract fields, writes PyTorch names and the task metadata; eval scores every window; predict forecasts', async () => {
     const log = path.join(dir, 'fc.jsonl');
-    const t = await run('train', '--task', 'forecast', series, '--column', 'sales', '--covariates', 'dow:onehot', '--window', String(W), '--horizon', String(HORIZON), '--season', '7', ...small, '--epochs', '2', '--out', ck(), '--json', '--log', log);
+    const t = await run('train', '--task', 'forecast', series, '--column', 'sales', '--covariates', 'dow:onehot', '--window', String(W), '--horizon', String(HORIZON), '--season', '7', ...small, '--epochs', '2', '--out', ck(), '--json', '--log', log, '--log-every', '5');
     expect(t.err).not.toMatch(/error/);
     expect(t.code).toBe(0);
     const fields = jsonLine(t.out);
@@ -111,6 +111,15 @@ describe('bptt train --task forecast', () => {
       expect(u.clipScale).toBe(u.clipped ? 5 / u.gradNorm : 1);
     }
     expect(records.filter((r) => r.type === 'validation').map((r) => (r as { epoch: number }).epoch)).toEqual([1, 2]);
+    // Every 5 updates: the per-lag profile over the window's W steps, a spectral radius per GRU gate.
+    const profiles = records.filter((r) => r.type === 'profile');
+    expect(profiles.map((r) => r.step)).toEqual(Array.from({ length: Math.floor(updates.length / 5) }, (_, i) => 5 * (i + 1)));
+    for (const p of profiles) {
+      if (p.type !== 'profile') continue;
+      expect(p.perLag).toHaveLength(W);
+      expect(p.spectralRadius).toHaveLength(3);
+      expect(p.perLag.every((v) => Number.isFinite(v) && v >= 0) && p.perLag[0] > 0).toBe(true);
+    }
   });
 
   test('resume continues bit-identically', async () => {
@@ -165,11 +174,17 @@ describe('bptt train --task classify', () => {
   const ck = () => path.join(dir, 'cl.safetensors');
 
   test('trains, prints the contract fields; eval on a file; predict; a label unseen in training is a clear error', async () => {
-    const t = await run('train', '--task', 'classify', texts, ...small, '--bidirectional', '--epochs', '3', '--out', ck(), '--json');
+    const log = path.join(dir, 'cl.jsonl');
+    const t = await run('train', '--task', 'classify', texts, ...small, '--bidirectional', '--epochs', '3', '--schedule', 'cosine', '--lr', '0.01', '--out', ck(), '--json', '--log', log);
     expect(t.err).not.toMatch(/error/);
     expect(t.code).toBe(0);
     const fields = jsonLine(t.out);
     for (const k of ['accuracy', 'macro_f1', 'majority_accuracy']) expect(fields[k]).toBeGreaterThanOrEqual(0);
+    // The cosine schedule over the run's steps: lr falls from 0.01 towards 0.001.
+    const lrs = readTelemetry(log).flatMap((r) => (r.type === 'update' ? [r.lr] : []));
+    expect(lrs[0]).toBeCloseTo(0.01, 12);
+    expect(lrs.every((lr, i) => i === 0 || lr < lrs[i - 1])).toBe(true);
+    expect(lrs[lrs.length - 1]).toBeGreaterThan(0.001);
     const { tensors, metadata } = decodeSafetensors(fs.readFileSync(ck()));
     expect(tensors.get('fc.weight')!.shape).toEqual([2, 2 * 8]);
     expect(tensors.has('rnn.weight_hh_l0_reverse')).toBe(true);
@@ -214,17 +229,37 @@ describe('bptt train --task lm (the default task)', () => {
     fs.writeFileSync(corpus, 'hello world\nthis is a tiny text file\n'.repeat(30));
     const ck = path.join(dir, 'lm.safetensors');
     const log = path.join(dir, 'lm.jsonl');
-    const t = await run('train', corpus, '--hidden', '16', '--seq', '8', '--batch', '4', '--steps', '6', '--out', ck, '--json', '--log', log);
+    const t = await run('train', corpus, '--hidden', '16', '--seq', '8', '--batch', '4', '--steps', '6', '--out', ck, '--json', '--log', log, '--log-every', '3');
     expect(t.code).toBe(0);
     const fields = jsonLine(t.out);
     expect(fields.perplexity).toBeCloseTo(Math.exp(fields.loss as number), 10);
-    expect(readTelemetry(log).map((r) => r.type)).toEqual(['run', ...Array(6).fill('update')]);
+    expect(readTelemetry(log).map((r) => r.type)).toEqual(['run', 'update', 'update', 'profile', 'update', 'update', 'update', 'profile', 'update']);
     expect(readTelemetry(log)[0]).toMatchObject({ task: 'lm', k1: 8, k2: 8, truncate: 8 });
+    // Every 3 updates, before that update's record: the per-lag profile over the window's 8 steps
+    // and the tanh model's one spectral radius.
+    for (const p of readTelemetry(log).filter((r) => r.type === 'profile')) {
+      if (p.type !== 'profile') continue;
+      expect(p.perLag).toHaveLength(8);
+      expect(p.perLag.every((v) => Number.isFinite(v) && v >= 0) && p.perLag[0] > 0).toBe(true);
+      expect(p.spectralRadius).toHaveLength(1);
+      expect(p.spectralRadius[0]).toBeGreaterThan(0);
+    }
+    expect(readTelemetry(log).filter((r) => r.type === 'profile').map((r) => r.step)).toEqual([3, 6]);
     const e = await run('eval', ck, corpus, '--json');
     expect(e.code).toBe(0);
     const ev = jsonLine(e.out);
     expect(ev.perplexity).toBeCloseTo(Math.exp(ev.loss as number), 10);
     expect(ev.loss).toBeGreaterThan(0);
+    // bptt diagnose (Contract D's runDiagnose): one JSON line with Contract B's fields; the report.
+    const d = await run('diagnose', ck, corpus, '--json', '--truncate', '2,4');
+    expect(d.code).toBe(0);
+    const diagnosis = jsonLine(d.out);
+    expect((diagnosis.perLag as number[]).length).toBeGreaterThan(1);
+    expect((diagnosis.spectralRadius as number[]).length).toBe(1);
+    expect((diagnosis.truncationBias as { k: number }[]).map((e) => e.k)).toEqual(expect.arrayContaining([2, 4]));
+    const html = path.join(dir, 'lm.html');
+    expect((await run('diagnose', ck, corpus, '--log', log, '--out', html)).code).toBe(0);
+    expect(fs.readFileSync(html, 'utf8')).toMatch(/<svg/);
     const p = await run('predict', ck, corpus, '--json');
     expect(p.code).toBe(0);
     const next = (jsonLine(p.out).predictions as { next: { char: string; probability: number }[] }[])[0].next;
@@ -245,5 +280,24 @@ describe('bptt train --task adding|copy', () => {
     expect(fields[metric]).toBeGreaterThan(0);
     expect(fields[baseline]).toBeCloseTo(value, 12);
     expect(fields.steps).toBe(4);
+  });
+});
+
+describe('the embedded default tasks (no FILE)', () => {
+  test('classify: first names → female/male beats the majority class clearly', async () => {
+    const t = await run('train', '--task', 'classify', '--epochs', '2', '--out', path.join(dir, 'names.safetensors'), '--json');
+    expect(t.code).toBe(0);
+    const f = jsonLine(t.out);
+    expect(f.accuracy as number).toBeGreaterThan((f.majority_accuracy as number) + 0.15);
+    expect(f.macro_f1 as number).toBeGreaterThan(0.7);
+  });
+
+  test('forecast: US births, 14 days from 8 weeks, beats seasonal-naive MASE on 1988', async () => {
+    const t = await run('train', '--task', 'forecast', '--out', path.join(dir, 'births.safetensors'), '--json');
+    expect(t.code).toBe(0);
+    const f = jsonLine(t.out);
+    expect(f.windows).toBe(366 - 14 + 1);
+    expect(f.mase as number).toBeLessThan(f.seasonal_naive_mase as number);
+    expect(f.mae as number).toBeLessThan(f.seasonal_naive_mae as number);
   });
 });

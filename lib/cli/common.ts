@@ -4,6 +4,7 @@ import * as path from 'path';
 import * as cliProgress from 'cli-progress';
 import type { RNN } from '../rnn';
 import type { StepInfo } from '../train/trainer';
+import { Schedule, ScheduleKind, checkSchedule } from '../train/schedules';
 
 export interface CliIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -110,3 +111,19 @@ export function describeModel(rnn: RNN): string {
   return `${parts.join(', ')}, hidden`;
 }
 
+
+/**
+ * The learning-rate schedule of --lr, --schedule, --warmup and --decay-steps for a run of `steps`
+ * updates: cosine from lr to lr/10 over decaySteps (default the run), or steps of x0.3 every
+ * decaySteps (default a third of the run), or constant.
+ */
+export function scheduleFromFlags(kind: ScheduleKind, lr: number, warmup: number, decaySteps: number | undefined, steps: number): Schedule {
+  const schedule: Schedule =
+    kind === 'cosine'
+      ? { kind: 'cosine', lr, warmup, total: decaySteps ?? steps, minLr: lr / 10 }
+      : kind === 'step'
+        ? { kind: 'step', lr, every: decaySteps ?? Math.max(1, Math.round(steps / 3)), gamma: 0.3 }
+        : { kind: 'constant', lr };
+  checkSchedule(schedule);
+  return schedule;
+}

@@ -13,9 +13,9 @@ import { BackendName, RNN } from '../rnn';
 import type { HeadSpec } from '../engine/model';
 import type { InitKind } from '../stack';
 import { Tensor } from '../tensor';
-import { Checkpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint';
+import { Checkpoint, defaultBackend, loadCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import { EpochBatcher, SequenceBatch } from '../train/epochs';
-import { Schedule } from '../train/schedules';
+import { ScheduleKind } from '../train/schedules';
 import { StepInfo, Trainer, Validation } from '../train/trainer';
 import { csvRows } from '../tasks/csv';
 import { birthsForecast, nameGenderTask } from '../tasks/defaults';
@@ -28,7 +28,7 @@ import { EncodedSequences, SequenceBatcher, SequenceEncoder } from '../tasks/seq
 import { FillPolicy, SeriesTable, readSeriesCsv } from '../tasks/series';
 import { textChunks, textLines } from '../tasks/text';
 import { LongRangeBatch, longRangeTask } from '../tasks/longrange';
-import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, progress } from './common';
+import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, progress, scheduleFromFlags } from './common';
 
 /** The tasks `bptt train --task` knows. */
 export const TASKS = ['lm', 'classify', 'forecast', 'adding', 'copy'] as const;
@@ -47,6 +47,9 @@ export interface TaskTrainFlags {
   clipValue?: number;
   optim: OptimizerKind;
   lr: number;
+  schedule: ScheduleKind;
+  warmup: number;
+  decaySteps?: number;
   steps: number;
   epochs?: number;
   patience?: number;
@@ -78,7 +81,7 @@ export interface TaskTrainFlags {
 
 /** Per-task defaults for flags the user did not give. */
 const TASK_DEFAULTS: Record<Exclude<TaskKind, 'lm'>, { cell: CellKind; hidden: number; epochs: number; lr: number; batch: number }> = {
-  forecast: { cell: 'lstm', hidden: 64, epochs: 8, lr: 3e-3, batch: 32 },
+  forecast: { cell: 'gru', hidden: 64, epochs: 10, lr: 3e-3, batch: 64 },
   classify: { cell: 'lstm', hidden: 64, epochs: 6, lr: 3e-3, batch: 32 },
   adding: { cell: 'lstm', hidden: 64, epochs: 1, lr: 3e-3, batch: 32 },
   copy: { cell: 'lstm', hidden: 64, epochs: 1, lr: 3e-3, batch: 32 },
@@ -567,10 +570,9 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
     throw new UsageError(`${flags.resume} is not a training checkpoint of a --task ${kind} run (no training state, optimizer or task metadata)`);
   }
   const task = await prepare(kind, file, flags);
-  let backend: BackendName = flags.backend ?? 'native';
-  if (backend === 'native' && !nativeAvailable()) {
-    backend = 'reference';
-    io.stderr.write('bptt: note: the native addon did not load; training on the (slow) pure-TS reference backend\n');
+  const backend: BackendName = flags.backend ?? defaultBackend(task.head);
+  if (backend === 'reference' && flags.backend === undefined) {
+    io.stderr.write(`bptt: note: ${nativeAvailable() ? `the native backend does not run the '${task.head.kind}' head` : 'the native addon did not load'}; training on the (slow) pure-TS reference backend\n`);
   }
   const rnn =
     resumed?.rnn ??
@@ -590,14 +592,16 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
   if (rnn.inputSize !== task.inputSize || rnn.outputSize !== task.outputSize) {
     throw new UsageError(`${flags.resume} has ${rnn.inputSize} inputs and ${rnn.outputSize} outputs, but this data needs ${task.inputSize} and ${task.outputSize}`);
   }
-  const schedule: Schedule = { kind: 'constant', lr: flags.lr };
+  const perEpoch = task.train.batchesPerEpoch;
+  const steps = given('steps') ? flags.steps : (flags.epochs ?? defaults.epochs) * perEpoch;
+  const schedule = scheduleFromFlags(flags.schedule, flags.lr, flags.warmup, flags.decaySteps, steps);
   const trainer = new Trainer(rnn, {
     optimizer: resumed?.optimizer ?? flags.optim,
     lr: schedule,
     ...(flags.truncate !== undefined ? { truncate: flags.truncate } : {}),
     ...(flags.clip ? { clipNorm: flags.clip } : {}),
     ...(flags.clipValue !== undefined ? { clipValue: flags.clipValue } : {}),
-    ...(flags.log !== undefined ? { log: flags.log } : {}),
+    ...(flags.log !== undefined ? { log: flags.log, ...(flags.logEvery !== undefined ? { logEvery: flags.logEvery } : {}) } : {}),
     task: kind,
     seed: flags.seed,
   });
@@ -606,8 +610,6 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
   const last = lastPath(out);
   const hyperparameters = { run: { task: kind, hidden: flags.hidden, batch: flags.batch, lr: flags.lr, optim: flags.optim, clip: flags.clip || null, seed: flags.seed, truncate: flags.truncate ?? null } };
   const save = (file: string): void => saveCheckpoint(file, rnn, { trainer, task: task.meta, hyperparameters });
-  const perEpoch = task.train.batchesPerEpoch;
-  const steps = given('steps') ? flags.steps : (flags.epochs ?? defaults.epochs) * perEpoch;
 
   const controller = new AbortController();
   const onSigint = (): void => {
@@ -622,7 +624,7 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
 
   human.stdout.write(
     `training --task ${kind} on ${task.summary}; ${describeModel(rnn)} ${rnn.hiddenSize}, batch ${flags.batch}, ${perEpoch} updates per epoch, ` +
-      `${flags.truncate !== undefined ? `BPTT truncated to ${flags.truncate} steps` : 'full BPTT'}, ${flags.optim}, lr ${flags.lr}${flags.clip ? `, clip ${flags.clip}` : ''}; ` +
+      `${flags.truncate !== undefined ? `BPTT truncated to ${flags.truncate} steps` : 'full BPTT'}, ${flags.optim}, lr ${flags.lr}${schedule.kind === 'constant' ? '' : ` (${schedule.kind})`}${flags.clip ? `, clip ${flags.clip}` : ''}; ` +
       `${resumed ? `resuming at step ${trainer.step}, ` : ''}${steps} steps\n`,
   );
   const bar = progress(human, steps);

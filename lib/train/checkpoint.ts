@@ -20,6 +20,7 @@ import { OPTIMIZER_KINDS, Optimizer, OptimizerKind } from '../optim';
 import { Rng } from '../rng';
 import { CellKind } from '../engine/spec';
 import { BackendName, RNN } from '../rnn';
+import { Tensor } from '../tensor';
 import type { HeadSpec } from '../engine/model';
 import type { InitKind } from '../stack';
 import type { BatcherState } from './batcher';
@@ -378,7 +379,7 @@ function decodeContents(bytes: Uint8Array, options: LoadOptions, what: string, m
     if (model[key] !== undefined && model[key] !== value) fail(`metadata says ${key} ${JSON.stringify(model[key])} but the tensors have ${value}`);
   }
   const seed = typeof model.seed === 'number' && Number.isSafeInteger(model.seed) ? model.seed : 0;
-  const backend = options.backend ?? (nativeAvailable() ? 'native' : 'reference');
+  const backend = options.backend ?? defaultBackend((model.head as HeadSpec | undefined) ?? { kind: 'tokens' });
   const rnn = new RNN({
     inputSize: D,
     hiddenSize: H,
@@ -584,4 +585,37 @@ function parseTraining(text: string, tensors: Map<string, RawTensor>, rnn: RNN, 
     best: (best as number | null | undefined) ?? null,
     stale: (stale as number | undefined) ?? 0,
   };
+}
+
+const nativeHeads = new Map<string, boolean>();
+
+/**
+ * The backend a model with this head runs on by default: native when the addon loads and runs the
+ * head (probed once per head kind with a one-step model), else the reference backend.
+ */
+export function defaultBackend(head: HeadSpec): BackendName {
+  if (!nativeAvailable()) return 'reference';
+  if (head.kind === 'tokens') return 'native';
+  let runs = nativeHeads.get(head.kind);
+  if (runs === undefined) {
+    const x = Tensor.from(new Float32Array(1), [1, 1, 1]);
+    const y = head.kind === 'classify' ? Tensor.from(new Int32Array(1), [1]) : Tensor.from(new Float32Array(2), [1, 1, 2]);
+    let probe: RNN | null = null;
+    try {
+      // Construction, prediction and training: a backend that runs only some of them is not the default.
+      probe = new RNN({ inputSize: 1, hiddenSize: 1, outputSize: 2, cell: 'gru', head: { kind: head.kind } as HeadSpec, backend: 'native', seed: 1 });
+      probe.predict(x).dispose();
+      const r = probe.lossAndGradients(x, y);
+      for (const t of [r.hT, r.cT, ...Object.values(r.grads)]) t?.dispose();
+      runs = true;
+    } catch {
+      runs = false;
+    } finally {
+      x.dispose();
+      y.dispose();
+      probe?.dispose();
+    }
+    nativeHeads.set(head.kind, runs);
+  }
+  return runs ? 'native' : 'reference';
 }

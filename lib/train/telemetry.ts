@@ -235,8 +235,6 @@ export function clipScale(gradNorm: number, clipped: boolean, clipNorm: number |
 
 /** The model part of a run record. */
 export function modelSummary(rnn: RNN): RunRecord['model'] {
-  const head = (rnn as { head?: unknown }).head;
-  const init = (rnn as { init?: unknown }).init;
   return {
     cell: rnn.cell,
     numLayers: rnn.numLayers,
@@ -245,7 +243,7 @@ export function modelSummary(rnn: RNN): RunRecord['model'] {
     inputSize: rnn.inputSize,
     outputSize: rnn.outputSize,
     dropout: rnn.dropout,
-    ...(head !== undefined ? { head } : {}),
-    ...(init !== undefined ? { init } : {}),
+    head: rnn.head,
+    init: rnn.init,
   };
 }

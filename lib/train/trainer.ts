@@ -8,6 +8,12 @@
  * natively, off the main thread) from the hidden state at the window start. The next window
  * starts k1 steps later; its start state comes out of the same call's forward pass (stateAt),
  * computed with the parameters before the update like every state of the window.
+ *
+ * The same trainer runs whole sequences (forecast windows, labelled sequences, generated problems)
+ * from an EpochBatcher: each update is one trainStepAsync over a padded batch with its lengths,
+ * exact BPTT or truncated to `truncate` steps, nothing carried between batches. Both kinds share
+ * the schedule, clipping, optimizer, abort, checkpoint and validation/early-stopping logic, and
+ * the telemetry records.
  */
 import { Reduction, checkFinite, checkFloat32Scalar, describeValue } from '../backend';
 import { TensorInUseError } from '../errors';
@@ -19,6 +25,7 @@ import { ClipStats, ClipSummary } from './clipping';
 import { EpochBatcher, SequenceBatch } from './epochs';
 import { Schedule, checkSchedule, learningRate } from './schedules';
 import { TelemetryLog, TelemetryWriter, clipScale, modelSummary } from './telemetry';
+import { diagnoseAsync } from '../diagnostics/diagnose';
 
 /**
  * How a {@link Trainer} trains: TBPTT(k1, k2), the optimizer, the learning rate and clipping.
@@ -64,6 +71,11 @@ export interface TrainerOptions {
    * start, appended to when the trainer resumes a run) or a writer.
    */
   log?: string | TelemetryWriter;
+  /**
+   * With `log`: a `profile` record (per-lag gradient norms, spectral radii: `diagnose()` on the
+   * update's batch) every this many updates. Default: none.
+   */
+  logEvery?: number;
   /** What the run's first telemetry record names as its task (default 'lm' for streams, else 'sequences'). */
   task?: string;
   /** The seed the run record names (default rnn.seed). */
@@ -316,6 +328,7 @@ export class Trainer {
   #task: string | undefined;
   #seed: number;
   #wroteRun = false;
+  #logEvery: number | undefined;
   #h: Tensor | null = null;
   /** LSTM: the cell state carried beside #h. */
   #c: Tensor | null = null;
@@ -355,6 +368,7 @@ export class Trainer {
       else if (typeof options.log === 'object' && options.log !== null && typeof options.log.write === 'function') this.#log = options.log;
       else throw new TypeError('log must be a file path or a TelemetryWriter');
     }
+    this.#logEvery = options.logEvery === undefined ? undefined : checkCount('logEvery', options.logEvery, 1);
     this.#task = options.task;
     this.#seed = options.seed ?? rnn.seed;
     if (options.clipNorm !== undefined) checkFloat32Scalar('clipNorm', options.clipNorm, false);
@@ -487,6 +501,7 @@ export class Trainer {
     else if (options.epochs !== undefined) steps = checkCount('epochs', options.epochs, 0) * perEpoch;
     else throw new TypeError('fit needs steps or epochs');
     this.attach(data);
+    if (this.#logEvery !== undefined && (this.#log !== null || this.#logPath !== null)) await this.checkProfile(data);
     this.openLog(stream);
     this.#running = true;
     const started = performance.now();
@@ -696,7 +711,8 @@ export class Trainer {
   private async update(data: StreamBatcher | EpochBatcher): Promise<StepInfo> {
     this.#updating = true;
     try {
-      const info = data instanceof StreamBatcher ? await this.runUpdate(data) : await this.runSequenceUpdate(data);
+      const { info, batch } = data instanceof StreamBatcher ? await this.runUpdate(data) : await this.runSequenceUpdate(data);
+      if (this.#log && this.#logEvery !== undefined && info.step % this.#logEvery === 0) await this.profile(info.step, batch);
       this.#log?.write({
         type: 'update',
         step: info.step,
@@ -712,8 +728,45 @@ export class Trainer {
     }
   }
 
+  /**
+   * Runs one profile on the next batch without consuming it, so a model diagnose() cannot profile
+   * fails before training rather than in the middle of it.
+   */
+  private async checkProfile(data: StreamBatcher | EpochBatcher): Promise<void> {
+    const before = data.state();
+    let batch: SequenceBatch;
+    if (data instanceof StreamBatcher) {
+      const chunk = data.next(this.k1);
+      batch = { inputs: { data: chunk.inputs, shape: [this.k1, data.batch] }, targets: { data: chunk.targets, shape: [this.k1, data.batch] } };
+    } else {
+      batch = data.next();
+    }
+    data.restore(before);
+    try {
+      await this.profile(0, batch, { write: () => undefined });
+    } catch (err) {
+      throw new TypeError(`profile records (logEvery) need diagnose(), which cannot profile this model: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * A profile record: the per-lag gradient norms and spectral radii of the model as it is after
+   * the update, on the update's batch (its own loss, no truncation-bias or Jacobian terms).
+   */
+  private async profile(step: number, batch: SequenceBatch, log: TelemetryWriter = this.#log!): Promise<void> {
+    const x = Tensor.from(batch.inputs.data, batch.inputs.shape);
+    const y = Tensor.from(batch.targets.data, batch.targets.shape);
+    try {
+      const d = await diagnoseAsync(this.rnn, x, y, { truncate: [], jacobian: false, ...(batch.lengths ? { lengths: batch.lengths } : {}) });
+      log.write({ type: 'profile', step, perLag: Array.from(d.perLag), spectralRadius: d.spectralRadius, decayRate: Number.isFinite(d.decayRate) ? d.decayRate : null, loss: d.loss });
+    } finally {
+      x.dispose();
+      y.dispose();
+    }
+  }
+
   /** One update on a batch of whole sequences: exact (or truncated) BPTT through each. */
-  private async runSequenceUpdate(data: EpochBatcher): Promise<StepInfo> {
+  private async runSequenceUpdate(data: EpochBatcher): Promise<{ info: StepInfo; batch: SequenceBatch }> {
     const before = data.state();
     const batch: SequenceBatch = data.next();
     const lr = learningRate(this.schedule, this.#step);
@@ -742,7 +795,7 @@ export class Trainer {
     this.#step++;
     this.#clip.record(result.gradNorm, result.clipped);
     const [T, B] = batch.inputs.shape;
-    return {
+    const info = {
       step: this.#step,
       loss: result.loss,
       gradNorm: result.gradNorm,
@@ -752,9 +805,10 @@ export class Trainer {
       tokens: batch.lengths ? batch.lengths.reduce((a, n) => a + n, 0) : T * B,
       clip: this.#clip.summary(),
     };
+    return { info, batch };
   }
 
-  private async runUpdate(data: StreamBatcher): Promise<StepInfo> {
+  private async runUpdate(data: StreamBatcher): Promise<{ info: StepInfo; batch: SequenceBatch }> {
     const B = data.batch;
     const before = data.state();
     const chunk = data.next(this.k1);
@@ -811,7 +865,7 @@ export class Trainer {
     this.#historySteps = keep;
     this.#step++;
     this.#clip.record(result.gradNorm, result.clipped);
-    return {
+    const info = {
       step: this.#step,
       loss: result.loss,
       gradNorm: result.gradNorm,
@@ -821,5 +875,6 @@ export class Trainer {
       tokens: this.k1 * B,
       clip: this.#clip.summary(),
     };
+    return { info, batch: { inputs: { data: inputs, shape: [T, B] }, targets: { data: targets, shape: [T, B] } } };
   }
 }
