@@ -216,7 +216,10 @@ describe('Trainer.fit', () => {
     const stepMs = elapsed / steps;
     console.log(`${steps} steps of ${stepMs.toFixed(0)} ms, ${ticks} ticks, worst lateness ${worst.toFixed(1)} ms`);
     expect(stepMs).toBeGreaterThan(40);
-    expect(ticks).toBeGreaterThanOrEqual(Math.floor(elapsed / 10 / 2));
+    // A blocked loop would fire the timer about once per step (between steps, an overdue interval
+    // fires once) and late by about a step; a free one fires several times within each step. No
+    // rate is asserted: on a loaded host the timer may fire at well under 100 Hz.
+    expect(ticks).toBeGreaterThan(2 * steps);
     expect(worst).toBeLessThan(stepMs / 2);
   });
 
