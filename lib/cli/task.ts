@@ -25,7 +25,7 @@ import { argmaxRows, classificationMetrics, forecastErrors, seasonalScale } from
 import { majorityClass, seasonalNaiveForecasts } from '../tasks/baselines';
 import { collectForecasts, forecastReport } from '../tasks/reports';
 import { EncodedSequences, SequenceBatcher, SequenceEncoder } from '../tasks/sequences';
-import { FillPolicy, SeriesTable, readSeriesCsv } from '../tasks/series';
+import { FillPolicy, SeriesTable, readSeriesCsv, seriesColumn } from '../tasks/series';
 import { textChunks, textLines } from '../tasks/text';
 import { LongRangeBatch, longRangeTask } from '../tasks/longrange';
 import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, progress, scheduleFromFlags } from './common';
@@ -254,6 +254,13 @@ function pipelineColumns(p: ForecastPipeline): string[] {
   return [...p.targets.map((f) => f.column), ...p.covariates.map((f) => f.column)];
 }
 
+/** The origins of every window of a file: each whose W inputs and H targets are rows of it. */
+function fileOrigins(p: ForecastPipeline, table: SeriesTable, file: string): Int32Array {
+  const N = table.length - p.horizon - p.window + 1;
+  if (N < 1) throw new UsageError(`${file} has ${table.length} rows; one window of ${p.window} steps and a horizon of ${p.horizon} need ${p.window + p.horizon}`);
+  return Int32Array.from({ length: N }, (_, i) => p.window + i);
+}
+
 /** Every window of a file forecast with the checkpoint's normalisation, scored like training's test part. */
 async function evalForecast(rnn: RNN, meta: ForecastMeta, file: string, fill: FillPolicy): Promise<Record<string, unknown>> {
   const p = meta.pipeline;
@@ -261,9 +268,8 @@ async function evalForecast(rnn: RNN, meta: ForecastMeta, file: string, fill: Fi
   const W = p.window;
   const H = p.horizon;
   const C = p.targetSize;
-  const N = table.length - H - W + 1;
-  if (N < 1) throw new UsageError(`${file} has ${table.length} rows; one window of ${W} steps and a horizon of ${H} need ${W + H}`);
-  const origins = Int32Array.from({ length: N }, (_, i) => W + i);
+  const origins = fileOrigins(p, table, file);
+  const N = origins.length;
   const y = table.values[0];
   const actual = new Float64Array(H * N);
   const model = new Float64Array(H * N);
@@ -420,14 +426,18 @@ function classifyMeta(task: Record<string, unknown>): ClassifyMeta {
   return { encoder, majority: Number(task.majority ?? 0), textField: String(task.textField ?? 'text'), labelField: String(task.labelField ?? 'label'), tokenize: state.tokenize ?? 'char', lowercase: state.lowercase ?? false };
 }
 
-async function evalClassify(rnn: RNN, meta: ClassifyMeta, file: string): Promise<Record<string, unknown>> {
+/** A labelled file read as the checkpoint's run read its data, encoded with its encoder. */
+async function encodeFile(meta: ClassifyMeta, file: string): Promise<EncodedSequences> {
   const data = await readLabelled(file, meta.textField, meta.labelField, meta.tokenize, meta.lowercase);
-  let set: EncodedSequences;
   try {
-    set = meta.encoder.encode(data);
+    return meta.encoder.encode(data);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+}
+
+async function evalClassify(rnn: RNN, meta: ClassifyMeta, file: string): Promise<Record<string, unknown>> {
+  const set = await encodeFile(meta, file);
   return classifyFields(set.labels, (await classifySet(rnn, set)).predicted, meta.encoder.numClasses, meta.majority);
 }
 
@@ -459,6 +469,96 @@ async function predictClassify(rnn: RNN, meta: ClassifyMeta, file: string): Prom
   const { predicted, probabilities } = await classifySet(rnn, set);
   const K = meta.encoder.numClasses;
   return texts.map((text, i) => ({ text, label: meta.encoder.labels[predicted[i]], probabilities: Object.fromEntries(meta.encoder.labels.map((l, k) => [l, probabilities[i * K + k]])) }));
+}
+
+// ---------------------------------------------------------------- a batch to diagnose
+
+/**
+ * One batch of a classify or forecast checkpoint's data, as the model read it in training: the
+ * inputs [T, B] (token ids) or [T, B, D], the head's targets (class ids [B]; normalised forecasts
+ * [B, H*C]) and, for padded sequences, their lengths. What `bptt diagnose` diagnoses.
+ */
+export interface TaskDataBatch {
+  inputs: Tensor;
+  targets: Tensor;
+  /** Valid steps of each sequence, [B]; absent when every one has T. */
+  lengths?: Int32Array;
+  /** The batch in words: how many of what, from where. */
+  what: string;
+}
+
+/** min(count, total) indices spread evenly over [0, total), the first and the last included. */
+function spread(total: number, count: number): Int32Array {
+  const B = Math.min(total, count);
+  return Int32Array.from({ length: B }, (_, b) => (B === 1 ? 0 : Math.floor((b * (total - 1)) / (B - 1))));
+}
+
+/** The windows with these origins, normalised with the checkpoint's pipeline (a ForecastDataset fits its own). */
+function pipelineWindows(p: ForecastPipeline, table: SeriesTable, origins: Int32Array): ForecastBatch {
+  const B = origins.length;
+  const H = p.horizon;
+  const C = p.targetSize;
+  const targets = new Float32Array(H * B * C);
+  p.targets.forEach((f, c) => {
+    const y = seriesColumn(table, f.column);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) targets[(h * B + b) * C + c] = p.normalize(c, y[origins[b] + h]);
+  });
+  return { steps: p.window, batch: B, input: { kind: 'dense', data: p.inputs(table, origins) }, inputSize: p.inputSize, targets, horizon: H, targetSize: C, origins };
+}
+
+async function forecastDataBatch(meta: ForecastMeta, file: string | undefined, size: number, checkpoint: string): Promise<{ batch: SequenceBatch; what: string }> {
+  const p = meta.pipeline;
+  let table: SeriesTable;
+  let origins: Int32Array;
+  if (file === undefined) {
+    const births = birthsForecast();
+    if (births.pipeline.serialize() !== p.serialize()) {
+      throw new RangeError(`${checkpoint} was trained on other data than the default births series (its columns, window, horizon or normalisation differ): give the file it was trained on`);
+    }
+    ({ table } = births);
+    origins = births.origins('test');
+  } else {
+    table = await readTable(file, pipelineColumns(p), meta.fill);
+    origins = fileOrigins(p, table, file);
+  }
+  const chosen = spread(origins.length, size).map((i) => origins[i]);
+  const source = file ?? "the births series' test part";
+  return { batch: forecastBatch(pipelineWindows(p, table, chosen)), what: `${chosen.length} windows of ${p.window} steps (${p.horizon} ahead) of ${source}` };
+}
+
+async function classifyDataBatch(meta: ClassifyMeta, file: string | undefined, size: number, seed: number, checkpoint: string): Promise<{ batch: SequenceBatch; what: string }> {
+  let set: EncodedSequences;
+  if (file === undefined) {
+    const names = nameGenderTask(seed);
+    if (names.encoder.labels.join('\n') !== meta.encoder.labels.join('\n')) {
+      throw new RangeError(`${checkpoint} classifies ${meta.encoder.labels.join(', ')}, not the default first names' ${names.encoder.labels.join(', ')}: give the file it was trained on`);
+    }
+    set = meta.encoder.encode(names.data, names.split.test);
+  } else {
+    set = await encodeFile(meta, file);
+  }
+  const b = new SequenceBatcher(set, { batchSize: size }).batch(spread(set.count, size));
+  const source = file ?? `the first names' test part (split with seed ${seed})`;
+  return { batch: sequenceBatch(b, meta.encoder.inputSize), what: `${b.batch} examples of ${source}, up to ${b.steps} steps` };
+}
+
+/**
+ * At most `size` sequences (classify) or windows (forecast) of a task checkpoint's data, spread
+ * evenly over FILE (all of it, read and encoded or normalised as eval reads it) or, without one,
+ * over the test part of the task's default data (births, first names) as its training run split
+ * it. The data goes through the checkpoint's own encoder or normalisation.
+ *
+ * @throws UsageError for a file that cannot be read or holds too little; RangeError/TypeError for
+ * data the checkpoint's encoder or normalisation cannot take, or a checkpoint that was not trained
+ * on the default data when no file is given.
+ */
+export async function taskDataBatch(ck: Checkpoint, file: string | undefined, size: number, checkpoint = 'the checkpoint'): Promise<TaskDataBatch> {
+  const task = ck.task;
+  if (task?.kind !== 'forecast' && task?.kind !== 'classify') throw new RangeError(`${checkpoint} is not a classify or forecast checkpoint (task ${String(task?.kind ?? 'lm')})`);
+  const run = ck.hyperparameters.run as { seed?: unknown } | undefined;
+  const seed = typeof run?.seed === 'number' ? run.seed : 0;
+  const { batch, what } = task.kind === 'forecast' ? await forecastDataBatch(forecastMeta(task, checkpoint), file, size, checkpoint) : await classifyDataBatch(classifyMeta(task), file, size, seed, checkpoint);
+  return { inputs: Tensor.from(batch.inputs.data, batch.inputs.shape), targets: Tensor.from(batch.targets.data, batch.targets.shape), ...(batch.lengths ? { lengths: batch.lengths } : {}), what };
 }
 
 // ---------------------------------------------------------------- adding / copy

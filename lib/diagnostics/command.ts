@@ -9,6 +9,7 @@ import { loadCheckpoint, type Checkpoint } from '../train/checkpoint';
 import { defaultNames, namesText } from '../train/data';
 import { readTelemetry, type TelemetryRecord } from '../train/telemetry';
 import { longRangeTask } from '../tasks/longrange';
+import { taskDataBatch, type TaskDataBatch } from '../cli/task';
 import { Tensor } from '../tensor';
 import { checkSize } from '../backend';
 import { diagnoseAsync, diagnosisToJson } from './diagnose';
@@ -29,7 +30,7 @@ import { terminalSummary } from './terminal';
 export interface DiagnoseCommandOptions {
   /** The checkpoint file. */
   checkpoint: string;
-  /** Data as the task reads it: a text file for a language model. Default: the task's default data (the first names for a language model, generated sequences for adding/copy). */
+  /** Data as the task reads it: a text file for a language model, the labelled CSV/JSONL of a classifier, the series CSV of a forecaster (all of the file is sampled). Default: the task's default data: the first-name list for a language model, its test part for a classifier, the births series' test part for a forecaster, generated sequences for adding/copy. */
   file?: string;
   /** A training telemetry log (JSONL) for the training charts. */
   log?: string;
@@ -39,7 +40,7 @@ export interface DiagnoseCommandOptions {
   json?: boolean;
   /** The truncation lengths k to measure the bias of (default: 1, 2, 4, ... below T, plus the run's k). */
   truncate?: number[];
-  /** Sequences in the diagnosed batch (default 16). */
+  /** Sequences in the diagnosed batch (default 16): at most this many examples or windows of a classifier's or forecaster's data. */
   batch?: number;
   /** Steps per sequence of a language model's batch (default: the run's --seq, else 64). */
   steps?: number;
@@ -47,16 +48,13 @@ export interface DiagnoseCommandOptions {
   stdout?: { write(text: string): unknown };
 }
 
-interface DiagnosedBatch {
-  inputs: Tensor;
-  targets: Tensor;
-  what: string;
-}
+/** Inputs, the head's targets, lengths of padded sequences, and what they are in words. */
+type DiagnosedBatch = TaskDataBatch;
 
-/** The run's settings as the LM trainer saves them (hyperparameters.run), when present. */
-function runSettings(ck: Checkpoint): { seq?: number; k2?: number; batch?: number } {
+/** The run's settings as the trainers save them (hyperparameters.run), when present: the LM trainer's seq and k2, a task run's truncate. */
+function runSettings(ck: Checkpoint): { seq?: number; k2?: number; batch?: number; truncate?: number | null } {
   const run = ck.hyperparameters.run;
-  return typeof run === 'object' && run !== null ? (run as { seq?: number; k2?: number; batch?: number }) : {};
+  return typeof run === 'object' && run !== null ? (run as { seq?: number; k2?: number; batch?: number; truncate?: number | null }) : {};
 }
 
 function readUtf8(file: string): string {
@@ -94,7 +92,7 @@ function languageModelBatch(ck: Checkpoint, file: string | undefined, options: D
   return { inputs: Tensor.from(x, [T, B]), targets: Tensor.from(y, [T, B]), what: `${B} windows of ${T} characters of ${file ?? 'the first-name list'}` };
 }
 
-function batchFor(ck: Checkpoint, options: DiagnoseCommandOptions): DiagnosedBatch {
+async function batchFor(ck: Checkpoint, options: DiagnoseCommandOptions): Promise<DiagnosedBatch> {
   const kind = ck.task === null ? 'lm' : String(ck.task.kind);
   if (kind === 'lm') return languageModelBatch(ck, options.file, options);
   if (kind === 'adding' || kind === 'copy') {
@@ -105,7 +103,8 @@ function batchFor(ck: Checkpoint, options: DiagnoseCommandOptions): DiagnosedBat
     const b = longRangeTask(kind, { length, seed: 0x5eed }).batch(options.batch ?? 16);
     return { ...b, what: `${options.batch ?? 16} generated ${kind} sequences of ${b.inputs.shape[0]} steps` };
   }
-  throw new RangeError(`bptt diagnose reads language-model, adding and copy checkpoints; ${options.checkpoint} is a ${kind} model`);
+  if (kind === 'classify' || kind === 'forecast') return taskDataBatch(ck, options.file, options.batch ?? 16, options.checkpoint);
+  throw new RangeError(`bptt diagnose reads language-model, classify, forecast, adding and copy checkpoints; ${options.checkpoint} is a ${kind} model`);
 }
 
 /**
@@ -149,11 +148,18 @@ export async function runDiagnose(options: DiagnoseCommandOptions): Promise<void
   options.truncate?.forEach((k) => checkSize('truncate k', k));
   const log: TelemetryRecord[] | null = options.log === undefined ? null : readTelemetry(options.log);
   const ck = loadCheckpoint(options.checkpoint);
-  const batch = batchFor(ck, options);
+  let batch: DiagnosedBatch;
+  try {
+    batch = await batchFor(ck, options);
+  } catch (err) {
+    ck.rnn.dispose();
+    throw err;
+  }
   try {
     const T = batch.inputs.shape[0];
     const run = log?.find((r) => r.type === 'run');
-    const runK = typeof run?.truncate === 'number' ? run.truncate : (runSettings(ck).k2 ?? null);
+    const settings = runSettings(ck);
+    const runK = typeof run?.truncate === 'number' ? run.truncate : (settings.k2 ?? settings.truncate ?? null);
     let ks = options.truncate;
     if (ks === undefined) {
       ks = [];
@@ -161,7 +167,7 @@ export async function runDiagnose(options: DiagnoseCommandOptions): Promise<void
       if (runK !== null && runK < T && !ks.includes(runK)) ks.push(runK);
       ks.sort((a, b) => a - b);
     }
-    const diagnosis = await diagnoseAsync(ck.rnn, batch.inputs, batch.targets, { truncate: ks });
+    const diagnosis = await diagnoseAsync(ck.rnn, batch.inputs, batch.targets, { truncate: ks, ...(batch.lengths ? { lengths: batch.lengths } : {}) });
     const json = diagnosisToJson(diagnosis);
     const stdout = options.stdout ?? process.stdout;
     const checkpoint = { file: options.checkpoint, task: ck.task === null ? 'lm' : String(ck.task.kind), data: batch.what, model: { cell: ck.rnn.cell, numLayers: ck.rnn.numLayers, hiddenSize: ck.rnn.hiddenSize, bidirectional: ck.rnn.bidirectional } };
