@@ -27,7 +27,7 @@ import { sample } from './train/sample';
 import { Schedule, ScheduleKind, checkSchedule } from './train/schedules';
 import { CharTokenizer } from './train/tokenizer';
 import { StepInfo, Trainer } from './train/trainer';
-import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, oneLine, progress, scheduleFromFlags } from './cli/common';
+import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, interruption, oneLine, progress, scheduleFromFlags } from './cli/common';
 import { TASKS, TaskKind, TaskTrainFlags, evalTask, predictTask, trainTask, writePredictions } from './cli/task';
 import { FILL_POLICIES, FillPolicy } from './tasks/series';
 import { nextTokenProbabilities } from './train/evaluate';
@@ -414,16 +414,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     return known ? formatNames(s) : JSON.stringify(s);
   };
 
-  const controller = new AbortController();
-  const onSigint = (): void => {
-    if (controller.signal.aborted) process.exit(130);
-    io.stderr.write('\nbptt: interrupted, saving a checkpoint after the current step (Ctrl-C again to quit at once)\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  const stopOnSignal = (): void => controller.abort();
-  options.signal?.addEventListener('abort', stopOnSignal);
-  if (options.signal?.aborted) controller.abort();
+  const stop = interruption(io, options);
 
   const steps = flags.epochs !== undefined && !given('steps') ? flags.epochs * data.chunksPerEpoch(settings.k1) : flags.steps;
   io.stdout.write(
@@ -444,7 +435,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
   try {
     result = await trainer.fit(data, {
       steps,
-      signal: controller.signal,
+      signal: stop.signal,
       ...(flags.saveEvery !== undefined
         ? {
             checkpointEvery: flags.saveEvery,
@@ -484,8 +475,7 @@ async function train(file: string | undefined, flags: TrainFlags, given: (name: 
     throw new UsageError(`${message} (the last good state, step ${trainer.step}, was saved to ${out})`);
   } finally {
     bar.stop();
-    process.removeListener('SIGINT', onSigint);
-    options.signal?.removeEventListener('abort', stopOnSignal);
+    stop.release();
   }
   save();
   const clip = trainer.clipStats;

@@ -17,6 +17,31 @@ export interface CliOptions {
 }
 
 
+/**
+ * How a training command stops: Ctrl-C (a second one quits at once) or the caller's signal aborts
+ * `signal` after the current step, so the last good state gets saved. `release()` removes the
+ * listeners when the run ends.
+ */
+export function interruption(io: CliIO, options: CliOptions): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const onSigint = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    io.stderr.write('\nbptt: interrupted, saving a checkpoint after the current step (Ctrl-C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const stopOnSignal = (): void => controller.abort();
+  options.signal?.addEventListener('abort', stopOnSignal);
+  if (options.signal?.aborted) controller.abort();
+  return {
+    signal: controller.signal,
+    release(): void {
+      process.removeListener('SIGINT', onSigint);
+      options.signal?.removeEventListener('abort', stopOnSignal);
+    },
+  };
+}
+
 /** An error to report as one line and exit 1. */
 export class UsageError extends Error {}
 

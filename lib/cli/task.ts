@@ -28,7 +28,7 @@ import { EncodedSequences, SequenceBatcher, SequenceEncoder } from '../tasks/seq
 import { FillPolicy, SeriesTable, readSeriesCsv, seriesColumn } from '../tasks/series';
 import { textChunks, textLines } from '../tasks/text';
 import { LongRangeBatch, longRangeTask } from '../tasks/longrange';
-import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, progress, scheduleFromFlags } from './common';
+import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, interruption, progress, scheduleFromFlags } from './common';
 
 /** The tasks `bptt train --task` knows. */
 export const TASKS = ['lm', 'classify', 'forecast', 'adding', 'copy'] as const;
@@ -711,16 +711,7 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
   const hyperparameters = { run: { task: kind, hidden: flags.hidden, batch: flags.batch, lr: flags.lr, optim: flags.optim, clip: flags.clip || null, seed: flags.seed, truncate: flags.truncate ?? null } };
   const save = (file: string): void => saveCheckpoint(file, rnn, { trainer, task: task.meta, hyperparameters });
 
-  const controller = new AbortController();
-  const onSigint = (): void => {
-    if (controller.signal.aborted) process.exit(130);
-    io.stderr.write('\nbptt: interrupted, saving a checkpoint after the current step (Ctrl-C again to quit at once)\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  const stopOnSignal = (): void => controller.abort();
-  options.signal?.addEventListener('abort', stopOnSignal);
-  if (options.signal?.aborted) controller.abort();
+  const stop = interruption(io, options);
 
   human.stdout.write(
     `training --task ${kind} on ${task.summary}; ${describeModel(rnn)} ${rnn.hiddenSize}, batch ${flags.batch}, ${perEpoch} updates per epoch, ` +
@@ -737,7 +728,7 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
   try {
     result = await trainer.fit(task.train, {
       steps,
-      signal: controller.signal,
+      signal: stop.signal,
       ...(task.validate
         ? {
             validate: async (): Promise<Validation> => {
@@ -774,8 +765,7 @@ export async function trainTask(kind: Exclude<TaskKind, 'lm'>, file: string | un
     throw new UsageError(`${message} (the last good state, step ${trainer.step}, was saved to ${last})`);
   } finally {
     bar.stop();
-    process.removeListener('SIGINT', onSigint);
-    options.signal?.removeEventListener('abort', stopOnSignal);
+    stop.release();
     trainer.dispose();
   }
   // The latest state, to --resume from; --out holds the best model (by validation) or, without

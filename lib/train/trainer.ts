@@ -766,6 +766,17 @@ export class Trainer {
   }
 
   /** One update on a batch of whole sequences: exact (or truncated) BPTT through each. */
+  /** What every update passes to trainStepAsync: the learning rate, optimizer, reduction and clipping. */
+  private updateOptions(lr: number) {
+    return {
+      lr,
+      optimizer: this.optimizer,
+      reduction: this.reduction,
+      ...(this.clipNorm !== undefined ? { clipNorm: this.clipNorm } : {}),
+      ...(this.clipValue !== undefined ? { clipValue: this.clipValue } : {}),
+    };
+  }
+
   private async runSequenceUpdate(data: EpochBatcher): Promise<{ info: StepInfo; batch: SequenceBatch }> {
     const before = data.state();
     const batch: SequenceBatch = data.next();
@@ -775,13 +786,9 @@ export class Trainer {
     let result: TrainStepOutput;
     try {
       result = await this.rnn.trainStepAsync(x, y, {
-        lr,
-        optimizer: this.optimizer,
-        reduction: this.reduction,
+        ...this.updateOptions(lr),
         ...(batch.lengths ? { lengths: batch.lengths } : {}),
         ...(this.truncate !== undefined ? { truncate: this.truncate } : {}),
-        ...(this.clipNorm !== undefined ? { clipNorm: this.clipNorm } : {}),
-        ...(this.clipValue !== undefined ? { clipValue: this.clipValue } : {}),
       });
     } catch (err) {
       data.restore(before);
@@ -829,16 +836,12 @@ export class Trainer {
     let result: TrainStepOutput;
     try {
       result = await this.rnn.trainStepAsync(x, y, {
-        lr,
-        optimizer: this.optimizer,
-        reduction: this.reduction,
+        ...this.updateOptions(lr),
         ...(this.#h ? { h0: this.#h } : {}),
         ...(this.#c ? { c0: this.#c } : {}),
         // The state where the next window starts, from the same forward pass (before the update).
         // A bidirectional model has no state to carry forward: each window starts from zeros.
         ...(advance > 0 && advance < T && !this.rnn.bidirectional ? { stateAt: advance - 1 } : {}),
-        ...(this.clipNorm !== undefined ? { clipNorm: this.clipNorm } : {}),
-        ...(this.clipValue !== undefined ? { clipValue: this.clipValue } : {}),
       });
     } catch (err) {
       data.restore(before);
