@@ -2,24 +2,11 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { main } from '../lib/cli';
+import { Capture, runCli } from './helpers/cli';
 import { decodeSafetensors, toFloat32 } from '../lib/train/safetensors';
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const code = await main(argv, { stdout, stderr });
-  return { code, out: stdout.text, err: stderr.text };
-}
+const run = runCli;
 
 /** The model and optimizer tensors of a checkpoint, by name. */
 function weights(file: string): Map<string, Buffer> {

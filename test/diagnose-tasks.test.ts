@@ -7,8 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
-import { main } from '../lib/cli';
+import { runCli } from './helpers/cli';
 import { diagnose, diagnosisToJson } from '../lib/diagnostics/diagnose';
 import { loadCheckpoint } from '../lib/train/checkpoint';
 import { ForecastPipeline } from '../lib/tasks/forecast';
@@ -17,20 +16,7 @@ import { SequenceEncoder } from '../lib/tasks/sequences';
 import { birthsForecast, nameGenderTask } from '../lib/tasks/defaults';
 import { Tensor } from '../lib/tensor';
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const code = await main(argv, { stdout, stderr });
-  return { code, out: stdout.text, err: stderr.text };
-}
+const run = runCli;
 
 async function train(...argv: string[]): Promise<void> {
   const t = await run('train', ...argv, '--cell', 'gru', '--hidden', '6', '--seed', '3', '--json');

@@ -6,26 +6,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
-import { main } from '../lib/cli';
+import { runCli } from './helpers/cli';
 import { decodeSafetensors } from '../lib/train/safetensors';
 import { loadCheckpoint } from '../lib/train/checkpoint';
 import { readTelemetry } from '../lib/train/telemetry';
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const code = await main(argv, { stdout, stderr });
-  return { code, out: stdout.text, err: stderr.text };
-}
+const run = runCli;
 
 /** The one JSON line a --json command printed. */
 function jsonLine(out: string): Record<string, unknown> {
