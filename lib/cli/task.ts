@@ -799,43 +799,42 @@ async function prepare(kind: Exclude<TaskKind, 'lm'>, file: string | undefined, 
 // ---------------------------------------------------------------- eval / predict
 
 /** `bptt eval CKPT FILE` for a task checkpoint: the whole file scored, one JSON line with --json. */
-export async function evalTask(ck: Checkpoint, checkpoint: string, file: string, flags: { json?: boolean; fill?: FillPolicy }, io: CliIO): Promise<number> {
+/**
+ * What `command` does with a FILE for a task checkpoint: the forecast or classify action with the
+ * checkpoint's settings; other tasks read no files. Every failure becomes a one-line UsageError.
+ */
+async function onTaskFile<R>(
+  ck: Checkpoint,
+  checkpoint: string,
+  command: 'eval' | 'predict',
+  actions: { forecast(meta: ForecastMeta): Promise<R>; classify(meta: ClassifyMeta): Promise<R> },
+): Promise<R> {
   const task = ck.task!;
-  let fields: Record<string, unknown>;
   try {
-    if (task.kind === 'forecast') {
-      const meta = forecastMeta(task, checkpoint);
-      fields = await evalForecast(ck.rnn, meta, file, flags.fill ?? meta.fill);
-    } else if (task.kind === 'classify') {
-      fields = await evalClassify(ck.rnn, classifyMeta(task), file);
-    } else {
-      throw new UsageError(`${checkpoint} is a --task ${String(task.kind)} checkpoint, which eval does not read files for`);
-    }
+    if (task.kind === 'forecast') return await actions.forecast(forecastMeta(task, checkpoint));
+    if (task.kind === 'classify') return await actions.classify(classifyMeta(task));
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError((err as Error).message);
   }
+  throw new UsageError(`${checkpoint} is a --task ${String(task.kind)} checkpoint, which ${command} does not read files for`);
+}
+
+export async function evalTask(ck: Checkpoint, checkpoint: string, file: string, flags: { json?: boolean; fill?: FillPolicy }, io: CliIO): Promise<number> {
+  const fields = await onTaskFile(ck, checkpoint, 'eval', {
+    forecast: (meta) => evalForecast(ck.rnn, meta, file, flags.fill ?? meta.fill),
+    classify: (meta) => evalClassify(ck.rnn, meta, file),
+  });
   report(io, flags.json === true, fields, `${describeFields(fields)}\n${verdict(fields)}`);
   return 0;
 }
 
 /** `bptt predict CKPT FILE`: one JSON line per prediction (stdout or --out), or all in one line with --json. */
 export async function predictTask(ck: Checkpoint, checkpoint: string, file: string, flags: { json?: boolean; out?: string; fill?: FillPolicy }, io: CliIO): Promise<number> {
-  const task = ck.task!;
-  let rows: Record<string, unknown>[];
-  try {
-    if (task.kind === 'forecast') {
-      const meta = forecastMeta(task, checkpoint);
-      rows = await predictForecast(ck.rnn, meta, file, flags.fill ?? meta.fill);
-    } else if (task.kind === 'classify') {
-      rows = await predictClassify(ck.rnn, classifyMeta(task), file);
-    } else {
-      throw new UsageError(`${checkpoint} is a --task ${String(task.kind)} checkpoint, which predict does not read files for`);
-    }
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError((err as Error).message);
-  }
+  const rows = await onTaskFile(ck, checkpoint, 'predict', {
+    forecast: (meta) => predictForecast(ck.rnn, meta, file, flags.fill ?? meta.fill),
+    classify: (meta) => predictClassify(ck.rnn, meta, file),
+  });
   writePredictions(rows, flags, io);
   return 0;
 }
