@@ -24,7 +24,7 @@ import { Checkpoint, loadCheckpoint, saveCheckpoint } from './train/checkpoint';
 import { defaultNames, namesText, shuffled } from './train/data';
 import { EvalResult, evaluate } from './train/evaluate';
 import { sample } from './train/sample';
-import { Schedule, ScheduleKind, checkSchedule } from './train/schedules';
+import { Schedule, checkSchedule } from './train/schedules';
 import { CharTokenizer } from './train/tokenizer';
 import { StepInfo, Trainer } from './train/trainer';
 import { CliIO, CliOptions, SaveError, UsageError, checkOutput, describeModel, formatDuration, interruption, oneLine, progress, scheduleFromFlags } from './cli/common';
@@ -249,43 +249,23 @@ function newNames(rnn: RNN, tokenizer: CharTokenizer, known: ReadonlySet<string>
   return [...found];
 }
 
-interface TrainFlags {
-  cell: CellKind;
-  layers: number;
-  bidirectional?: boolean;
-  dropout: number;
-  hidden: number;
+/** The flags of `bptt train`: a task run's (TaskTrainFlags) and the language model's own. */
+interface TrainFlags extends TaskTrainFlags {
   seq: number;
-  batch: number;
   k1?: number;
   k2?: number;
-  clip: number;
-  clipValue?: number;
-  optim: OptimizerKind;
-  lr: number;
-  schedule: ScheduleKind;
-  warmup: number;
-  decaySteps?: number;
-  steps: number;
   threads?: number;
-  seed: number;
-  out?: string;
-  resume?: string;
   holdout: number;
   sampleEvery?: number;
   evalEvery?: number;
   saveEvery?: number;
   encoding?: TextEncoding;
   task: TaskKind;
-  json?: boolean;
-  log?: string;
-  logEvery?: number;
-  epochs?: number;
 }
 
 async function train(file: string | undefined, flags: TrainFlags, given: (name: string) => boolean, io: CliIO, options: CliOptions): Promise<number> {
   if (flags.threads !== undefined) setNumThreads(flags.threads);
-  if (flags.task !== 'lm') return trainTask(flags.task, file, flags as unknown as TaskTrainFlags, given, io, options);
+  if (flags.task !== 'lm') return trainTask(flags.task, file, flags, given, io, options);
   const json = flags.json === true;
   // With --json, stdout carries the one JSON line; everything else goes to stderr.
   const out_ = io;
