@@ -777,6 +777,13 @@ export class Trainer {
     };
   }
 
+  /** Counts an applied update (step, clip statistics) and describes it. */
+  private recordUpdate(result: TrainStepOutput, lr: number, epoch: number, tokens: number): StepInfo {
+    this.#step++;
+    this.#clip.record(result.gradNorm, result.clipped);
+    return { step: this.#step, loss: result.loss, gradNorm: result.gradNorm, clipped: result.clipped, lr, epoch, tokens, clip: this.#clip.summary() };
+  }
+
   private async runSequenceUpdate(data: EpochBatcher): Promise<{ info: StepInfo; batch: SequenceBatch }> {
     const before = data.state();
     const batch: SequenceBatch = data.next();
@@ -799,19 +806,8 @@ export class Trainer {
     }
     result.hT.dispose();
     result.cT?.dispose();
-    this.#step++;
-    this.#clip.record(result.gradNorm, result.clipped);
     const [T, B] = batch.inputs.shape;
-    const info = {
-      step: this.#step,
-      loss: result.loss,
-      gradNorm: result.gradNorm,
-      clipped: result.clipped,
-      lr,
-      epoch: data.epoch,
-      tokens: batch.lengths ? batch.lengths.reduce((a, n) => a + n, 0) : T * B,
-      clip: this.#clip.summary(),
-    };
+    const info = this.recordUpdate(result, lr, data.epoch, batch.lengths ? batch.lengths.reduce((a, n) => a + n, 0) : T * B);
     return { info, batch };
   }
 
@@ -866,18 +862,7 @@ export class Trainer {
     }
     this.#historyInputs = inputs.slice(advance * B);
     this.#historySteps = keep;
-    this.#step++;
-    this.#clip.record(result.gradNorm, result.clipped);
-    const info = {
-      step: this.#step,
-      loss: result.loss,
-      gradNorm: result.gradNorm,
-      clipped: result.clipped,
-      lr,
-      epoch: data.epoch,
-      tokens: this.k1 * B,
-      clip: this.#clip.summary(),
-    };
+    const info = this.recordUpdate(result, lr, data.epoch, this.k1 * B);
     return { info, batch: { inputs: { data: inputs, shape: [T, B] }, targets: { data: targets, shape: [T, B] } } };
   }
 }
