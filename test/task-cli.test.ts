@@ -200,6 +200,27 @@ describe('bptt train --task classify', () => {
     expect(u.err).toMatch(/line 2.*"c" was not in the training data/);
   });
 
+  test('--text-field and --label-field read other field names; a line that is not JSON is an error naming it', async () => {
+    const renamed = path.join(dir, 'renamed.jsonl');
+    const lines = fs.readFileSync(texts, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; label: string });
+    fs.writeFileSync(renamed, lines.map((r) => JSON.stringify({ msg: r.text, y: r.label })).join('\n') + '\n');
+    const out = path.join(dir, 'renamed.safetensors');
+    const t = await run('train', '--task', 'classify', renamed, '--text-field', 'msg', '--label-field', 'y', ...small, '--epochs', '1', '--out', out, '--json');
+    expect(t.code).toBe(0);
+    expect(JSON.parse(decodeSafetensors(fs.readFileSync(out)).metadata.task).encoder.labels).toEqual(['a', 'b']);
+    const p = await run('predict', out, renamed);
+    expect(p.code).toBe(0);
+    expect(p.out.trim().split('\n')).toHaveLength(lines.length);
+
+    const broken = path.join(dir, 'broken.jsonl');
+    fs.writeFileSync(broken, `${JSON.stringify({ msg: 'ab', y: 'a' })}\n\n{"msg": "ba",\n`);
+    for (const argv of [['train', '--task', 'classify', broken, '--text-field', 'msg', '--label-field', 'y', ...small, '--out', path.join(dir, 'b.safetensors')], ['predict', out, broken]]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/broken\.jsonl: line 3: not valid JSON/);
+    }
+  });
+
   test('an empty file is an error', async () => {
     const empty = path.join(dir, 'empty.jsonl');
     fs.writeFileSync(empty, '');

@@ -305,6 +305,20 @@ async function predictForecast(rnn: RNN, meta: ForecastMeta, file: string, fill:
 
 // ---------------------------------------------------------------- classify
 
+/** The JSON value of each non-blank line of a JSONL file, with its line number; invalid JSON is a UsageError naming the line. */
+async function* jsonLines(file: string): AsyncGenerator<{ value: Record<string, unknown> | null; line: number }> {
+  for await (const { text, line } of textLines(textChunks(file, file))) {
+    if (text.trim() === '') continue;
+    let value: Record<string, unknown> | null;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new UsageError(`${file}: line ${line}: not valid JSON (${(err as Error).message})`);
+    }
+    yield { value, line };
+  }
+}
+
 async function readLabelled(file: string, textField: string, labelField: string, tokenize: 'char' | 'word', lowercase: boolean): Promise<LabelledData> {
   if (!fs.existsSync(file)) throw new UsageError(`cannot read ${file}: no such file`);
   const options = { tokenize, lowercase };
@@ -312,14 +326,7 @@ async function readLabelled(file: string, textField: string, labelField: string,
   if (textField === 'text' && labelField === 'label') return readLabelledJsonl(file, options);
   // Other field names: each line's fields renamed to what the reader takes.
   const records: { text?: string; sequence?: number[][]; label: string | number }[] = [];
-  for await (const { text, line } of textLines(textChunks(file, file))) {
-    if (text.trim() === '') continue;
-    let r: Record<string, unknown>;
-    try {
-      r = JSON.parse(text);
-    } catch (err) {
-      throw new UsageError(`${file}: line ${line}: not valid JSON (${(err as Error).message})`);
-    }
+  for await (const { value: r, line } of jsonLines(file)) {
     if (typeof r !== 'object' || r === null) throw new UsageError(`${file}: line ${line}: expected a JSON object`);
     if (!(labelField in r)) throw new UsageError(`${file}: line ${line}: no ${JSON.stringify(labelField)} field (--label-field)`);
     if (!(textField in r) && !('sequence' in r)) throw new UsageError(`${file}: line ${line}: no ${JSON.stringify(textField)} field (--text-field)`);
@@ -447,14 +454,7 @@ async function predictClassify(rnn: RNN, meta: ClassifyMeta, file: string): Prom
   if (/\.csv$/i.test(file)) {
     for await (const row of csvRows(file, [meta.textField])) texts.push(row.values[0]);
   } else {
-    for await (const { text, line } of textLines(textChunks(file, file))) {
-      if (text.trim() === '') continue;
-      let r: Record<string, unknown>;
-      try {
-        r = JSON.parse(text);
-      } catch (err) {
-        throw new UsageError(`${file}: line ${line}: not valid JSON (${(err as Error).message})`);
-      }
+    for await (const { value: r, line } of jsonLines(file)) {
       const t = typeof r === 'object' && r !== null ? r[meta.textField] : undefined;
       if (typeof t !== 'string') throw new UsageError(`${file}: line ${line}: no text in field ${JSON.stringify(meta.textField)}`);
       texts.push(t);
