@@ -9,7 +9,8 @@
 import { NonFiniteError, ShapeError } from '../errors';
 import { addon } from '../native';
 import { Eigenvalue } from './spectral';
-import { LayerBatch, LayerForwardOptions, LayerSpec, LayerWeights, NormalizedLayerSpec, checkLayerForwardRequest, layerOutputSize, layerParameterTable, numDirections } from '../engine/spec';
+import { layerRunArgs } from '../engine/native';
+import { LayerBatch, LayerForwardOptions, LayerSpec, LayerWeights, NormalizedLayerSpec, checkLayerForwardRequest, layerOutputSize, numDirections } from '../engine/spec';
 
 /**
  * Where the sources come from: `output`: dy [T, B, dirs*H], the gradient of the top layer's
@@ -56,16 +57,7 @@ function prepare(spec: LayerSpec, weights: LayerWeights, batch: LayerBatch, sour
     s.numLayers,
     s.bidirectional,
     s.dropout,
-    layerParameterTable(s).map((p) => weights[p.name]),
-    T,
-    B,
-    b.input.kind === 'tokens' ? b.input.data : null,
-    b.input.kind === 'dense' ? b.input.data : null,
-    b.lengths,
-    b.h0,
-    b.c0,
-    req.options.training,
-    req.options.dropoutSeed,
+    ...layerRunArgs(req, weights),
     sources.kind,
     entries,
     count,

@@ -15,6 +15,7 @@ import {
   LayerBackwardResult,
   LayerBatch,
   LayerForwardOptions,
+  LayerForwardRequest,
   LayerForwardResult,
   LayerInput,
   LayerSpec,
@@ -93,6 +94,27 @@ export class NativeSavedForward implements SavedForward {
 }
 
 const OWNER: SavedOwner = { name: BACKEND_NAME, owns: (saved) => saved instanceof NativeSavedForward };
+
+/**
+ * The arguments every native call that runs the stack forward takes, in the addon's order: the
+ * weights in the parameter table's order, T, B, the token or dense input, lengths, h0, c0, and the
+ * dropout settings. The request was checked with allowF64 = false: every array is a Float32Array.
+ */
+export function layerRunArgs(req: LayerForwardRequest, weights: LayerWeights): unknown[] {
+  const b = req.batch;
+  return [
+    layerParameterTable(req.spec).map((p) => weights[p.name]),
+    b.steps,
+    b.batch,
+    b.input.kind === 'tokens' ? b.input.data : null,
+    b.input.kind === 'dense' ? b.input.data : null,
+    b.lengths,
+    b.h0,
+    b.c0,
+    req.options.training,
+    req.options.dropoutSeed,
+  ];
+}
 
 function specKey(s: NormalizedLayerSpec): string {
   return `${s.cell}/${s.inputSize}/${s.hiddenSize}/${s.numLayers}/${s.bidirectional}/${s.dropout}`;
@@ -173,7 +195,6 @@ export class NativeLayerBackend implements LayerBackend<Float32Array> {
     const req = checkLayerForwardRequest(spec, weights, batch, options, false);
     const s = req.spec;
     const b = req.batch;
-    const table = layerParameterTable(s);
     const T = b.steps;
     const B = b.batch;
     const states = s.numLayers * numDirections(s) * B * s.hiddenSize;
@@ -184,17 +205,7 @@ export class NativeLayerBackend implements LayerBackend<Float32Array> {
     const record = new (layerAddon().LayerRecord)();
     const engine = this.engine(s);
     const args = [
-      // checkLayer*Request(…, allowF64 = false) refused anything but Float32Arrays.
-      table.map((p) => weights[p.name]),
-      T,
-      B,
-      b.input.kind === 'tokens' ? b.input.data : null,
-      b.input.kind === 'dense' ? b.input.data : null,
-      b.lengths,
-      b.h0,
-      b.c0,
-      req.options.training,
-      req.options.dropoutSeed,
+      ...layerRunArgs(req, weights),
       y,
       hT,
       cT,
