@@ -18,6 +18,15 @@ import { Tensor } from '../lib/tensor';
 
 const run = runCli;
 
+test("importing the package loads none of the CLI: runDiagnose loads the task readers when a checkpoint needs them", () => {
+  jest.isolateModules(() => {
+    jest.doMock('../lib/cli/common', () => {
+      throw new Error('lib/cli/common was loaded');
+    });
+    expect(() => require('../lib')).not.toThrow();
+  });
+});
+
 async function train(...argv: string[]): Promise<void> {
   const t = await run('train', ...argv, '--cell', 'gru', '--hidden', '6', '--seed', '3', '--json');
   if (t.code !== 0) throw new Error(`training failed: ${t.err}`);

@@ -9,7 +9,7 @@ import { loadCheckpoint, type Checkpoint } from '../train/checkpoint';
 import { defaultNames, namesText } from '../train/data';
 import { readTelemetry, type TelemetryRecord } from '../train/telemetry';
 import { longRangeTask } from '../tasks/longrange';
-import { taskDataBatch, type TaskDataBatch } from '../cli/task';
+import type { TaskDataBatch } from '../cli/task';
 import { Tensor } from '../tensor';
 import { checkSize } from '../backend';
 import { diagnoseAsync, diagnosisToJson } from './diagnose';
@@ -103,7 +103,12 @@ async function batchFor(ck: Checkpoint, options: DiagnoseCommandOptions): Promis
     const b = longRangeTask(kind, { length, seed: 0x5eed }).batch(options.batch ?? 16);
     return { ...b, what: `${options.batch ?? 16} generated ${kind} sequences of ${b.inputs.shape[0]} steps` };
   }
-  if (kind === 'classify' || kind === 'forecast') return taskDataBatch(ck, options.file, options.batch ?? 16, options.checkpoint);
+  if (kind === 'classify' || kind === 'forecast') {
+    // Loaded here, not at the top: the task readers live with the task CLI, and `import 'bptt'`
+    // (which exports runDiagnose) should not load the CLI and its progress bar.
+    const { taskDataBatch } = await import('../cli/task');
+    return taskDataBatch(ck, options.file, options.batch ?? 16, options.checkpoint);
+  }
   throw new RangeError(`bptt diagnose reads language-model, classify, forecast, adding and copy checkpoints; ${options.checkpoint} is a ${kind} model`);
 }
 
