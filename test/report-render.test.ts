@@ -3,7 +3,8 @@
  * (the run's k marked, clip rates, validation points), charts without data left out with a note,
  * the page self-contained and its text escaped, the terminal summary's numbers.
  */
-import { clipRate, fitDecayRate, renderReport, reportCharts, reportData, type ReportDiagnosis } from '../lib/diagnostics/report';
+import { clipRate, renderReport, reportCharts, reportData, type ReportDiagnosis } from '../lib/diagnostics/report';
+import { fitDecayRate } from '../lib/diagnostics/decay';
 import type { TelemetryRecord } from '../lib/train/telemetry';
 import { lineChartSpec, type LineChart, type OmittedChart } from '../lib/diagnostics/charts';
 import { terminalSummary } from '../lib/diagnostics/terminal';
@@ -125,7 +126,7 @@ describe('with a real diagnosis', () => {
     const y = Tensor.from(Int32Array.from({ length: 40 }, (_, i) => (i * 5) % 3), [20, 2]);
     const json = JSON.parse(JSON.stringify(diagnosisToJson(diagnose(rnn, x, y, { truncate: [2, 5, 10], jacobian: { mode: 'estimate', probes: 4 } })))) as ReportDiagnosis;
     const data = reportData({ diagnosis: json, truncate: 5 });
-    expect(fitDecayRate(json.perLag!)!.factor).toBeCloseTo(json.decayRate as number, 10);
+    expect(data.decay!.factor).toBeCloseTo(json.decayRate as number, 12);
     const charts = chartsById({ diagnosis: json, truncate: 5 });
     for (const id of ['per-lag', 'jacobian', 'truncation-bias', 'spectral-radius']) expect([id, (charts[id] as OmittedChart).reason]).toEqual([id, undefined]);
     expect(data.jacobian!.map((j) => j.label)).toEqual(['layer 0', 'layer 1']);

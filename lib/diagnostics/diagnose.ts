@@ -28,6 +28,7 @@ import { Tensor } from '../tensor';
 import { SourceSpec, blockSpectrum, sourceGradientNorms, sourceGradientNormsAsync } from './sources';
 import { MisalignmentEntry, MisalignmentOptions, tbpttMisalignment } from './misalignment';
 import { largestSingularValue, spectralRadius } from './spectral';
+import { fitDecayRate } from './decay';
 
 /**
  * Options of {@link diagnose}.
@@ -263,27 +264,6 @@ function sumByLag(block: Float64Array, T: number): Float64Array {
   return out;
 }
 
-function decayRateOf(perLag: Float64Array): number {
-  const xs: number[] = [];
-  const ys: number[] = [];
-  for (let m = 1; m < perLag.length; m++) {
-    if (perLag[m] > 0 && Number.isFinite(perLag[m])) {
-      xs.push(m);
-      ys.push(Math.log(perLag[m]));
-    }
-  }
-  if (xs.length < 2) return NaN;
-  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
-  let sxy = 0;
-  let sxx = 0;
-  for (let i = 0; i < xs.length; i++) {
-    sxy += (xs[i] - mx) * (ys[i] - my);
-    sxx += (xs[i] - mx) ** 2;
-  }
-  return Math.exp(sxy / sxx);
-}
-
 function compare(a: Record<string, Float64Array>, b: Record<string, Float64Array>, names: string[]): { relativeError: number; cosine: number } {
   let dd = 0;
   let bb = 0;
@@ -415,7 +395,7 @@ function* plan(rnn: RNN, inputs: Tensor, targets: Tensor, o: Checked): Generator
     loss: full.loss,
     perLag,
     perLagByLayer,
-    decayRate: decayRateOf(perLag),
+    decayRate: fitDecayRate(perLag)?.factor ?? NaN,
     jacobian,
     gates,
     spectral,
