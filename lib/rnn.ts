@@ -24,7 +24,7 @@ import {
   paramShapes,
 } from './backend';
 import { reference } from './backends/reference';
-import { NativeEngine, NativeRequest, createEngine, nativeArgs, nativeRequest, translateNativeError } from './backends/native';
+import { NativeEngine, NativeRequest, createEngine, nativeArgs, nativeRequest, translateNativeError, withPinned } from './backends/native';
 import { DTypeError, ShapeError } from './errors';
 import { CellKind, LayerSpec, NormalizedLayerBatch } from './engine/spec';
 import { HeadSpec, NativeModel, NormalizedHeadSpec, checkModelSpec, referenceHeadBackward } from './engine/model';
@@ -1378,16 +1378,8 @@ export class RNN {
     return { loss: r.loss, gradNorm, clipped, hT, hAt: capture.hAt };
   }
 
-  private async runPinned<R>(call: PreparedCall, outputs: Tensor[], job: () => Promise<R>): Promise<R> {
-    const tensors = [...call.tensors, ...outputs];
-    for (const t of tensors) t.pin();
-    try {
-      return await job();
-    } catch (err) {
-      throw translateNativeError(err);
-    } finally {
-      for (const t of tensors) t.unpin();
-    }
+  private runPinned<R>(call: PreparedCall, outputs: Tensor[], job: () => Promise<R>): Promise<R> {
+    return withPinned([...call.tensors, ...outputs], job);
   }
 }
 

@@ -24,7 +24,7 @@ import {
   referenceOutputGradients,
 } from './engine/model';
 import { hasCellState, numDirections } from './engine/spec';
-import { translateNativeError } from './backends/native';
+import { translateNativeError, withPinned } from './backends/native';
 import { DTypeError, ShapeError, TensorInUseError } from './errors';
 import { Optimizer, applyReferenceStep } from './optim';
 import type { ForwardOptions, ForwardOutput, LossAndGradientsOptions, LossAndGradientsOutput, OutputGradientsOptions, OutputGradientsOutput, PredictOptions, TrainStepOptions, TrainStepOutput } from './rnn';
@@ -473,16 +473,9 @@ export class StackModel {
     return { batch, targets: t, tensors };
   }
 
-  private async pinned<R>(tensors: Tensor[], job: () => Promise<R>): Promise<R> {
+  private pinned<R>(tensors: Tensor[], job: () => Promise<R>): Promise<R> {
     this.checkIdle();
-    for (const t of tensors) t.pin();
-    try {
-      return await job();
-    } catch (err) {
-      throw translateNativeError(err);
-    } finally {
-      for (const t of tensors) t.unpin();
-    }
+    return withPinned(tensors, job);
   }
 
   /** A synchronous native call, its coded errors as the library's typed errors. */

@@ -190,6 +190,22 @@ export function translateNativeError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * Runs an asynchronous native job with its tensors pinned (disposing or writing them throws
+ * TensorInUseError meanwhile), unpinning them however it ends; the addon's coded errors come out
+ * as the library's typed errors.
+ */
+export async function withPinned<R>(tensors: readonly { pin(): void; unpin(): void }[], job: () => Promise<R>): Promise<R> {
+  for (const t of tensors) t.pin();
+  try {
+    return await job();
+  } catch (err) {
+    throw translateNativeError(err);
+  } finally {
+    for (const t of tensors) t.unpin();
+  }
+}
+
 function asFloat32(a: FloatArray): Float32Array {
   return a instanceof Float32Array ? a : Float32Array.from(a);
 }
