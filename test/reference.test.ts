@@ -5,7 +5,7 @@
  */
 import { DTypeError, NonFiniteError, ShapeError, backends } from '../lib';
 import { jacobianProductNorms, lagGradientNorms, truncationBias } from '../lib/backends/reference';
-import { Backend, Dims, GradientOptions, PARAM_NAMES, ParamArrays, Reduction, Sequence } from '../lib/backend';
+import { Backend, Dims, GradientOptions, PARAM_NAMES, ParamArrays, Reduction, Sequence, checkFinite } from '../lib/backend';
 import { Problem, mulberry32, randomProblem, relErr } from './helpers/oracle-checks';
 
 const ref = backends.reference;
@@ -239,6 +239,25 @@ describe.each(['reference', 'native'] as const)('backend-level validation: %s', 
   ];
   test.each(bad)('%s', (_name, call, type) => {
     expect(call).toThrow(type);
+  });
+});
+
+describe('checkFinite', () => {
+  test('finds NaN and ±Infinity anywhere (the unrolled body and the tail), in both float types, and passes the largest finite values', () => {
+    for (const n of [1, 3, 4, 7, 8, 33]) {
+      for (const make of [(k: number) => new Float32Array(k), (k: number) => new Float64Array(k)]) {
+        const finite = make(n).map((_, i) => (i % 2 ? -1 : 1) * (i + 0.5));
+        finite[n - 1] = finite instanceof Float32Array ? 3.4e38 : 1.7e308;
+        expect(() => checkFinite('x', finite)).not.toThrow();
+        for (const at of new Set([0, Math.floor(n / 2), n - 1])) {
+          for (const bad of [NaN, Infinity, -Infinity]) {
+            const a = finite.slice();
+            a[at] = bad;
+            expect(() => checkFinite('x', a)).toThrow(new NonFiniteError(`x must be finite, but element ${at} is ${bad}`));
+          }
+        }
+      }
+    }
   });
 });
 
