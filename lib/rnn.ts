@@ -29,7 +29,7 @@ import { DTypeError, ShapeError } from './errors';
 import { CellKind, LayerSpec, NormalizedLayerBatch } from './engine/spec';
 import { HeadSpec, NativeModel, NormalizedHeadSpec, checkModelSpec, referenceHeadBackward } from './engine/model';
 import { Optimizer, applyReferenceStep } from './optim';
-import { InitKind, StackModel, applyInit, batchScatter, batchSlice, checkInit, checkPredictOptions, softmaxRows } from './stack';
+import { InitKind, StackModel, applyInit, batchScatter, batchSlice, checkInit, checkPredictOptions, probabilities } from './stack';
 import { Rng } from './rng';
 import { Tensor } from './tensor';
 import { SampleOptions, sample } from './train/sample';
@@ -950,7 +950,7 @@ export class RNN {
     if (this.#stack) return this.#stack.predict(inputs, options);
     const { out, slices } = this.legacySlices(inputs, options);
     for (const s of slices) this.placeLogits(out, s, this.forward(s.x).logits);
-    softmaxRows(out.data() as Float32Array, this.outputSize);
+    probabilities(out.data() as Float32Array, this.outputSize, this.backend === 'native');
     return out;
   }
 
@@ -973,7 +973,7 @@ export class RNN {
     if (this.#stack) return this.#stack.predictAsync(inputs, options);
     const { out, slices } = this.legacySlices(inputs, options);
     for (const s of slices) this.placeLogits(out, s, (await this.forwardAsync(s.x)).logits);
-    softmaxRows(out.data() as Float32Array, this.outputSize);
+    probabilities(out.data() as Float32Array, this.outputSize, this.backend === 'native');
     return out;
   }
 

@@ -10,6 +10,7 @@
 import { checkFloat32Scalar, checkSize, describeValue } from './backend';
 import { CellKind, LayerBatch, LayerSpec, NormalizedLayerBatch, gatesPerCell } from './engine/spec';
 import {
+  ForwardDestination,
   ModelCallOptions,
   ModelTargets,
   NativeModel,
@@ -28,6 +29,7 @@ import { translateNativeError, withPinned } from './backends/native';
 import { DTypeError, ShapeError, TensorInUseError } from './errors';
 import { Optimizer, applyReferenceStep } from './optim';
 import type { ForwardOptions, ForwardOutput, LossAndGradientsOptions, LossAndGradientsOutput, OutputGradientsOptions, OutputGradientsOutput, PredictOptions, TrainStepOptions, TrainStepOutput } from './rnn';
+import { addon } from './native';
 import { Rng } from './rng';
 import { Tensor } from './tensor';
 
@@ -132,6 +134,15 @@ export function softmaxRows(values: Float32Array, K: number): void {
     for (const v of row) sum += Math.exp(v - max);
     for (let k = 0; k < K; k++) row[k] = Math.exp(row[k] - max) / sum;
   }
+}
+
+/**
+ * Rows of K logits as probabilities, in place: natively (SIMD, rows over the threads) for the
+ * native backend, in float64 arithmetic by softmaxRows for the reference one.
+ */
+export function probabilities(values: Float32Array, K: number, native: boolean): void {
+  if (native) addon().softmaxRows(values, K);
+  else softmaxRows(values, K);
 }
 
 /** Sequences [from, to) of a time-major array [T, B, width], as a new [T, to - from, width] array. */
@@ -268,8 +279,13 @@ export class StackModel {
     const { batch, slices } = this.preparePredict(inputs, options);
     const out = Tensor.zeros(headOutputShape(this.spec, batch.steps, batch.batch));
     for (const s of slices) {
-      const r = this.#native ? this.native((m) => m.forward(this.paramViews(), s.slice)) : referenceModelForward(this.spec, this.paramViews(), s.slice);
-      this.placeSlice(out, batch, s.from, s.slice.batch, r.logits);
+      if (!this.#native) {
+        this.placeSlice(out, batch, s.from, s.slice.batch, referenceModelForward(this.spec, this.paramViews(), s.slice).logits);
+        continue;
+      }
+      const into = this.predictDestination(out, slices.length);
+      const r = this.native((m) => m.forward(this.paramViews(), s.slice, into));
+      if (into.logits === undefined) this.placeSlice(out, batch, s.from, s.slice.batch, r.logits);
     }
     return this.finishPrediction(out);
   }
@@ -279,9 +295,18 @@ export class StackModel {
     const { batch, slices, tensors } = this.preparePredict(inputs, options);
     const out = Tensor.zeros(headOutputShape(this.spec, batch.steps, batch.batch));
     await this.pinned([...tensors, out], async () => {
-      for (const s of slices) this.placeSlice(out, batch, s.from, s.slice.batch, (await this.#native!.forwardAsync(this.paramViews(), s.slice)).logits);
+      for (const s of slices) {
+        const into = this.predictDestination(out, slices.length);
+        const r = await this.#native!.forwardAsync(this.paramViews(), s.slice, into);
+        if (into.logits === undefined) this.placeSlice(out, batch, s.from, s.slice.batch, r.logits);
+      }
     });
     return this.finishPrediction(out);
+  }
+
+  /** A prediction needs only the head's outputs: in one slice straight into the result. */
+  private predictDestination(out: Tensor, slices: number): ForwardDestination {
+    return slices === 1 ? { logits: out.data() as Float32Array, outputs: false } : { outputs: false };
   }
 
   /** dL/d(top outputs) [T, B, dirs*H] and the loss: the head's backward only, without dropout. */
@@ -363,7 +388,7 @@ export class StackModel {
 
   /** Probabilities from the classifying heads' logits; regression values as they are. */
   private finishPrediction(out: Tensor): Tensor {
-    if (this.spec.head.kind !== 'regress') softmaxRows(out.data() as Float32Array, this.spec.outputSize);
+    if (this.spec.head.kind !== 'regress') probabilities(out.data() as Float32Array, this.spec.outputSize, this.#native !== undefined);
     return out;
   }
 

@@ -375,6 +375,26 @@ describe.each(isas)('row kernels (%s)', (isa) => {
       }
     }
   });
+
+  it('softmaxRows: every row as _softmax makes it, on 1 and 2 threads, in rows split over the pool', () => {
+    const r = rng(11);
+    const before = native.numThreads();
+    try {
+      for (const [rows, K] of [[1, 1], [3, 17], [40000, 3], [257, 256]]) {
+        const z = Float32Array.from({ length: rows * K }, () => r() * 40);
+        const want = Float32Array.from(z);
+        for (let i = 0; i < rows; i++) native._softmax(want.subarray(i * K, (i + 1) * K), 1);
+        for (const threads of [1, 2]) {
+          native.setNumThreads(threads);
+          const got = Float32Array.from(z);
+          native.softmaxRows(got, K);
+          expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+        }
+      }
+    } finally {
+      native.setNumThreads(before);
+    }
+  });
 });
 
 describe('bad arguments throw, never crash', () => {
@@ -411,5 +431,9 @@ describe('bad arguments throw, never crash', () => {
     throwsA('RangeError', () => native._softmax(new Float32Array(3), 0));
     throwsA('RangeError', () => native._softmax(new Float32Array(3), Infinity));
     throwsA('TypeError', () => native._softmax([1, 2], 1));
+    throwsA('RangeError', () => native.softmaxRows(new Float32Array(7), 2)); // not whole rows
+    throwsA('RangeError', () => native.softmaxRows(new Float32Array(4), 0));
+    throwsA('TypeError', () => native.softmaxRows(new Float64Array(4), 2));
+    throwsA('TypeError', () => native.softmaxRows(new Float32Array(4)));
   });
 });

@@ -210,6 +210,12 @@ export interface ModelForwardResult<A extends FloatArray = FloatArray> {
   cT: A | null;
 }
 
+/** Where a native forward puts its results (see NativeModel.forwardCall). */
+export interface ForwardDestination {
+  logits?: Float32Array;
+  outputs?: boolean;
+}
+
 export interface ModelGradientResult<A extends FloatArray = FloatArray> {
   loss: number;
   /** Under the parameters' names. */
@@ -551,28 +557,33 @@ export class NativeModel {
     return this.#params.map((p) => params[p.name]);
   }
 
-  /** Arguments and result arrays of forward. */
-  forwardCall(params: Record<string, Float32Array>, batch: NormalizedLayerBatch) {
+  /**
+   * Arguments and result arrays of forward. `into.logits`: the array the head's outputs go to
+   * (predict's own result, so they are not copied); `into.outputs: false` leaves the top layer's
+   * outputs out (an empty array in the result) where only the head's are wanted.
+   */
+  forwardCall(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, into: ForwardDestination = {}) {
     const rows = batch.steps * batch.batch;
     const states = this.stateCount(batch.batch);
     const result: ModelForwardResult<Float32Array> = {
-      outputs: new Float32Array(rows * layerOutputSize(this.spec)),
-      logits: new Float32Array(headOutputShape(this.spec, batch.steps, batch.batch).reduce((a, b) => a * b, 1)),
+      outputs: new Float32Array(into.outputs === false ? 0 : rows * layerOutputSize(this.spec)),
+      logits: into.logits ?? new Float32Array(headOutputShape(this.spec, batch.steps, batch.batch).reduce((a, b) => a * b, 1)),
       hT: new Float32Array(states),
       cT: hasCellState(this.spec.cell) ? new Float32Array(states) : null,
     };
-    const args = [this.paramList(params), ...this.batchArgs(batch, false, 0), result.logits, result.outputs, result.hT, result.cT, null, null, 0];
+    const outputs = into.outputs === false ? null : result.outputs;
+    const args = [this.paramList(params), ...this.batchArgs(batch, false, 0), result.logits, outputs, result.hT, result.cT, null, null, 0];
     return { args, result };
   }
 
-  forward(params: Record<string, Float32Array>, batch: NormalizedLayerBatch): ModelForwardResult<Float32Array> {
-    const { args, result } = this.forwardCall(params, batch);
+  forward(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, into: ForwardDestination = {}): ModelForwardResult<Float32Array> {
+    const { args, result } = this.forwardCall(params, batch, into);
     this.#engine.forward(...args);
     return result;
   }
 
-  async forwardAsync(params: Record<string, Float32Array>, batch: NormalizedLayerBatch): Promise<ModelForwardResult<Float32Array>> {
-    const { args, result } = this.forwardCall(params, batch);
+  async forwardAsync(params: Record<string, Float32Array>, batch: NormalizedLayerBatch, into: ForwardDestination = {}): Promise<ModelForwardResult<Float32Array>> {
+    const { args, result } = this.forwardCall(params, batch, into);
     await this.#engine.forwardAsync(...args);
     return result;
   }
