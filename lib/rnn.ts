@@ -350,7 +350,11 @@ export interface TrainStepOutput {
 export interface PredictOptions {
   /** Valid steps per sequence (Int32Array or int32 Tensor [B], each in [1, T]); engine models only. */
   lengths?: Int32Array | Tensor;
-  /** Run at most this many sequences per call (default: all of them), to bound the memory of large inputs. */
+  /**
+   * Run at most this many sequences per call, to bound the memory of large inputs. Default: as
+   * many as fit in about 1 GiB of working memory (all of them for any ordinary batch). The results
+   * are the same, bit for bit, whatever the slices.
+   */
   batchSize?: number;
 }
 
@@ -928,8 +932,8 @@ export class RNN {
   /**
    * What the model predicts, without dropout: probabilities (softmax of the logits) for the tokens
    * head [T, B, K] and the classify head [B, K]; the regression's values [T, B, K] (every step) or
-   * [B, K] (last step). Runs at most `batchSize` sequences at a time (default: all), each call
-   * forward only, so large inputs need no more memory than one slice's.
+   * [B, K] (last step). Runs at most `batchSize` sequences at a time (default: as many as fit in
+   * about 1 GiB), each call forward only, so large inputs need no more memory than one slice's.
    *
    * @throws as {@link RNN.forward}; RangeError for a batchSize that is not an integer >= 1.
    *
@@ -1229,7 +1233,8 @@ export class RNN {
     if (typeof options !== 'object' || options === null) throw new TypeError(`predict options must be an object, got ${describeValue(options)}`);
     const { seq } = this.prepare(inputs, null, { lengths: options.lengths });
     const { steps: T, batch: B } = seq;
-    const size = checkPredictOptions(options, B);
+    // a forward pass of the default model holds the states and the logits
+    const size = checkPredictOptions(options, B, 4 * T * (this.hiddenSize + this.outputSize));
     const width = inputs.dtype === 'int32' ? 1 : this.inputSize;
     const slices: { from: number; to: number; x: Tensor }[] = [];
     for (let from = 0; from < B; from += size) {

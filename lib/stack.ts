@@ -118,10 +118,18 @@ export function applyInit(init: InitKind, rng: Rng, gates: number, H: number, we
 }
 
 /** Options of a prediction (see RNN.predict), validated. */
-export function checkPredictOptions(options: PredictOptions | undefined, B: number): number {
-  if (options === undefined || options === null) return B;
-  if (typeof options !== 'object') throw new TypeError(`predict options must be an object, got ${describeValue(options)}`);
-  return options.batchSize === undefined ? B : Math.min(B, checkSize('batchSize', options.batchSize));
+/** The working memory a prediction's slice may take when no batchSize is given. */
+export const PREDICT_MEMORY_BUDGET = 2 ** 30;
+
+/**
+ * How many of B sequences a prediction runs at once: options.batchSize when given, else as many
+ * as fit in PREDICT_MEMORY_BUDGET at `bytesPerSequence` each (every sequence of an ordinary batch;
+ * a very large one in slices, where one call would have held all of its forward pass at once).
+ */
+export function checkPredictOptions(options: PredictOptions | undefined, B: number, bytesPerSequence: number): number {
+  if (options !== undefined && options !== null && typeof options !== 'object') throw new TypeError(`predict options must be an object, got ${describeValue(options)}`);
+  if (options?.batchSize !== undefined) return Math.min(B, checkSize('batchSize', options.batchSize));
+  return Math.min(B, Math.max(1, Math.floor(PREDICT_MEMORY_BUDGET / bytesPerSequence)));
 }
 
 /** Softmax of every row [rows, K] in place (float64 math): logits to probabilities. */
@@ -354,8 +362,12 @@ export class StackModel {
     const call = this.prepare(inputs, null, { lengths: options.lengths });
     const { batch } = checkModelCall(this.spec, call.batch, {}, false);
     const { steps: T, batch: B } = batch;
-    const size = checkPredictOptions(options, B);
     const D = this.spec.inputSize;
+    // A forward pass holds per row and layer-direction the outputs, the gates and the cell or n
+    // state; the call also copies its inputs and writes the head's outputs.
+    const { cell, numLayers, hiddenSize, outputSize } = this.spec;
+    const perRow = numLayers * numDirections(this.spec) * (gatesPerCell(cell) + 2) * hiddenSize + D + outputSize;
+    const size = checkPredictOptions(options, B, 4 * T * perRow);
     const slices: { from: number; slice: NormalizedLayerBatch }[] = [];
     for (let from = 0; from < B; from += size) {
       const to = Math.min(B, from + size);

@@ -5,6 +5,7 @@
  */
 import { CellKind, DTypeError, NonFiniteError, RNN, ShapeError, Tensor, backends, type HeadSpec, type RNNOptions } from '../lib';
 import { relErr } from './helpers/oracle-checks';
+import { checkPredictOptions } from '../lib/stack';
 
 const base = { inputSize: 3, hiddenSize: 4, seed: 3, backend: 'reference' as const };
 
@@ -103,6 +104,16 @@ describe('RNN with task heads (reference backend)', () => {
     expect(relErr(p.toArray(), expected)).toBeLessThan(1e-6);
     for (const batchSize of [1, 2, 5, 9]) expect(rnn.predict(x, { ...(lengths ? { lengths } : {}), batchSize }).toArray()).toEqual(p.toArray());
     expect(() => rnn.predict(x, { batchSize: 0 })).toThrow(RangeError);
+  });
+
+  test('without batchSize a prediction runs as many sequences at once as fit in about 1 GiB', () => {
+    expect(checkPredictOptions(undefined, 10_000, 2 ** 20)).toBe(1024);
+    expect(checkPredictOptions({}, 300, 2 ** 20)).toBe(300);
+    expect(checkPredictOptions({}, 5, 2 ** 40)).toBe(1); // one sequence over budget still runs
+    expect(checkPredictOptions({ batchSize: 7 }, 10_000, 2 ** 20)).toBe(7); // an explicit size wins
+    expect(checkPredictOptions({ batchSize: 70 }, 9, 1)).toBe(9);
+    expect(() => checkPredictOptions({ batchSize: 0 }, 9, 1)).toThrow(RangeError);
+    expect(() => checkPredictOptions(3 as never, 9, 1)).toThrow(TypeError);
   });
 
   test.each(models)('%s: outputGradients through the layer API = lossAndGradients', (_label, options) => {
