@@ -18,7 +18,7 @@
 import { Reduction, checkFinite, checkFloat32Scalar, describeValue } from '../backend';
 import { TensorInUseError } from '../errors';
 import { Optimizer, OptimizerKind, OptimizerOptions } from '../optim';
-import type { RNN, TrainStepOutput } from '../rnn';
+import type { RNN, TrainStepOptions, TrainStepOutput } from '../rnn';
 import { Tensor } from '../tensor';
 import { BatcherState, StreamBatcher } from './batcher';
 import { ClipStats, ClipSummary } from './clipping';
@@ -788,22 +788,11 @@ export class Trainer {
     const before = data.state();
     const batch: SequenceBatch = data.next();
     const lr = learningRate(this.schedule, this.#step);
-    const x = Tensor.from(batch.inputs.data, batch.inputs.shape);
-    const y = Tensor.from(batch.targets.data, batch.targets.shape);
-    let result: TrainStepOutput;
-    try {
-      result = await this.rnn.trainStepAsync(x, y, {
-        ...this.updateOptions(lr),
-        ...(batch.lengths ? { lengths: batch.lengths } : {}),
-        ...(this.truncate !== undefined ? { truncate: this.truncate } : {}),
-      });
-    } catch (err) {
-      data.restore(before);
-      throw err;
-    } finally {
-      x.dispose();
-      y.dispose();
-    }
+    const result = await this.applyStep(batch, data, before, {
+      ...this.updateOptions(lr),
+      ...(batch.lengths ? { lengths: batch.lengths } : {}),
+      ...(this.truncate !== undefined ? { truncate: this.truncate } : {}),
+    });
     result.hT.dispose();
     result.cT?.dispose();
     const [T, B] = batch.inputs.shape;
@@ -827,25 +816,15 @@ export class Trainer {
     const advance = T - keep; // steps from this window's start to the next one's
 
     const lr = learningRate(this.schedule, this.#step);
-    const x = Tensor.from(inputs, [T, B]);
-    const y = Tensor.from(targets, [T, B]);
-    let result: TrainStepOutput;
-    try {
-      result = await this.rnn.trainStepAsync(x, y, {
-        ...this.updateOptions(lr),
-        ...(this.#h ? { h0: this.#h } : {}),
-        ...(this.#c ? { c0: this.#c } : {}),
-        // The state where the next window starts, from the same forward pass (before the update).
-        // A bidirectional model has no state to carry forward: each window starts from zeros.
-        ...(advance > 0 && advance < T && !this.rnn.bidirectional ? { stateAt: advance - 1 } : {}),
-      });
-    } catch (err) {
-      data.restore(before);
-      throw err;
-    } finally {
-      x.dispose();
-      y.dispose();
-    }
+    const window: SequenceBatch = { inputs: { data: inputs, shape: [T, B] }, targets: { data: targets, shape: [T, B] } };
+    const result = await this.applyStep(window, data, before, {
+      ...this.updateOptions(lr),
+      ...(this.#h ? { h0: this.#h } : {}),
+      ...(this.#c ? { c0: this.#c } : {}),
+      // The state where the next window starts, from the same forward pass (before the update).
+      // A bidirectional model has no state to carry forward: each window starts from zeros.
+      ...(advance > 0 && advance < T && !this.rnn.bidirectional ? { stateAt: advance - 1 } : {}),
+    });
 
     const nextH = advance === T ? result.hT : result.hAt;
     const nextC = advance === T ? result.cT : result.cAt;
@@ -863,6 +842,21 @@ export class Trainer {
     this.#historyInputs = inputs.slice(advance * B);
     this.#historySteps = keep;
     const info = this.recordUpdate(result, lr, data.epoch, this.k1 * B);
-    return { info, batch: { inputs: { data: inputs, shape: [T, B] }, targets: { data: targets, shape: [T, B] } } };
+    return { info, batch: window };
+  }
+
+  /** One training step on a batch; when it fails the data goes back to where the batch was read. */
+  private async applyStep(batch: SequenceBatch, data: StreamBatcher | EpochBatcher, before: BatcherState, options: TrainStepOptions): Promise<TrainStepOutput> {
+    const x = Tensor.from(batch.inputs.data, batch.inputs.shape);
+    const y = Tensor.from(batch.targets.data, batch.targets.shape);
+    try {
+      return await this.rnn.trainStepAsync(x, y, options);
+    } catch (err) {
+      data.restore(before);
+      throw err;
+    } finally {
+      x.dispose();
+      y.dispose();
+    }
   }
 }
