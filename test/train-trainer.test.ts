@@ -187,11 +187,12 @@ describe('optimizers vs their textbook formulas', () => {
 describe('Trainer.fit', () => {
   const V = 65;
   it('keeps the event loop free while it trains: a 10 ms timer keeps firing through long steps', async () => {
-    // Steps long enough (H = 512, windows of 128 steps of 64 sequences) that a blocked event loop
-    // could not hide between them: blocked, the timer would be late by about a whole step.
+    // Steps long enough (H = 512, windows of 256 steps of 64 sequences: ~80 ms on 2 Zen 5 cores,
+    // where 128 steps took 39) that a blocked event loop could not hide between them: blocked,
+    // the timer would be late by about a whole step.
     const rnn = new RNN({ inputSize: V, hiddenSize: 512, outputSize: V, seed: 1 });
-    const data = new StreamBatcher(randomTokens(64 * 128 * 5 + 1, V, 9), 64);
-    const trainer = new Trainer(rnn, { optimizer: 'adam', lr: 1e-3, k1: 128, clipNorm: 5 });
+    const data = new StreamBatcher(randomTokens(64 * 256 * 5 + 1, V, 9), 64);
+    const trainer = new Trainer(rnn, { optimizer: 'adam', lr: 1e-3, k1: 256, clipNorm: 5 });
     await trainer.fit(data, { steps: 1 }); // warm-up: workspace allocation, JIT
     // Garbage left by earlier test files in this worker would otherwise be collected during the
     // measurement, and a full collection of it pauses the event loop whatever the job does.
