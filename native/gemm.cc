@@ -7,7 +7,6 @@
 #include <new>
 #include <stdexcept>
 
-#include "parallel.h"
 #include "thread_pool.h"
 
 namespace bptt {
@@ -23,16 +22,6 @@ constexpr size_t kNc = 1024;
 // half of it to another core costs about as much as it saves, and measured C1 (T = 25, B = 1)
 // 50-70 % slower on 2 threads than on 1 with a threshold of 2^16.
 constexpr size_t kParallelThreshold = size_t{1} << 20;
-
-// A product whose reduction dimension K dominates (a weight gradient: H x H or H x D summed over
-// T*B rows) is computed as two halves of K, split at a whole K block, whose sums are added in a
-// fixed order: C = (C + A[:, :s] B[:s, :]) + A[:, s:] B[s:, :]. On two threads each half runs
-// on its own core, which packs and reads only its own slices of A and B; split by rows or
-// columns instead, the threads share one packed copy of B (or each packs all of A), and half of
-// what a core reads was written by the other one: on this project's VM 50-650 ns per cache line,
-// depending on where the host placed the two vCPUs. The split depends on the shape alone, so the
-// bits are the same on any thread count.
-constexpr size_t kSplitReductionMinK = 2 * kKc;
 
 // Operands at most this many floats are read in place (gemm_tile_in_place) rather than packed:
 // they stay in L1/L2 anyway, and for min-char-rnn's products (25-100 rows, K = 24-100) the copies
@@ -67,7 +56,6 @@ class Scratch {
 thread_local Scratch t_pack_a;
 thread_local Scratch t_pack_b;
 thread_local Scratch t_shared_b;  // the caller's: a block of op(B) packed once for all threads
-thread_local Scratch t_reduction_half;  // the caller's: the second half's sum of a split reduction
 
 // op(A) rows [r0, r0+mc), columns [k0, k0+kc) into mr-row panels: for each k, mr values.
 void PackA(const kernels::KernelSet& ks, const MatrixRef& A, size_t r0, size_t mc, size_t k0, size_t kc,
@@ -243,60 +231,12 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
   }
 }
 
-bool SplitsReduction(size_t M, size_t N, size_t K, const BSource& B, const Epilogue& epilogue) {
-  return B.matrix != nullptr && epilogue.kind == Epilogue::Kind::kNone && K >= kSplitReductionMinK && K > M &&
-         K > N && M * N * K >= kParallelThreshold;
-}
-
-// op(X)'s columns from k on (A) or rows from k on (B): the operand of the second half.
-MatrixRef FromK(const MatrixRef& X, size_t k, bool is_a) {
-  const bool rows_are_k = is_a == (X.trans == Trans::kYes);
-  return {rows_are_k ? X.data + k * X.ld : X.data + k, X.ld, X.trans};
-}
-
-void GemmSplitOutput(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
-                     const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
-                     const Epilogue& epilogue);
-
-// See kSplitReductionMinK. Two threads: one half each. Otherwise the halves one after the other,
-// each split over the pool by rows or columns as any product (no reduction across threads).
-void GemmSplitReduction(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
-                        const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate) {
-  const size_t split = RoundUp(K / 2, kKc);
-  const MatrixRef a_rest = FromK(A, split, true), b_rest = FromK(*B.matrix, split, false);
-  const BSource b_rest_source{&b_rest, nullptr, 0};
-  float* rest = t_reduction_half.Get(M * N);
-  const Epilogue none;
-  const size_t threads = pool ? pool->num_threads() : 1;
-  if (threads == 2) {
-    auto half = [&](size_t task, size_t) {
-      if (task == 0) {
-        GemmRange(ks, 0, M, 0, N, split, A, B, C, ldc, accumulate, none);
-      } else {
-        GemmRange(ks, 0, M, 0, N, K - split, a_rest, b_rest_source, rest, N, false, none);
-      }
-    };
-    pool->parallel_for(2, half);
-  } else {
-    GemmSplitOutput(ks, pool, M, N, split, A, B, C, ldc, accumulate, none);
-    GemmSplitOutput(ks, pool, M, N, K - split, a_rest, b_rest_source, rest, N, false, none);
-  }
-  // The one pass that reads what the other core wrote: M x N floats, once per product.
-  ForRows(pool, M, std::max<size_t>(1, 16384 / N), [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      float* c = C + i * ldc;
-      const float* r = rest + i * N;
-      for (size_t j = 0; j < N; ++j) c[j] += r[j];
-    }
-  });
-}
-
 // Splits C into one block per thread: columns (in whole register tiles) when there are enough,
 // else rows. Each element of C is computed by exactly one thread in the same order as on one
 // thread, so results do not depend on the thread count.
-void GemmSplitOutput(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
-                     const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
-                     const Epilogue& epilogue) {
+void GemmParallel(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
+                  const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
+                  const Epilogue& epilogue) {
   const size_t threads = pool ? pool->num_threads() : 1;
   if (threads <= 1 || M * N * std::max<size_t>(K, 1) < kParallelThreshold) {
     GemmRange(ks, 0, M, 0, N, K, A, B, C, ldc, accumulate, epilogue);
@@ -343,16 +283,6 @@ void GemmSplitOutput(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, s
     }
   };
   pool->parallel_for(tasks, body);
-}
-
-void GemmParallel(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
-                  const MatrixRef& A, const BSource& B, float* C, size_t ldc, bool accumulate,
-                  const Epilogue& epilogue) {
-  if (SplitsReduction(M, N, K, B, epilogue)) {
-    GemmSplitReduction(ks, pool, M, N, K, A, B, C, ldc, accumulate);
-  } else {
-    GemmSplitOutput(ks, pool, M, N, K, A, B, C, ldc, accumulate, epilogue);
-  }
 }
 
 }  // namespace

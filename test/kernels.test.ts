@@ -185,8 +185,7 @@ describe.each(isas)('GEMM (%s)', (isa) => {
         { M: 64, N: 512, K: 300, ta: false, tb: true, acc: true, tanh: true, pad: 0 },
         { M: 700, N: 70, K: 64, ta: true, tb: false, acc: false, tanh: false, pad: 1 },
         { M: 5, N: 1000, K: 330, ta: false, tb: false, acc: false, tanh: false, pad: 0 },
-        // A weight gradient's shape, K > M, N and K >= 512: summed as two halves of K (in parallel
-        // on 2 threads, one after the other otherwise), the halves added in a fixed order.
+        // A weight gradient's shape (K > M, N): split by rows over one packed copy of B.
         { M: 33, N: 65, K: 1100, ta: true, tb: false, acc: true, tanh: false, pad: 1 },
         { M: 40, N: 64, K: 512, ta: true, tb: false, acc: false, tanh: false, pad: 0 },
         { M: 17, N: 129, K: 777, ta: false, tb: true, acc: false, tanh: false, pad: 0 },
