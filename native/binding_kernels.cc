@@ -68,11 +68,20 @@ bool Flag(Napi::Env env, Napi::Value v, const char* what) {
 // Elements a rows x cols row-major matrix with row stride ld spans.
 double Span(size_t rows, size_t cols, size_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * static_cast<double>(ld) + cols; }
 
-// _gemm / _gemmPacked(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, tanhEpilogue):
-// the second packs op(B) once into a PackedB and multiplies through gemm_packed.
+// Elements a grouped matrix spans (MatrixRef::group; group 0: Span).
+double GroupedSpan(size_t rows, size_t cols, size_t ld, size_t group, size_t group_ld) {
+  if (group == 0 || rows == 0 || cols == 0) return Span(rows, cols, ld);
+  const size_t last = rows - 1;
+  return static_cast<double>(last / group) * static_cast<double>(group_ld) + static_cast<double>(last % group) * ld + cols;
+}
+
+// _gemm / _gemmPacked(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, tanhEpilogue
+// [, aGroup, aGroupLd, bGroup, bGroupLd]): the second packs op(B) once into a PackedB and
+// multiplies through gemm_packed; the optional four give A's and B's stored rows in groups.
 Napi::Value GemmHook(const Napi::CallbackInfo& info, const char* name, bool prepack) {
   Napi::Env env = info.Env();
-  if (info.Length() != 13) throw Napi::TypeError::New(env, std::string(name) + " expects 13 arguments");
+  if (info.Length() != 13 && info.Length() != 17)
+    throw Napi::TypeError::New(env, std::string(name) + " expects 13 or 17 arguments");
   const double kMax = 2147483647.0;
   const size_t M = Count(env, info[0], "M", 0, kMax), N = Count(env, info[1], "N", 0, kMax), K = Count(env, info[2], "K", 0, kMax);
   auto a = FloatArg(env, info[3], "A");
@@ -84,17 +93,24 @@ Napi::Value GemmHook(const Napi::CallbackInfo& info, const char* name, bool prep
   auto c = FloatArg(env, info[9], "C");
   const size_t ldc = Count(env, info[10], "ldc", 0, kMax);
   const bool accumulate = Flag(env, info[11], "accumulate"), tanh = Flag(env, info[12], "tanhEpilogue");
+  size_t a_group = 0, a_group_ld = 0, b_group = 0, b_group_ld = 0;
+  if (info.Length() == 17) {
+    a_group = Count(env, info[13], "aGroup", 0, kMax), a_group_ld = Count(env, info[14], "aGroupLd", 0, kMax);
+    b_group = Count(env, info[15], "bGroup", 0, kMax), b_group_ld = Count(env, info[16], "bGroupLd", 0, kMax);
+    if ((a_group != 0 && ta) || (b_group != 0 && tb))
+      throw Napi::RangeError::New(env, std::string(name) + ": only an untransposed operand may have grouped rows");
+  }
   const size_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
   if (lda < a_cols || ldb < b_cols || ldc < N) {
     throw Napi::RangeError::New(env, std::string(name) + ": a leading dimension is smaller than its row length");
   }
-  if (Span(a_rows, a_cols, lda) > a.ElementLength() || Span(b_rows, b_cols, ldb) > b.ElementLength() ||
-      Span(M, N, ldc) > c.ElementLength()) {
+  if (GroupedSpan(a_rows, a_cols, lda, a_group, a_group_ld) > a.ElementLength() ||
+      GroupedSpan(b_rows, b_cols, ldb, b_group, b_group_ld) > b.ElementLength() || Span(M, N, ldc) > c.ElementLength()) {
     throw Napi::RangeError::New(env, std::string(name) + ": an array is too short for its dimensions");
   }
   const kernels::KernelSet& ks = Kernels(env);
-  const MatrixRef A{a.Data(), lda, ta ? Trans::kYes : Trans::kNo};
-  const MatrixRef B{b.Data(), ldb, tb ? Trans::kYes : Trans::kNo};
+  const MatrixRef A{a.Data(), lda, ta ? Trans::kYes : Trans::kNo, a_group, a_group_ld};
+  const MatrixRef B{b.Data(), ldb, tb ? Trans::kYes : Trans::kNo, b_group, b_group_ld};
   const Epilogue epilogue = tanh ? Epilogue::Tanh() : Epilogue::None();
   if (prepack) {
     PackedB packed;

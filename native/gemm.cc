@@ -57,6 +57,22 @@ thread_local Scratch t_pack_a;
 thread_local Scratch t_pack_b;
 thread_local Scratch t_shared_b;  // the caller's: a block of op(B) packed once for all threads
 
+// Where stored row r of X begins (see MatrixRef::group).
+const float* RowAt(const MatrixRef& X, size_t r) {
+  return X.group == 0 ? X.data + r * X.ld : X.data + r / X.group * X.group_ld + r % X.group * X.ld;
+}
+
+// fn(first, count) for the runs of stored rows [r, r + n) that lie evenly spaced in memory.
+template <class Fn>
+void ForRowRuns(const MatrixRef& X, size_t r, size_t n, Fn&& fn) {
+  while (n > 0) {
+    const size_t run = X.group == 0 ? n : std::min(n, X.group - r % X.group);
+    fn(r, run);
+    r += run;
+    n -= run;
+  }
+}
+
 // op(A) rows [r0, r0+mc), columns [k0, k0+kc) into mr-row panels: for each k, mr values.
 void PackA(const kernels::KernelSet& ks, const MatrixRef& A, size_t r0, size_t mc, size_t k0, size_t kc,
            float* out) {
@@ -69,7 +85,9 @@ void PackA(const kernels::KernelSet& ks, const MatrixRef& A, size_t r0, size_t m
     if (A.trans == Trans::kYes) {
       ks.pack_rows(A.data + k0 * A.ld + r0 + p, A.ld, kc, rows, mr, panel);
     } else {
-      ks.pack_transposed(A.data + (r0 + p) * A.ld + k0, A.ld, rows, kc, mr, panel);
+      ForRowRuns(A, r0 + p, rows, [&](size_t r, size_t n) {
+        ks.pack_transposed(RowAt(A, r) + k0, A.ld, n, kc, mr, panel + (r - r0 - p));
+      });
     }
   }
 }
@@ -82,7 +100,9 @@ void PackB(const kernels::KernelSet& ks, const MatrixRef& B, size_t k0, size_t k
     const size_t cols = std::min(nr, nc - p);
     float* panel = out + p * kc;
     if (B.trans == Trans::kNo) {
-      ks.pack_rows(B.data + k0 * B.ld + c0 + p, B.ld, kc, cols, nr, panel);
+      ForRowRuns(B, k0, kc, [&](size_t r, size_t n) {
+        ks.pack_rows(RowAt(B, r) + c0 + p, B.ld, n, cols, nr, panel + (r - k0) * nr);
+      });
     } else {
       if (cols < nr) std::memset(panel, 0, kc * nr * sizeof(float));  // once, not a short fill per k
       ks.pack_transposed(B.data + (c0 + p) * B.ld + k0, B.ld, cols, kc, nr, panel);
@@ -141,7 +161,7 @@ void MultiplyBlock(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t jc
     if (mc == 1) {
       // One row (the recurrent product of a batch of 1): read in place, packing would only copy.
       const bool rows_stored = A.trans == Trans::kNo;
-      const float* row = rows_stored ? A.data + ic * A.ld + pc : A.data + pc * A.ld + ic;
+      const float* row = rows_stored ? RowAt(A, ic) + pc : A.data + pc * A.ld + ic;
       ks.gemm_row(kc, row, rows_stored ? 1 : A.ld, bp, c, nc, accumulate ? 1 : 0);
     } else {
       PackA(ks, A, ic, mc, pc, kc, pack_a);
@@ -166,7 +186,7 @@ void MultiplyInPlace(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t 
     b = B.packed + n0 * K;
     b_k = nr;
     b_panel = nr * K;
-  } else if (B.matrix->trans == Trans::kNo && K * nc <= kInPlaceB) {
+  } else if (B.matrix->trans == Trans::kNo && B.matrix->group == 0 && K * nc <= kInPlaceB) {
     b = B.matrix->data + n0;
     b_k = B.matrix->ld;
     b_panel = nr;
@@ -204,12 +224,12 @@ void GemmRange(const kernels::KernelSet& ks, size_t m0, size_t m1, size_t n0, si
       // but without its packing scratch: a thread_local in a shared library costs a
       // __tls_get_addr call per use, and this runs once per time step.
       const bool rows_stored = A.trans == Trans::kNo;
-      const float* row = rows_stored ? A.data + m0 * A.ld : A.data + m0;
+      const float* row = rows_stored ? RowAt(A, m0) : A.data + m0;
       ks.gemm_row(K, row, rows_stored ? 1 : A.ld, B.packed + n0 * K, C + m0 * ldc + n0, n1 - n0, accumulate ? 1 : 0);
       ApplyEpilogue(ks, epilogue, C, m0 * ldc + n0, ldc, 1, n1 - n0);
       return;
     }
-    if ((m1 - m0) * K <= kInPlaceA) {
+    if ((m1 - m0) * K <= kInPlaceA && A.group == 0) {
       MultiplyInPlace(ks, m0, m1, n0, n1, K, A, B, C, ldc, accumulate, epilogue);
       return;
     }
@@ -289,6 +309,8 @@ void GemmParallel(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size
 
 void gemm(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, size_t N, size_t K,
           MatrixRef A, MatrixRef B, float* C, size_t ldc, bool accumulate, Epilogue epilogue) {
+  if ((A.group != 0 && A.trans == Trans::kYes) || (B.group != 0 && B.trans == Trans::kYes))
+    throw std::logic_error("gemm: only an untransposed operand may have grouped rows");
   if (M == 0 || N == 0) return;
   const BSource source{&B, nullptr, 0};
   GemmParallel(ks, pool, M, N, K, A, source, C, ldc, accumulate, epilogue);
@@ -314,6 +336,7 @@ void PackedB::pack(const kernels::KernelSet& ks, size_t K, size_t N, MatrixRef B
 void gemm_packed(const kernels::KernelSet& ks, ThreadPool* pool, size_t M, MatrixRef A,
                  const PackedB& B, float* C, size_t ldc, bool accumulate, Epilogue epilogue) {
   if (B.nr_ != ks.nr) throw std::logic_error("gemm_packed: B was packed for another microkernel");
+  if (A.group != 0 && A.trans == Trans::kYes) throw std::logic_error("gemm: only an untransposed operand may have grouped rows");
   if (M == 0 || B.n_ == 0) return;
   const BSource source{nullptr, B.storage_.data() + B.offset_, RoundUp(B.n_, B.nr_)};
   GemmParallel(ks, pool, M, B.n_, B.k_, A, source, C, ldc, accumulate, epilogue);

@@ -30,6 +30,12 @@ struct MatrixRef {
   const float* data;
   size_t ld;    // row stride of the matrix as stored (row-major)
   Trans trans;  // kYes: the operand is the transpose of the stored matrix
+  // Stored rows in groups of `group`, whose first rows lie group_ld floats apart: row r is at
+  // data + (r / group) * group_ld + (r % group) * ld. A batch shard's rows of [T, B, D] inputs
+  // are read in place this way (group = its rows per step, group_ld = B * D). 0: one group.
+  // Only an untransposed operand may be grouped.
+  size_t group = 0;
+  size_t group_ld = 0;
 };
 
 // C[M x N] (row stride ldc) = (accumulate ? C : 0) + op(A)[M x K] * op(B)[K x N], then epilogue.

@@ -18,18 +18,19 @@ double SumInOrder(const double* losses, size_t rows) {
 
 }  // namespace
 
-LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows, size_t K,
-                                 const int32_t* targets, const float* class_weights, Reduction reduction,
-                                 AlignedBuffer& row_loss) {
-  size_t counted = 0;
-  double total = 0;  // Σ w over the counted rows (their count without weights)
+TargetTotals count_targets(const int32_t* targets, size_t rows, const float* class_weights) {
+  TargetTotals totals{0, 0.0};
   for (size_t r = 0; r < rows; ++r) {
     if (targets[r] < 0) continue;
-    ++counted;
-    total += class_weights ? class_weights[targets[r]] : 1.0;
+    ++totals.counted;
+    totals.weight += class_weights ? class_weights[targets[r]] : 1.0;
   }
-  const bool mean = reduction == Reduction::kMean && total > 0;
-  const float scale = mean ? 1.0f / static_cast<float>(total) : 1.0f;
+  return totals;
+}
+
+double softmax_cross_entropy_sum(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows, size_t K,
+                                 const int32_t* targets, const float* class_weights, float scale,
+                                 AlignedBuffer& row_loss) {
   double* losses = row_loss.doubles(rows);
   ForRows(pool, rows, 64, [&](size_t begin, size_t end) {
     for (size_t r = begin; r < end; ++r) {
@@ -37,8 +38,17 @@ LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool,
       losses[r] = w * ks.softmax_xent_row(logits + r * K, K, targets[r], w * scale);
     }
   });
-  const double loss = SumInOrder(losses, rows);
-  return {mean ? loss / total : loss, counted};
+  return SumInOrder(losses, rows);
+}
+
+LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows, size_t K,
+                                 const int32_t* targets, const float* class_weights, Reduction reduction,
+                                 AlignedBuffer& row_loss) {
+  const TargetTotals totals = count_targets(targets, rows, class_weights);
+  const bool mean = reduction == Reduction::kMean && totals.weight > 0;
+  const float scale = mean ? 1.0f / static_cast<float>(totals.weight) : 1.0f;
+  const double loss = softmax_cross_entropy_sum(ks, pool, logits, rows, K, targets, class_weights, scale, row_loss);
+  return {mean ? loss / totals.weight : loss, totals.counted};
 }
 
 LossResult regression_loss(ThreadPool* pool, float* values, size_t rows, size_t K, const float* targets,

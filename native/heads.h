@@ -30,6 +30,20 @@ LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool,
                                  const int32_t* targets, const float* class_weights, Reduction reduction,
                                  AlignedBuffer& row_loss);
 
+// The rows a softmax loss counts (target != -1) and Σ w over them (their count without weights).
+struct TargetTotals {
+  size_t counted;
+  double weight;
+};
+TargetTotals count_targets(const int32_t* targets, size_t rows, const float* class_weights);
+
+// The part of softmax_cross_entropy a batch shard runs on its rows: returns Σ w·l over them,
+// added in row order in double, and overwrites the logits by dL/dlogits with the loss's overall
+// scale (1 / Σ w of the whole batch for a mean, else 1).
+double softmax_cross_entropy_sum(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows, size_t K,
+                                 const int32_t* targets, const float* class_weights, float scale,
+                                 AlignedBuffer& row_loss);
+
 // Without class weights (the default model's head).
 inline LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows,
                                         size_t K, const int32_t* targets, Reduction reduction, AlignedBuffer& row_loss) {

@@ -18,6 +18,14 @@ void TanhBackward(float* ds, const float* s, size_t n) {
   for (size_t i = 0; i < n; ++i) ds[i] *= 1.0f - s[i] * s[i];
 }
 
+// The dense input rows of steps t0 on, in place (a batch shard's rows are grouped by step).
+MatrixRef DenseRows(const RnnShape& shape, const RnnBatch& batch, size_t t0) {
+  const size_t D = shape.input, contiguous = shape.batch * D;
+  const size_t stride = batch.dense_step_stride == 0 ? contiguous : batch.dense_step_stride;
+  if (stride == contiguous) return Plain(batch.dense + t0 * contiguous, D);
+  return {batch.dense + t0 * stride, D, Trans::kNo, shape.batch, stride};
+}
+
 // Input projection for all T*B rows at once: states[r] = U x_r + b, where a token input is a
 // row gather from U^T and a dense input one product over all rows.
 void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
@@ -43,16 +51,15 @@ void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShap
     });
   } else {
     FillRows(pool, states, rows, params.b, H);
-    gemm(ks, pool, rows, H, D, Plain(batch.dense, D), Transposed(params.U, D), states, H, true);
+    gemm(ks, pool, rows, H, D, DenseRows(shape, batch, 0), Transposed(params.U, D), states, H, true);
   }
 }
 
-// The recurrence s_t = tanh(P_t + s_{t-1} W^T), with P_t already in states (bias included);
-// W^T is packed once for all time steps and tanh is fused into the product's epilogue.
-void Recur(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
-           const RnnParams& params, const float* h0, RnnWorkspace& ws, float* states) {
+// The recurrence s_t = tanh(P_t + s_{t-1} W^T), with P_t already in states (bias included) and
+// W^T packed once for all time steps (recurrent); tanh is fused into the product's epilogue.
+void Recur(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape, const PackedB& recurrent,
+           const float* h0, float* states) {
   const size_t H = shape.hidden, B = shape.batch, block = B * H;
-  ws.recurrent_fwd.pack(ks, H, H, Transposed(params.W, H));
   ForBatchSlices(ks, pool, shape.steps, shape.batch, shape.hidden * shape.hidden, [&](ThreadPool* inner, size_t b0, size_t b1) {
     for (size_t t = 0; t < shape.steps; ++t) {
       float* st = states + t * block + b0 * H;
@@ -60,7 +67,7 @@ void Recur(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape
       if (prev == nullptr) {
         ks.tanh_inplace(st, (b1 - b0) * H);
       } else {
-        gemm_packed(ks, inner, b1 - b0, Plain(prev, H), ws.recurrent_fwd, st, H, true, Epilogue::Tanh());
+        gemm_packed(ks, inner, b1 - b0, Plain(prev, H), recurrent, st, H, true, Epilogue::Tanh());
       }
     }
   });
@@ -73,11 +80,17 @@ void ComputeLogits(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShap
   gemm(ks, pool, rows, K, H, Plain(states, H), Transposed(params.V, H), logits, K, true);
 }
 
+// The packed forms of W every time step multiplies by.
+struct PackedRecurrent {
+  const PackedB& forward;   // W^T, for s_{t-1} W^T
+  const PackedB& backward;  // W, for dpre_{t+1} W
+};
+
 void ForwardInto(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
-                 const RnnParams& params, const RnnBatch& batch, RnnWorkspace& ws, float* states,
-                 float* logits) {
+                 const RnnParams& params, const RnnBatch& batch, const PackedB& recurrent, RnnWorkspace& ws,
+                 float* states, float* logits) {
   ProjectInputs(ks, pool, shape, params, batch, ws, states);
-  Recur(ks, pool, shape, params, batch.h0, ws, states);
+  Recur(ks, pool, shape, recurrent, batch.h0, states);
   ComputeLogits(ks, pool, shape, params, states, logits);
 }
 
@@ -107,7 +120,7 @@ void AccumulateInputSide(const kernels::KernelSet& ks, ThreadPool* pool, const I
   }
   AddColumnSums(pre, rows, H, H, g.bias_sums);
   if (g.batch.dense != nullptr) {
-    gemm(ks, pool, H, D, rows, Transposed(pre, H), Plain(g.batch.dense + t0 * B * D, D), g.grads.U, D, !first);
+    gemm(ks, pool, H, D, rows, Transposed(pre, H), DenseRows(g.shape, g.batch, t0), g.grads.U, D, !first);
     return;
   }
   // Token inputs: dU[:, token] += dpre row. With fewer rows than vocabulary entries straight into
@@ -131,11 +144,12 @@ void AccumulateInputSide(const kernels::KernelSet& ks, ThreadPool* pool, const I
 }
 
 // Rows of output-layer gradient e = dz V per chunk of BPTT: enough for efficient products, few
-// enough that the chunk buffer stays a small fraction of the states.
+// enough that the chunk buffer stays a small fraction of the states. A batch's shards share them.
 constexpr size_t kChunkRows = 1024;
 
-size_t ChunkSteps(const RnnShape& shape) {
-  return std::max<size_t>(1, std::min(shape.steps, kChunkRows / shape.batch));
+// Steps per chunk when a chunk may hold `rows` rows (kChunkRows, shared by a batch's shards).
+size_t ChunkSteps(const RnnShape& shape, size_t rows) {
+  return std::max<size_t>(1, std::min(shape.steps, rows / shape.batch));
 }
 
 // Full BPTT: ds_t = e_t + dpre_{t+1} W, dpre_t = ds_t * (1 - s_t^2), stepping back through time
@@ -143,10 +157,9 @@ size_t ChunkSteps(const RnnShape& shape) {
 // hands its dpre rows to the input-side gradients. Returns nothing; dpre_0 is left in `first_pre`
 // (B x H) for dL/dh0.
 void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape, const RnnParams& params,
-                  const float* states, const float* dz, RnnWorkspace& ws, const InputSideGrads& input_side,
-                  float* first_pre) {
+                  const PackedB& recurrent, size_t chunk_steps, const float* states, const float* dz,
+                  RnnWorkspace& ws, const InputSideGrads& input_side, float* first_pre) {
   const size_t H = shape.hidden, K = shape.output, B = shape.batch, T = shape.steps, block = B * H;
-  const size_t chunk_steps = ChunkSteps(shape);
   // One block past the chunk holds dpre of the step after it (from the previous chunk).
   float* chunk = ws.state_grads.floats((chunk_steps + 1) * block);
   bool first = true;
@@ -160,7 +173,7 @@ void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape
         float* dt = chunk + (t - t0) * block + b0 * H;
         const float* s = states + t * block + b0 * H;
         if (t + 1 < T) {
-          gemm_packed(ks, inner, b1 - b0, Plain(dt + block, H), ws.recurrent_bwd, dt, H, true,
+          gemm_packed(ks, inner, b1 - b0, Plain(dt + block, H), recurrent, dt, H, true,
                       Epilogue::TanhGradient(s));
         } else {
           TanhBackward(dt, s, (b1 - b0) * H);
@@ -182,10 +195,9 @@ void BackwardFull(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape
 // rows before t0 carry over to the next chunk. The buffers hold two chunks and a chunk plus k - 1
 // steps of rows, not T. Returns nothing; dpre_0 is left in `first_pre` (B x H).
 void BackwardTruncated(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape, size_t k,
-                       const RnnParams& params, const float* states, const float* dz, RnnWorkspace& ws,
-                       const InputSideGrads& input_side, float* first_pre) {
+                       const RnnParams& params, const PackedB& recurrent, size_t chunk_steps, const float* states,
+                       const float* dz, RnnWorkspace& ws, const InputSideGrads& input_side, float* first_pre) {
   const size_t H = shape.hidden, K = shape.output, B = shape.batch, T = shape.steps, block = B * H;
-  const size_t chunk_steps = ChunkSteps(shape);
   float* lag = ws.state_grads.floats(chunk_steps * block);
   float* next = ws.lag_grads.floats(chunk_steps * block);
   // dpre of steps [w0, t1): window row j is step w0 + j.
@@ -215,7 +227,7 @@ void BackwardTruncated(const kernels::KernelSet& ks, ThreadPool* pool, const Rnn
       if (m + 1 < k && m + 1 < t1) {
         // next row t - t0 = dL_t/ds_{t-m-1} = dL_t/dpre_{t-m} W for t in [max(t0, m + 1), t1)
         const size_t from = std::max(t0, m + 1);
-        gemm_packed(ks, pool, (t1 - from) * B, Plain(lag + (from - t0) * block, H), ws.recurrent_bwd,
+        gemm_packed(ks, pool, (t1 - from) * B, Plain(lag + (from - t0) * block, H), recurrent,
                     next + (from - t0) * block, H, false);
         std::swap(lag, next);
       }
@@ -228,13 +240,137 @@ void BackwardTruncated(const kernels::KernelSet& ks, ThreadPool* pool, const Rnn
   std::memcpy(first_pre, window, block * sizeof(float));
 }
 
+// One shard's forward pass and BPTT over its rows (shape.batch of them), going back in chunks of
+// at most chunk_rows rows: its gradients into grads, its final states into hT. Returns Σ w·l over
+// its rows; dL/dlogits carry `scale`.
+double ShardLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                             const RnnParams& params, const RnnBatch& batch, size_t truncate, float scale,
+                             const PackedRecurrent& recurrent, size_t chunk_rows, RnnWorkspace& ws,
+                             const RnnGrads& grads, float* hT, const StateCapture& capture) {
+  const size_t D = shape.input, H = shape.hidden, K = shape.output, B = shape.batch;
+  const size_t T = shape.steps, rows = T * B, block = B * H;
+
+  float* states = ws.states.floats(rows * H);
+  float* logits = ws.logits.floats(rows * K);
+  ForwardInto(ks, pool, shape, params, batch, recurrent.forward, ws, states, logits);
+  std::memcpy(hT, states + (T - 1) * block, block * sizeof(float));
+  if (capture.dst != nullptr) std::memcpy(capture.dst, states + capture.step * block, block * sizeof(float));
+
+  // Fused output layer: softmax, cross-entropy and dL/dz for every row, z overwritten by dz.
+  const double loss = softmax_cross_entropy_sum(ks, pool, logits, rows, K, batch.targets, nullptr, scale, ws.row_loss);
+  const float* dz = logits;
+
+  double* col_sums = ws.col_sums.doubles(std::max({D, H, K}));
+  gemm(ks, pool, K, H, rows, Transposed(dz, K), Plain(states, H), grads.V, H, false);
+  ColumnSums(dz, rows, K, col_sums, grads.c);
+
+  double* bias_sums = ws.bias_sums.doubles(H);
+  std::fill(bias_sums, bias_sums + H, 0.0);
+  const bool token_rows_transposed = batch.tokens != nullptr && rows >= D;
+  const InputSideGrads input_side{shape, batch, states, grads, bias_sums,
+                                  token_rows_transposed ? ws.gathered.floats(D * H) : nullptr};
+  float* first_pre = ws.first_pre.floats(block);
+  if (truncate != 0 && truncate < T) {
+    BackwardTruncated(ks, pool, shape, truncate, params, recurrent.backward, ChunkSteps(shape, chunk_rows), states, dz,
+                      ws, input_side, first_pre);
+  } else {
+    BackwardFull(ks, pool, shape, params, recurrent.backward, ChunkSteps(shape, chunk_rows), states, dz, ws,
+                 input_side, first_pre);
+  }
+  for (size_t h = 0; h < H; ++h) grads.b[h] = static_cast<float>(bias_sums[h]);
+  if (token_rows_transposed) {
+    for (size_t h = 0; h < H; ++h)
+      for (size_t d = 0; d < D; ++d) grads.U[h * D + d] = input_side.token_grads[d * H + h];
+  }
+  if (grads.h0 != nullptr) {
+    gemm_packed(ks, pool, B, Plain(first_pre, H), recurrent.backward, grads.h0, H, false);
+  }
+  return loss;
+}
+
+// Batches of at least kShards * kMinShardRows rows whose recurrence is worth threads run as
+// kShards shards. The count is fixed (not the thread count) so the shards' partial gradients,
+// and their sum, are the same for any number of threads; two match this project's 2-core target
+// and cost one extra set of gradients. A shard of 16 rows keeps the per-step products efficient
+// (C2's half batch: within 2 % of the whole batch on one thread).
+constexpr size_t kShards = 2;
+constexpr size_t kMinShardRows = 16;
+
+size_t ShardCount(const RnnShape& shape) {
+  const bool large = shape.batch >= kShards * kMinShardRows &&
+                     shape.steps * shape.batch * shape.hidden * shape.hidden >= kParallelRecurrence;
+  return large ? kShards : 1;
+}
+
+// The batch's rows in kShards shards of whole register tiles, each run by ShardLossAndGradients on
+// its own rows: shard 0 into grads, the others into their own workspace's gradients, which are
+// then added to grads in shard order. With fewer than 2 * kShards threads the shards run side by
+// side, one per thread, so every buffer stays with the core that wrote it until the final sum
+// (on this project's VM a line written by one core costs the other up to ~400 ns when the host
+// places the two vCPUs apart, and a 2-thread C2 step took ~45 % longer with every phase split
+// across both cores); with more, one after the other with all threads inside each.
+double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
+                               const RnnParams& params, const RnnBatch& batch, size_t truncate, float scale,
+                               const PackedRecurrent& recurrent, RnnWorkspace& ws, const RnnGrads& grads,
+                               float* hT, const StateCapture& capture) {
+  const size_t D = shape.input, H = shape.hidden, K = shape.output, B = shape.batch, T = shape.steps;
+  const size_t mr = static_cast<size_t>(ks.mr), tiles = (B + mr - 1) / mr;
+  const size_t sizes[5] = {H * D, H * H, H, K * H, K};
+  if (ws.shards.size() != kShards) ws.shards.resize(kShards);
+  double losses[kShards];
+  auto run_shard = [&](ThreadPool* inner, size_t s) {
+    const size_t b0 = std::min(B, tiles * s / kShards * mr), b1 = std::min(B, tiles * (s + 1) / kShards * mr);
+    const size_t rows = b1 - b0;
+    RnnWorkspace& sw = ws.shards[s];
+    RnnShape sub = shape;
+    sub.batch = rows;
+    // Token ids and targets are copied (an int per row); dense inputs are read in place.
+    auto own_rows = [&](const int32_t* all, AlignedBuffer& buffer) -> const int32_t* {
+      if (all == nullptr) return nullptr;
+      int32_t* mine = buffer.as<int32_t>(T * rows);
+      for (size_t t = 0; t < T; ++t) std::memcpy(mine + t * rows, all + t * B + b0, rows * sizeof(int32_t));
+      return mine;
+    };
+    RnnBatch part{own_rows(batch.tokens, sw.tokens), batch.dense ? batch.dense + b0 * D : nullptr,
+                  own_rows(batch.targets, sw.targets), batch.h0 ? batch.h0 + b0 * H : nullptr};
+    part.dense_step_stride = B * D;
+    float* g[5] = {grads.U, grads.W, grads.b, grads.V, grads.c};
+    if (s > 0)
+      for (int i = 0; i < 5; ++i) g[i] = sw.grads[i].floats(sizes[i]);
+    const RnnGrads part_grads{g[0], g[1], g[2], g[3], g[4], grads.h0 ? grads.h0 + b0 * H : nullptr};
+    const StateCapture part_capture{capture.dst ? capture.dst + b0 * H : nullptr, capture.step};
+    losses[s] = ShardLossAndGradients(ks, inner, sub, params, part, truncate, scale, recurrent, kChunkRows / kShards,
+                                      sw, part_grads, hT + b0 * H, part_capture);
+  };
+  const size_t threads = pool ? pool->num_threads() : 1;
+  if (threads >= 2 && threads < 2 * kShards) {
+    auto side_by_side = [&](size_t task, size_t) { run_shard(nullptr, task); };
+    pool->parallel_for(kShards, side_by_side);
+  } else {
+    for (size_t s = 0; s < kShards; ++s) run_shard(pool, s);
+  }
+  float* total[5] = {grads.U, grads.W, grads.b, grads.V, grads.c};
+  for (int i = 0; i < 5; ++i) {
+    ForRows(pool, sizes[i], 4096, [&](size_t begin, size_t end) {
+      for (size_t s = 1; s < kShards; ++s) {
+        const float* part = ws.shards[s].grads[i].get<float>();
+        for (size_t j = begin; j < end; ++j) total[i][j] += part[j];
+      }
+    });
+  }
+  double loss = 0;
+  for (size_t s = 0; s < kShards; ++s) loss += losses[s];
+  return loss;
+}
+
 }  // namespace
 
 void rnn_forward(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
                  const RnnParams& params, const RnnBatch& batch, RnnWorkspace& ws, float* states,
                  float* logits, float* hT) {
-  ForwardInto(ks, pool, shape, params, batch, ws, states, logits);
-  const size_t block = shape.batch * shape.hidden;
+  const size_t H = shape.hidden, block = shape.batch * H;
+  ws.recurrent_fwd.pack(ks, H, H, Transposed(params.W, H));
+  ForwardInto(ks, pool, shape, params, batch, ws.recurrent_fwd, ws, states, logits);
   std::memcpy(hT, states + (shape.steps - 1) * block, block * sizeof(float));
 }
 
@@ -243,44 +379,19 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
                                   const RnnBatch& batch, size_t truncate, Reduction reduction,
                                   RnnWorkspace& ws, const RnnGrads& grads, float* hT,
                                   const StateCapture& capture) {
-  const size_t D = shape.input, H = shape.hidden, K = shape.output, B = shape.batch;
-  const size_t T = shape.steps, rows = T * B, block = B * H;
-
-  float* states = ws.states.floats(rows * H);
-  float* logits = ws.logits.floats(rows * K);
-  ForwardInto(ks, pool, shape, params, batch, ws, states, logits);
-  std::memcpy(hT, states + (T - 1) * block, block * sizeof(float));
-  if (capture.dst != nullptr) std::memcpy(capture.dst, states + capture.step * block, block * sizeof(float));
-
-  // Fused output layer: softmax, cross-entropy and dL/dz for every row, z overwritten by dz.
-  const LossResult result = softmax_cross_entropy(ks, pool, logits, rows, K, batch.targets, reduction, ws.row_loss);
-  const float* dz = logits;
-
-  double* col_sums = ws.col_sums.doubles(std::max({D, H, K}));
-  gemm(ks, pool, K, H, rows, Transposed(dz, K), Plain(states, H), grads.V, H, false);
-  ColumnSums(dz, rows, K, col_sums, grads.c);
-
+  const size_t H = shape.hidden;
+  const TargetTotals totals = count_targets(batch.targets, shape.steps * shape.batch, nullptr);
+  const bool mean = reduction == Reduction::kMean && totals.weight > 0;
+  const float scale = mean ? 1.0f / static_cast<float>(totals.weight) : 1.0f;
+  ws.recurrent_fwd.pack(ks, H, H, Transposed(params.W, H));
   ws.recurrent_bwd.pack(ks, H, H, Plain(params.W, H));
-  double* bias_sums = ws.bias_sums.doubles(H);
-  std::fill(bias_sums, bias_sums + H, 0.0);
-  const bool token_rows_transposed = batch.tokens != nullptr && rows >= D;
-  const InputSideGrads input_side{shape, batch, states, grads, bias_sums,
-                                  token_rows_transposed ? ws.gathered.floats(D * H) : nullptr};
-  float* first_pre = ws.first_pre.floats(block);
-  if (truncate != 0 && truncate < T) {
-    BackwardTruncated(ks, pool, shape, truncate, params, states, dz, ws, input_side, first_pre);
-  } else {
-    BackwardFull(ks, pool, shape, params, states, dz, ws, input_side, first_pre);
-  }
-  for (size_t h = 0; h < H; ++h) grads.b[h] = static_cast<float>(bias_sums[h]);
-  if (token_rows_transposed) {
-    for (size_t h = 0; h < H; ++h)
-      for (size_t d = 0; d < D; ++d) grads.U[h * D + d] = input_side.token_grads[d * H + h];
-  }
-  if (grads.h0 != nullptr) {
-    gemm_packed(ks, pool, B, Plain(first_pre, H), ws.recurrent_bwd, grads.h0, H, false);
-  }
-  return result;
+  const PackedRecurrent recurrent{ws.recurrent_fwd, ws.recurrent_bwd};
+  const double loss =
+      ShardCount(shape) == 1
+          ? ShardLossAndGradients(ks, pool, shape, params, batch, truncate, scale, recurrent, kChunkRows, ws, grads, hT,
+                                  capture)
+          : ShardedLossAndGradients(ks, pool, shape, params, batch, truncate, scale, recurrent, ws, grads, hT, capture);
+  return {mean ? loss / totals.weight : loss, totals.counted};
 }
 
 TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,

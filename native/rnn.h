@@ -2,12 +2,18 @@
 // libraries use: every product that does not depend on the recurrence runs once over all T*B
 // rows; only the B x H by H x H recurrent product steps through time.
 //
+// A large batch's gradients are computed in two shards of its rows, each running the whole step
+// on its own rows (on its own core when there are two threads) into its own gradients, which are
+// then added in shard order: no buffer a core writes is read by the other until that sum, and the
+// shards depend on the batch alone, so every bit is the same for any thread count.
+//
 // Layout (row-major, time-major): inputs [T,B] token ids or [T,B,D]; states [T,B,H];
 // logits [T,B,K]; U [H,D], W [H,H], b [H], V [K,H], c [K]; h0 and hT [B,H].
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "aligned_buffer.h"
 #include "errors.h"
@@ -52,6 +58,9 @@ struct RnnBatch {
   const float* dense;
   const int32_t* targets;
   const float* h0;
+  // Floats from one step's dense rows to the next's; 0: batch * input, the [T,B,D] layout. A batch
+  // shard reads its rows of the whole batch's inputs in place with it.
+  size_t dense_step_stride = 0;
 };
 
 // Where a call copies the states it computes besides hT: s_step ([B,H]) into dst, when dst is
@@ -66,8 +75,10 @@ struct StateCapture {
 struct RnnWorkspace {
   AlignedBuffer states, logits, state_grads, lag_grads, pre_grads, gathered, row_loss, col_sums, bias_sums, first_pre;
   AlignedBuffer grads[5];
+  AlignedBuffer tokens, targets;  // a batch shard's own rows of the batch's token ids and targets
   PackedB recurrent_fwd;  // W^T, for s_{t-1} W^T
   PackedB recurrent_bwd;  // W, for dpre_{t+1} W
+  std::vector<RnnWorkspace> shards;  // one per batch shard of a large batch's gradients
 };
 
 void rnn_forward(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,

@@ -13,7 +13,7 @@ import { PARAM_NAMES } from '../lib/backend';
 import { ProblemSpec, forwardMagnitudes, mulberry32, randomProblem, relErr, relErrTo } from './helpers/oracle-checks';
 
 const SIZES = [1, 3, 7, 16, 17, 31, 33, 64, 65, 100, 129];
-const BATCHES = [1, 2, 5, 32];
+const BATCHES = [1, 2, 5, 32, 35];
 const STEPS = [1, 2, 25, 200];
 const FORWARD_TOL = 1e-5;
 const GRAD_TOL = 1e-4;
@@ -90,6 +90,12 @@ const EDGE_CASES: Config[] = [
   { D: 7, H: 20, K: 9, T: 520, B: 4, kind: 'dense', ignoreFraction: 0.1, withH0: true, truncate: null, reduction: 'mean', seed: 9 },
   { D: 5, H: 16, K: 6, T: 700, B: 3, kind: 'tokens', ignoreFraction: 0, withH0: false, truncate: 7, reduction: 'sum', seed: 10 },
   { D: 9, H: 24, K: 11, T: 600, B: 4, kind: 'dense', ignoreFraction: 0.2, withH0: true, truncate: 300, reduction: 'mean', seed: 11 },
+  // From B = 32 rows and enough recurrent work a batch runs as two shards of its rows (rnn.h):
+  // uneven shards (B = 33, 35 make 16 + 17 or 16 + 19 rows with AVX-512's 8-row tiles), dense rows
+  // read in place across the whole batch, truncation and h0 per shard.
+  { D: 17, H: 65, K: 7, T: 33, B: 33, kind: 'tokens', ignoreFraction: 0.3, withH0: true, truncate: 5, reduction: 'sum', seed: 12 },
+  { D: 3, H: 33, K: 5, T: 65, B: 35, kind: 'dense', ignoreFraction: 0.3, withH0: true, truncate: null, reduction: 'mean', seed: 13 },
+  { D: 33, H: 64, K: 17, T: 25, B: 33, kind: 'dense', ignoreFraction: 0, withH0: false, truncate: 2, reduction: 'mean', seed: 14 },
 ];
 
 describe.each(supportedIsas())('native kernels (%s) vs the float64 oracle', (isa) => {

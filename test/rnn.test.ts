@@ -150,10 +150,13 @@ describe('RNN calls reject bad input with typed errors and change nothing', () =
 describe('thread counts', () => {
   // B = 17 splits the recurrences into batch slices of whole register tiles on every ISA (mr = 4,
   // 6, 8), one of them ending in a single row; T*B*H*H is above the native parallel thresholds.
+  // B = 35 makes the batch two shards (16 + 19 rows with 8-row tiles), run side by side on 2 and 3
+  // threads and one after the other, with every thread inside each, on 1 and 4; dense inputs are
+  // read in place by each shard.
   const big = { inputSize: 11, hiddenSize: 64, outputSize: 13 };
-  const T = 24, B = 17;
+  const T = 24;
 
-  function run(name: string, threads: number, truncate?: number): string[] {
+  function run(name: string, threads: number, B: number, dense: boolean, truncate?: number): string[] {
     const previousIsa = isa();
     const previousThreads = numThreads();
     setIsa(name as 'scalar');
@@ -161,8 +164,9 @@ describe('thread counts', () => {
     try {
       const m = new RNN({ ...big, seed: 5 });
       const h0 = Tensor.randn([B, big.hiddenSize], { seed: 2 });
-      const r = m.lossAndGradients(tokens(T, B, big.inputSize, 3), tokens(T, B, big.outputSize, 4), { h0, truncate });
-      const step = m.trainStep(tokens(T, B, big.inputSize, 5), tokens(T, B, big.outputSize, 6), { lr: 0.1, clipNorm: 1, h0 });
+      const inputs = (seed: number) => (dense ? Tensor.randn([T, B, big.inputSize], { seed }) : tokens(T, B, big.inputSize, seed));
+      const r = m.lossAndGradients(inputs(3), tokens(T, B, big.outputSize, 4), { h0, truncate });
+      const step = m.trainStep(inputs(5), tokens(T, B, big.outputSize, 6), { lr: 0.1, clipNorm: 1, h0 });
       const hex = (t: Tensor) => Buffer.from((t.toArray() as Float32Array).buffer).toString('hex');
       return [String(r.loss), ...Object.values(r.grads).map(hex), hex(r.hT), String(step.loss), String(step.gradNorm), hex(step.hT), ...Object.values(m.params).map(hex)];
     } finally {
@@ -173,9 +177,18 @@ describe('thread counts', () => {
 
   test.each(supportedIsas())('give bitwise identical losses, gradients, states and updates on 1, 2 and 3 threads (%s)', (name) => {
     for (const truncate of [undefined, 5]) {
-      const one = run(name, 1, truncate);
-      expect(run(name, 2, truncate)).toEqual(one);
-      expect(run(name, 3, truncate)).toEqual(one);
+      const one = run(name, 1, 17, false, truncate);
+      expect(run(name, 2, 17, false, truncate)).toEqual(one);
+      expect(run(name, 3, 17, false, truncate)).toEqual(one);
+    }
+  });
+
+  test.each(supportedIsas())('batch shards: bitwise identical on 1 to 4 threads, token and dense inputs (%s)', (name) => {
+    for (const dense of [false, true]) {
+      for (const truncate of [undefined, 5]) {
+        const one = run(name, 1, 35, dense, truncate);
+        for (const threads of [2, 3, 4]) expect(run(name, threads, 35, dense, truncate)).toEqual(one);
+      }
     }
   });
 });
