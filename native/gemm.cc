@@ -134,10 +134,18 @@ void ApplyEpilogue(const kernels::KernelSet& ks, const Epilogue& epilogue, float
     case Epilogue::Kind::kTanhGradient:
       for (size_t i = 0; i < m; ++i) {
         float* row = C + at + i * ldc;
-        const float* s = epilogue.tanh_out + at + i * ldc;
+        const float* s = epilogue.operand + at + i * ldc;
         for (size_t j = 0; j < n; ++j) row[j] *= 1.0f - s[j] * s[j];
       }
       return;
+    case Epilogue::Kind::kBias: {
+      const float* bias = epilogue.operand + at % ldc;
+      for (size_t i = 0; i < m; ++i) {
+        float* row = C + at + i * ldc;
+        for (size_t j = 0; j < n; ++j) row[j] += bias[j];
+      }
+      return;
+    }
   }
 }
 

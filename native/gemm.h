@@ -15,15 +15,18 @@ enum class Trans { kNo, kYes };
 
 // What happens to each finished C block after its last K block, while it is still in cache.
 struct Epilogue {
-  enum class Kind { kNone, kTanh, kTanhGradient };
+  enum class Kind { kNone, kTanh, kTanhGradient, kBias };
   Kind kind = Kind::kNone;
   // kTanhGradient: C *= 1 - s^2, with s = tanh_out laid out like C (same row stride): the BPTT
   // step dpre = (e + dpre_next W) * tanh'(pre), applied by the thread that computed the block.
-  const float* tanh_out = nullptr;
+  // kBias: C[i][j] += bias[j], a layer's bias added while the block is in cache (filling C with
+  // it first would stream all of C through memory once more).
+  const float* operand = nullptr;
 
   static Epilogue None() { return {}; }
   static Epilogue Tanh() { return {Kind::kTanh, nullptr}; }
   static Epilogue TanhGradient(const float* tanh_out) { return {Kind::kTanhGradient, tanh_out}; }
+  static Epilogue Bias(const float* bias) { return {Kind::kBias, bias}; }
 };
 
 struct MatrixRef {

@@ -27,8 +27,7 @@ const float* HeadInput(const engine::LayerSpec& spec, const HeadSpec& head, cons
 void Linear(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec, const HeadSpec& head,
             const HeadWeights& hw, const float* X, size_t rows, float* out) {
   const size_t W = spec.output_width(), K = head.outputs;
-  FillRows(pool, out, rows, hw.bias, K);
-  gemm(ks, pool, rows, K, W, Plain(X, W), Transposed(hw.weight, W), out, K, true);
+  gemm(ks, pool, rows, K, W, Plain(X, W), Transposed(hw.weight, W), out, K, false, Epilogue::Bias(hw.bias));
 }
 
 // The hidden (and cell) states of every layer after `step`, for a unidirectional model.

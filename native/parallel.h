@@ -29,13 +29,6 @@ void ForRows(ThreadPool* pool, size_t n, size_t min_rows_per_task, RowFn&& fn) {
   pool->parallel_for(tasks, body);
 }
 
-// Every row of rows[nrows x ncols] = row (the bias under an accumulating product).
-inline void FillRows(ThreadPool* pool, float* rows, size_t nrows, const float* row, size_t ncols) {
-  ForRows(pool, nrows, std::max<size_t>(1, 16384 / std::max<size_t>(ncols, 1)), [&](size_t begin, size_t end) {
-    for (size_t r = begin; r < end; ++r) std::memcpy(rows + r * ncols, row, ncols * sizeof(float));
-  });
-}
-
 // acc[j] += sum of the rows' column j (row stride ld), in double and in row order, so the result
 // does not depend on how the rows arrive in chunks. One thread: the rows were written by all of
 // them, and a second one spent more on reading lines from the other core than it saved (C3: 0.33

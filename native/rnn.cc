@@ -50,8 +50,8 @@ void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShap
       }
     });
   } else {
-    FillRows(pool, states, rows, params.b, H);
-    gemm(ks, pool, rows, H, D, DenseRows(shape, batch, 0), Transposed(params.U, D), states, H, true);
+    gemm(ks, pool, rows, H, D, DenseRows(shape, batch, 0), Transposed(params.U, D), states, H, false,
+         Epilogue::Bias(params.b));
   }
 }
 
@@ -76,8 +76,7 @@ void Recur(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape
 void ComputeLogits(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
                    const RnnParams& params, const float* states, float* logits) {
   const size_t H = shape.hidden, K = shape.output, rows = shape.steps * shape.batch;
-  FillRows(pool, logits, rows, params.c, K);
-  gemm(ks, pool, rows, K, H, Plain(states, H), Transposed(params.V, H), logits, K, true);
+  gemm(ks, pool, rows, K, H, Plain(states, H), Transposed(params.V, H), logits, K, false, Epilogue::Bias(params.c));
 }
 
 // The packed forms of W every time step multiplies by.
