@@ -29,44 +29,55 @@ using engine::LayerSpec;
 
 constexpr double kMaxElements = 2147483647.0;  // keeps every index inside int32
 
+inline const char* TypedArrayName(napi_typedarray_type type) {
+  switch (type) {
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_int32_array: return "Int32Array";
+    default: return "another typed array";
+  }
+}
+
 inline std::string Describe(Napi::Value v) {
   if (v.IsUndefined()) return "undefined";
   if (v.IsNull()) return "null";
-  if (v.IsTypedArray()) {
-    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
-      case napi_float32_array: return "Float32Array";
-      case napi_float64_array: return "Float64Array";
-      case napi_int32_array: return "Int32Array";
-      default: return "another typed array";
-    }
-  }
+  if (v.IsTypedArray()) return TypedArrayName(v.As<Napi::TypedArray>().TypedArrayType());
   if (v.IsNumber()) return "number";
   if (v.IsString()) return "string";
   if (v.IsArray()) return "Array";
   return "object";
 }
 
-// The typed array v (of T's element type and `expected` elements), or null when optional and v is
-// undefined/null.
+// The typed array v (of T's element type: float, double or int32_t, and `expected` elements), or
+// null when optional and v is undefined/null; its ArrayBuffer in *buffer_out when asked.
 template <class T>
-T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expected, bool optional) {
+T* ArrayArg(Napi::Env env, Napi::Value v, const std::string& name, size_t expected, bool optional,
+            napi_value* buffer_out = nullptr) {
   if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
-  constexpr napi_typedarray_type kType = std::is_same<T, float>::value ? napi_float32_array : napi_int32_array;
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value || std::is_same<T, int32_t>::value,
+                "typed arrays of float, double or int32_t");
+  constexpr napi_typedarray_type kType = std::is_same<T, float>::value    ? napi_float32_array
+                                         : std::is_same<T, double>::value ? napi_float64_array
+                                                                          : napi_int32_array;
+  constexpr const char* kArticle = kType == napi_int32_array ? "an " : "a ";
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
   napi_value buffer;
+  // One Node-API call per array on the good path (napi_get_typedarray_info fails for anything
+  // else): a small model's step is short enough for more to show.
   if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, nullptr) != napi_ok || type != kType) {
-    throw Napi::TypeError::New(env, name + " must be a" + (kType == napi_float32_array ? " Float32Array" : "n Int32Array") +
-                                        ", got " + Describe(v));
+    throw Napi::TypeError::New(env, name + " must be " + kArticle + TypedArrayName(kType) + ", got " + Describe(v));
   }
   if (length != expected || data == nullptr) {
+    // A disposed tensor's buffer is detached: its view reads as empty.
     bool detached = false;
     if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached) {
       throw Napi::TypeError::New(env, name + " refers to freed (disposed) memory");
     }
     throw Napi::RangeError::New(env, name + " must have " + std::to_string(expected) + " elements, got " + std::to_string(length));
   }
+  if (buffer_out != nullptr) *buffer_out = buffer;
   return static_cast<T*>(data);
 }
 

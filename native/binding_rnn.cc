@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "binding_args.h"
 #include "bindings.h"
 #include "async_job.h"
 #include "napi_guard.h"
@@ -19,7 +20,8 @@
 namespace bptt {
 namespace {
 
-constexpr double kMaxElements = 2147483647.0;  // keeps every index inside int32
+using args::kMaxElements;
+using args::Product;
 
 enum class JobKind { kForward, kGradients, kTrainStep };
 
@@ -193,50 +195,7 @@ class ArgReader {
   // The data of a typed array of type T and `expected` elements; its ArrayBuffer in *buffer.
   template <class T>
   T* View(size_t index, const char* name, size_t expected, bool optional, napi_value* buffer_out = nullptr) {
-    Napi::Value v = info_[index];
-    if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
-    constexpr napi_typedarray_type kType = std::is_same<T, float>::value    ? napi_float32_array
-                                           : std::is_same<T, double>::value ? napi_float64_array
-                                                                            : napi_int32_array;
-    napi_typedarray_type type;
-    size_t length = 0;
-    void* data = nullptr;
-    napi_value buffer;
-    // One Node-API call per array on the good path (napi_get_typedarray_info fails for anything
-    // else); a small model's step is short enough for more to show.
-    if (napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, nullptr) != napi_ok || type != kType) {
-      throw Napi::TypeError::New(env_, std::string(name) + " must be a " + TypeName(kType) + ", got " + Describe(v));
-    }
-    if (length != expected || data == nullptr) {
-      // A disposed tensor's buffer is detached: its view reads as empty.
-      bool detached = false;
-      if (napi_is_detached_arraybuffer(env_, buffer, &detached) == napi_ok && detached) {
-        throw Napi::TypeError::New(env_, std::string(name) + " refers to freed (disposed) memory");
-      }
-      throw Napi::RangeError::New(env_, std::string(name) + " must have " + std::to_string(expected) +
-                                            " elements, got " + std::to_string(length));
-    }
-    if (buffer_out != nullptr) *buffer_out = buffer;
-    return static_cast<T*>(data);
-  }
-
-  static const char* TypeName(napi_typedarray_type type) {
-    switch (type) {
-      case napi_float32_array: return "Float32Array";
-      case napi_float64_array: return "Float64Array";
-      case napi_int32_array: return "Int32Array";
-      default: return "another typed array";
-    }
-  }
-
-  static std::string Describe(Napi::Value v) {
-    if (v.IsUndefined()) return "undefined";
-    if (v.IsNull()) return "null";
-    if (v.IsTypedArray()) return TypeName(v.As<Napi::TypedArray>().TypedArrayType());
-    if (v.IsNumber()) return "number";
-    if (v.IsString()) return "string";
-    if (v.IsArray()) return "Array";
-    return "object";
+    return args::ArrayArg<T>(env_, info_[index], name, expected, optional, buffer_out);
   }
 
   static std::string Format(double d) {
@@ -252,12 +211,6 @@ class ArgReader {
   double scalars_[kScalarCount];
 };
 
-size_t Product(Napi::Env env, std::initializer_list<size_t> sizes, const char* what) {
-  double n = 1;
-  for (size_t s : sizes) n *= static_cast<double>(s);
-  if (n > kMaxElements) throw Napi::RangeError::New(env, std::string(what) + " would exceed 2^31-1 elements");
-  return static_cast<size_t>(n);
-}
 
 // Reads and validates a call. No JS runs while it does (positional arguments have no getters), so
 // a pointer taken from an array stays valid for the whole parse.

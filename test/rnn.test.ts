@@ -214,7 +214,7 @@ describe('the addon, called directly', () => {
     const cases: [string, (r: NativeRequest) => void, RegExp][] = [
       ['lr not given', (r) => (r.optimizer = { kind: 'sgd', lr: NaN }), /lr must be given/],
       ['fractional truncate', (r) => (r.truncate = 2.5), /truncate must be an integer/],
-      ['float targets', (r) => (r.targets = new Float32Array(1) as unknown as Int32Array), /targets must be a Int32Array/],
+      ['float targets', (r) => (r.targets = new Float32Array(1) as unknown as Int32Array), /targets must be an Int32Array/],
       ['short U', (r) => (r.U = f(1)), /U must have 2 elements/],
       ['token out of range', (r) => (r.tokens = new Int32Array([2])), /tokens\[0\] = 2 is outside/],
       ['unknown optimizer', (r) => (r.optimizer = { kind: 'lion', lr: 0.1 }), /optimizer kind/],
