@@ -51,12 +51,9 @@ LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool,
   return {mean ? loss / totals.weight : loss, totals.counted};
 }
 
-LossResult regression_loss(ThreadPool* pool, float* values, size_t rows, size_t K, const float* targets,
-                           const uint8_t* active, RegressionLoss loss, float delta, Reduction reduction,
+double regression_loss_sum(ThreadPool* pool, float* values, size_t rows, size_t K, const float* targets,
+                           const uint8_t* active, RegressionLoss loss, float delta, double scale,
                            AlignedBuffer& row_loss) {
-  size_t counted = 0;
-  for (size_t r = 0; r < rows; ++r) counted += active == nullptr || active[r] ? K : 0;
-  const double scale = reduction == Reduction::kMean && counted > 0 ? 1.0 / static_cast<double>(counted) : 1.0;
   double* losses = row_loss.doubles(rows);
   ForRows(pool, rows, 64, [&](size_t begin, size_t end) {
     for (size_t r = begin; r < end; ++r) {
@@ -85,7 +82,7 @@ LossResult regression_loss(ThreadPool* pool, float* values, size_t rows, size_t 
       losses[r] = sum;
     }
   });
-  return {SumInOrder(losses, rows) * scale, counted};
+  return SumInOrder(losses, rows);
 }
 
 void pool_outputs(Pool pool, const float* Y, size_t T, size_t B, size_t W, size_t hidden, const int32_t* lengths,

@@ -53,11 +53,11 @@ inline LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool
 enum class RegressionLoss { kMse, kHuber };
 
 // Mean squared error (or Huber with delta) of values [rows, K] against targets [rows, K], over
-// the rows with active[r] != 0 (every row when active is null), summed or averaged over their
-// elements; values are overwritten by dL/dvalues (zeros for inactive rows). Deterministic as
-// softmax_cross_entropy.
-LossResult regression_loss(ThreadPool* pool, float* values, size_t rows, size_t K, const float* targets,
-                           const uint8_t* active, RegressionLoss loss, float delta, Reduction reduction,
+// the rows with active[r] != 0 (every row when active is null): returns the sum of the element
+// losses, added in row order in double, and overwrites values by dL/dvalues with the loss's
+// overall scale (1 / the batch's counted elements for a mean, else 1); zeros for inactive rows.
+double regression_loss_sum(ThreadPool* pool, float* values, size_t rows, size_t K, const float* targets,
+                           const uint8_t* active, RegressionLoss loss, float delta, double scale,
                            AlignedBuffer& row_loss);
 
 // Which vectors of the top layer's outputs Y [T, B, W] the head reads.

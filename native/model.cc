@@ -51,15 +51,54 @@ const float* Forward(const kernels::KernelSet& ks, ThreadPool* pool, const engin
   return X;
 }
 
-// The head's loss of z [rows, K] against the targets; z becomes dL/dz. Padding steps count for
-// nothing, whatever their targets say.
-LossResult Loss(const kernels::KernelSet& ks, ThreadPool* pool, const HeadSpec& head, const engine::ForwardRecord& rec,
-                float* z, size_t rows, const HeadTargets& targets, Reduction reduction, ModelWorkspace& ws) {
+// What a call's loss is normalised by, over its whole batch: the targets that count (padding
+// steps never do, whatever their targets say) and their total: Σ w for a softmax head (their
+// count without class weights), the counted elements for a regression head.
+struct LossTotals {
+  size_t counted = 0;
+  double total = 0;
+};
+
+LossTotals CountTargets(const HeadSpec& head, const engine::LayerInput& input, const HeadTargets& targets) {
+  const size_t T = input.steps, B = input.batch, K = head.outputs, rows = head.rows(T, B);
+  const bool masked = head.pool == Pool::kEvery && input.lengths != nullptr;
+  auto active = [&](size_t r) { return !masked || r / B < static_cast<size_t>(input.lengths[r % B]); };
+  LossTotals totals;
+  for (size_t r = 0; r < rows; ++r) {
+    if (!active(r)) continue;
+    if (!head.classifies()) {
+      totals.counted += K;
+      continue;
+    }
+    const int32_t c = targets.classes[r];
+    if (c < 0) continue;
+    ++totals.counted;
+    totals.total += head.class_weights.empty() ? 1.0 : head.class_weights[static_cast<size_t>(c)];
+  }
+  if (!head.classifies()) totals.total = static_cast<double>(totals.counted);
+  return totals;
+}
+
+// The factor dL/dz carries: 1 / total for a mean (in float for a softmax head), else 1.
+double LossScale(const HeadSpec& head, const LossTotals& totals, Reduction reduction) {
+  if (reduction != Reduction::kMean || totals.total <= 0) return 1.0;
+  return head.classifies() ? static_cast<double>(1.0f / static_cast<float>(totals.total)) : 1.0 / totals.total;
+}
+
+LossResult Reduced(double sum, const LossTotals& totals, Reduction reduction) {
+  const bool mean = reduction == Reduction::kMean && totals.total > 0;
+  return {mean ? sum / totals.total : sum, totals.counted};
+}
+
+// The head's loss of z [rows, K] against the targets, summed over the rows (Σ w·l for a softmax
+// head); z becomes dL/dz, scaled by `scale`. Padding steps count for nothing.
+double LossSum(const kernels::KernelSet& ks, ThreadPool* pool, const HeadSpec& head, const engine::ForwardRecord& rec,
+               float* z, size_t rows, const HeadTargets& targets, double scale, ModelWorkspace& ws) {
   const size_t K = head.outputs;
   const bool masked = head.pool == Pool::kEvery && !rec.lengths.empty();
   if (!head.classifies()) {
-    return regression_loss(pool, z, rows, K, targets.values, masked ? rec.active.data() : nullptr, head.loss, head.delta,
-                           reduction, ws.row_loss);
+    return regression_loss_sum(pool, z, rows, K, targets.values, masked ? rec.active.data() : nullptr, head.loss, head.delta,
+                               scale, ws.row_loss);
   }
   const int32_t* classes = targets.classes;
   if (masked) {
@@ -67,8 +106,8 @@ LossResult Loss(const kernels::KernelSet& ks, ThreadPool* pool, const HeadSpec& 
     for (size_t r = 0; r < rows; ++r) m[r] = rec.active[r] ? classes[r] : -1;
     classes = m;
   }
-  return softmax_cross_entropy(ks, pool, z, rows, K, classes, head.class_weights.empty() ? nullptr : head.class_weights.data(),
-                               reduction, ws.row_loss);
+  return softmax_cross_entropy_sum(ks, pool, z, rows, K, classes, head.class_weights.empty() ? nullptr : head.class_weights.data(),
+                                   static_cast<float>(scale), ws.row_loss);
 }
 
 // From dz [rows, K]: the head's weight gradients (when asked) and dy [T, B, W] in ws.dy.
@@ -91,6 +130,159 @@ float* HeadBackward(const kernels::KernelSet& ks, ThreadPool* pool, const engine
   return dy;
 }
 
+// One call's forward pass, loss and backward on the rows of `input` (a whole batch, or a shard
+// of one); returns the loss summed over them, dL/dz scaled by `scale`.
+double RowsLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
+                            const engine::LayerWeights& weights, const HeadSpec& head, const HeadWeights& head_weights,
+                            const engine::LayerInput& input, const HeadTargets& targets, size_t truncate, double scale,
+                            ModelWorkspace& ws, const engine::LayerGrads& grads, const HeadGrads& head_grads,
+                            const engine::LayerInputGrads& input_grads, const ModelStates& states) {
+  const size_t rows = head.rows(input.steps, input.batch);
+  float* z = ws.logits.floats(rows * head.outputs);
+  const float* X = Forward(ks, pool, spec, weights, head, head_weights, input, ws, z, states);
+  const double sum = LossSum(ks, pool, head, ws.record, z, rows, targets, scale, ws);
+  engine::LayerUpstream up;
+  up.dy = HeadBackward(ks, pool, spec, head, head_weights, ws.record, X, z, rows, &head_grads, ws);
+  up.truncate = truncate;
+  engine::layer_backward(ks, pool, weights, ws.record, up, ws.layer, input_grads, grads);
+  return sum;
+}
+
+// Batch shards, as the default model's (rnn.cc): a fixed count, so results do not depend on the
+// thread count, of at least kMinShardRows rows each. Twice the default model's minimum: every
+// step streams the recurrent weight (G*H x H: 1 MB for L1's LSTM) through the cache for its rows,
+// and with 16 rows a shard did half the work per byte; L1 (B = 32) took 20.0 ms on one thread as
+// two shards against 18.2 whole.
+constexpr size_t kShards = 2;
+constexpr size_t kMinShardRows = 32;
+// Below this many multiply-adds in the recurrence a call is not worth splitting.
+constexpr size_t kShardWork = size_t{1} << 20;
+
+// Whether a call runs as shards. Not when it drops out between layers (the masks are a function
+// of the element's place in the whole batch) or asks for dx (the layer API's, not a model's).
+bool Sharded(const engine::LayerSpec& spec, const engine::LayerInput& input, const engine::LayerInputGrads& input_grads) {
+  const bool dropout = input.training && spec.dropout > 0 && spec.layers > 1;
+  const size_t work = input.steps * input.batch * spec.gates() * spec.hidden * spec.hidden;
+  return input.batch >= kShards * kMinShardRows && work >= kShardWork && !dropout && input_grads.dx == nullptr;
+}
+
+// Rows [b0, b0 + n) of each of `groups` consecutive blocks of `batch` rows of `width` elements,
+// gathered into dst (groups blocks of n rows), or scattered back (from dst into src's places).
+template <class T>
+void GatherRows(T* dst, const T* src, size_t groups, size_t batch, size_t b0, size_t n, size_t width) {
+  for (size_t g = 0; g < groups; ++g) std::memcpy(dst + g * n * width, src + (g * batch + b0) * width, n * width * sizeof(T));
+}
+template <class T>
+void ScatterRows(T* dst, const T* src, size_t groups, size_t batch, size_t b0, size_t n, size_t width) {
+  for (size_t g = 0; g < groups; ++g) std::memcpy(dst + (g * batch + b0) * width, src + g * n * width, n * width * sizeof(T));
+}
+
+// The batch's rows in kShards shards of whole register tiles, each run by RowsLossAndGradients on
+// a copy of its rows of the inputs (the forward record copies them anyway) into its own
+// workspace: shard 0 into grads, the others into their workspace's gradients, then added to grads
+// in shard order. Side by side, one shard per thread, with fewer than 2 * kShards threads: each
+// core then reads only what it wrote until that sum (see rnn.cc); else one after the other with
+// every thread inside each.
+double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
+                               const engine::LayerWeights& weights, const HeadSpec& head,
+                               const HeadWeights& head_weights, const engine::LayerInput& input,
+                               const HeadTargets& targets, size_t truncate, double scale, ModelWorkspace& ws,
+                               const engine::LayerGrads& grads, const HeadGrads& head_grads,
+                               const engine::LayerInputGrads& input_grads, const ModelStates& states) {
+  const size_t T = input.steps, B = input.batch, H = spec.hidden, K = head.outputs, W = spec.output_width();
+  const size_t L = spec.layers, LD = L * spec.directions(), count = spec.parameter_count();
+  const size_t mr = static_cast<size_t>(ks.mr), tiles = (B + mr - 1) / mr;
+  const bool per_step = head.pool == Pool::kEvery;
+  if (ws.shards.size() != kShards) ws.shards.resize(kShards);
+  double sums[kShards];
+  auto size_of = [&](size_t p) { return p < count ? spec.parameter_size(p) : p == count ? K * W : K; };
+  auto run_shard = [&](ThreadPool* inner, size_t s) {
+    const size_t b0 = std::min(B, tiles * s / kShards * mr), b1 = std::min(B, tiles * (s + 1) / kShards * mr), n = b1 - b0;
+    ModelWorkspace& sw = ws.shards[s];
+    engine::LayerInput part = input;
+    part.batch = n;
+    if (input.tokens != nullptr) {
+      int32_t* tokens = sw.shard_tokens.as<int32_t>(T * n);
+      GatherRows(tokens, input.tokens, T, B, b0, n, 1);
+      part.tokens = tokens;
+    } else {
+      float* dense = sw.shard_dense.floats(T * n * spec.input);
+      GatherRows(dense, input.dense, T, B, b0, n, spec.input);
+      part.dense = dense;
+    }
+    if (input.lengths != nullptr) part.lengths = input.lengths + b0;
+    if (input.h0 != nullptr) {
+      float* h0 = sw.shard_h0.floats(LD * n * H);
+      GatherRows(h0, input.h0, LD, B, b0, n, H);
+      part.h0 = h0;
+    }
+    if (input.c0 != nullptr) {
+      float* c0 = sw.shard_c0.floats(LD * n * H);
+      GatherRows(c0, input.c0, LD, B, b0, n, H);
+      part.c0 = c0;
+    }
+    HeadTargets part_targets;
+    if (head.classifies()) {
+      if (per_step) {
+        int32_t* classes = sw.shard_classes.as<int32_t>(T * n);
+        GatherRows(classes, targets.classes, T, B, b0, n, 1);
+        part_targets.classes = classes;
+      } else {
+        part_targets.classes = targets.classes + b0;
+      }
+    } else if (per_step) {
+      float* values = sw.shard_values.floats(T * n * K);
+      GatherRows(values, targets.values, T, B, b0, n, K);
+      part_targets.values = values;
+    } else {
+      part_targets.values = targets.values + b0 * K;
+    }
+    ModelStates part_states;
+    part_states.capture_step = states.capture_step;
+    if (states.hT != nullptr) part_states.hT = sw.shard_hT.floats(LD * n * H);
+    if (states.cT != nullptr) part_states.cT = sw.shard_cT.floats(LD * n * H);
+    if (states.h_at != nullptr) part_states.h_at = sw.shard_h_at.floats(L * n * H);
+    if (states.c_at != nullptr) part_states.c_at = sw.shard_c_at.floats(L * n * H);
+    engine::LayerGrads part_grads = grads;
+    HeadGrads part_head_grads = head_grads;
+    if (s > 0) {
+      sw.grads.resize(count + 2);
+      for (size_t p = 0; p < count; ++p) part_grads.arrays[p] = sw.grads[p].floats(size_of(p));
+      part_head_grads = {sw.grads[count].floats(size_of(count)), sw.grads[count + 1].floats(size_of(count + 1))};
+    }
+    engine::LayerInputGrads part_input_grads;
+    if (input_grads.dh0 != nullptr) part_input_grads.dh0 = sw.shard_dh0.floats(LD * n * H);
+    if (input_grads.dc0 != nullptr) part_input_grads.dc0 = sw.shard_dc0.floats(LD * n * H);
+    sums[s] = RowsLossAndGradients(ks, inner, spec, weights, head, head_weights, part, part_targets, truncate, scale, sw,
+                                   part_grads, part_head_grads, part_input_grads, part_states);
+    if (input_grads.dh0 != nullptr) ScatterRows(input_grads.dh0, part_input_grads.dh0, LD, B, b0, n, H);
+    if (input_grads.dc0 != nullptr) ScatterRows(input_grads.dc0, part_input_grads.dc0, LD, B, b0, n, H);
+    if (states.hT != nullptr) ScatterRows(states.hT, part_states.hT, LD, B, b0, n, H);
+    if (states.cT != nullptr) ScatterRows(states.cT, part_states.cT, LD, B, b0, n, H);
+    if (states.h_at != nullptr) ScatterRows(states.h_at, part_states.h_at, L, B, b0, n, H);
+    if (states.c_at != nullptr) ScatterRows(states.c_at, part_states.c_at, L, B, b0, n, H);
+  };
+  const size_t threads = pool ? pool->num_threads() : 1;
+  if (threads >= 2 && threads < 2 * kShards) {
+    auto side_by_side = [&](size_t task, size_t) { run_shard(nullptr, task); };
+    pool->parallel_for(kShards, side_by_side);
+  } else {
+    for (size_t s = 0; s < kShards; ++s) run_shard(pool, s);
+  }
+  for (size_t p = 0; p < count + 2; ++p) {
+    float* total = p < count ? grads.arrays[p] : p == count ? head_grads.weight : head_grads.bias;
+    ForRows(pool, size_of(p), 4096, [&](size_t begin, size_t end) {
+      for (size_t s = 1; s < kShards; ++s) {
+        const float* part = ws.shards[s].grads[p].get<float>();
+        for (size_t j = begin; j < end; ++j) total[j] += part[j];
+      }
+    });
+  }
+  double sum = 0;
+  for (size_t s = 0; s < kShards; ++s) sum += sums[s];
+  return sum;
+}
+
 }  // namespace
 
 void model_forward(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
@@ -105,15 +297,15 @@ LossResult model_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* po
                                     const HeadTargets& targets, size_t truncate, Reduction reduction, ModelWorkspace& ws,
                                     const engine::LayerGrads& grads, const HeadGrads& head_grads,
                                     const engine::LayerInputGrads& input_grads, const ModelStates& states) {
-  const size_t rows = head.rows(input.steps, input.batch);
-  float* z = ws.logits.floats(rows * head.outputs);
-  const float* X = Forward(ks, pool, spec, weights, head, head_weights, input, ws, z, states);
-  const LossResult result = Loss(ks, pool, head, ws.record, z, rows, targets, reduction, ws);
-  engine::LayerUpstream up;
-  up.dy = HeadBackward(ks, pool, spec, head, head_weights, ws.record, X, z, rows, &head_grads, ws);
-  up.truncate = truncate;
-  engine::layer_backward(ks, pool, weights, ws.record, up, ws.layer, input_grads, grads);
-  return result;
+  const LossTotals totals = CountTargets(head, input, targets);
+  const double scale = LossScale(head, totals, reduction);
+  const double sum =
+      Sharded(spec, input, input_grads)
+          ? ShardedLossAndGradients(ks, pool, spec, weights, head, head_weights, input, targets, truncate, scale, ws, grads,
+                                    head_grads, input_grads, states)
+          : RowsLossAndGradients(ks, pool, spec, weights, head, head_weights, input, targets, truncate, scale, ws, grads,
+                                 head_grads, input_grads, states);
+  return Reduced(sum, totals, reduction);
 }
 
 LossResult model_output_gradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
@@ -126,11 +318,12 @@ LossResult model_output_gradients(const kernels::KernelSet& ks, ThreadPool* pool
   ModelStates states;
   states.hT = ws.final_h.floats(state_n);
   if (engine::cell_info(spec.cell).has_cell_state) states.cT = ws.final_c.floats(state_n);
+  const LossTotals totals = CountTargets(head, input, targets);
   const float* X = Forward(ks, pool, spec, weights, head, head_weights, input, ws, z, states);
-  const LossResult result = Loss(ks, pool, head, ws.record, z, rows, targets, reduction, ws);
+  const double sum = LossSum(ks, pool, head, ws.record, z, rows, targets, LossScale(head, totals, reduction), ws);
   const float* d = HeadBackward(ks, pool, spec, head, head_weights, ws.record, X, z, rows, nullptr, ws);
   std::memcpy(dy, d, input.steps * input.batch * spec.output_width() * sizeof(float));
-  return result;
+  return Reduced(sum, totals, reduction);
 }
 
 TrainStepResult model_train_step(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,

@@ -44,8 +44,12 @@ struct ModelWorkspace {
   engine::ForwardRecord record;
   AlignedBuffer logits, features, dfeatures, dy, targets, row_loss, col_sums;
   AlignedBuffer final_h, final_c;  // hT / cT of calls that return no states
-  std::vector<AlignedBuffer> grads;  // the training step's, one per parameter
+  std::vector<AlignedBuffer> grads;  // the training step's, one per parameter (a shard's partial sums)
   std::vector<std::string> names;    // of the parameters, for errors
+  // A batch shard's own rows of the call's arrays, and the shards of a large batch's gradients.
+  AlignedBuffer shard_tokens, shard_dense, shard_h0, shard_c0, shard_classes, shard_values;
+  AlignedBuffer shard_hT, shard_cT, shard_h_at, shard_c_at, shard_dh0, shard_dc0;
+  std::vector<ModelWorkspace> shards;
 };
 
 // The states a call hands back: hT/cT [L*dirs, B, H] (cT LSTM only), and optionally the states
@@ -65,7 +69,10 @@ void model_forward(const kernels::KernelSet& ks, ThreadPool* pool, const engine:
                    const engine::LayerInput& input, ModelWorkspace& ws, float* outputs, const ModelStates& states);
 
 // Loss and gradients of every weight (and of h0/c0 when input_grads asks). Truncation as
-// engine::layer_backward's.
+// engine::layer_backward's. A large batch (B >= 64, enough recurrent work, no dx asked, no
+// dropout) runs as two fixed shards of its rows, each the whole call on its own rows
+// (side by side on 2 or 3 threads) into its own gradients, added in shard order: as the default
+// model's (rnn.h), bitwise the same for any thread count.
 LossResult model_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
                                     const engine::LayerWeights& weights, const HeadSpec& head,
                                     const HeadWeights& head_weights, const engine::LayerInput& input,
