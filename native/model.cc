@@ -178,8 +178,8 @@ void ScatterRows(T* dst, const T* src, size_t groups, size_t batch, size_t b0, s
 }
 
 // The batch's rows in kShards shards of whole register tiles, each run by RowsLossAndGradients on
-// a copy of its rows of the inputs (the forward record copies them anyway) into its own
-// workspace: shard 0 into grads, the others into their workspace's gradients, then added to grads
+// its rows (the forward record gathers them from the whole batch's inputs; targets, h0 and c0 are
+// copied) into its own workspace, sharing the backward chunk budget: shard 0 into grads, the others into their workspace's gradients, then added to grads
 // in shard order. Side by side, one shard per thread, with fewer than 2 * kShards threads: each
 // core then reads only what it wrote until that sum (see rnn.cc); else one after the other with
 // every thread inside each.
@@ -199,17 +199,12 @@ double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, c
   auto run_shard = [&](ThreadPool* inner, size_t s) {
     const size_t b0 = std::min(B, tiles * s / kShards * mr), b1 = std::min(B, tiles * (s + 1) / kShards * mr), n = b1 - b0;
     ModelWorkspace& sw = ws.shards[s];
+    sw.layer.chunk_rows = engine::kBackwardChunkRows / kShards;
     engine::LayerInput part = input;
     part.batch = n;
-    if (input.tokens != nullptr) {
-      int32_t* tokens = sw.shard_tokens.as<int32_t>(T * n);
-      GatherRows(tokens, input.tokens, T, B, b0, n, 1);
-      part.tokens = tokens;
-    } else {
-      float* dense = sw.shard_dense.floats(T * n * spec.input);
-      GatherRows(dense, input.dense, T, B, b0, n, spec.input);
-      part.dense = dense;
-    }
+    part.input_batch_stride = B;  // the forward record gathers the shard's rows of the inputs
+    if (input.tokens != nullptr) part.tokens = input.tokens + b0;
+    if (input.dense != nullptr) part.dense = input.dense + b0 * spec.input;
     if (input.lengths != nullptr) part.lengths = input.lengths + b0;
     if (input.h0 != nullptr) {
       float* h0 = sw.shard_h0.floats(LD * n * H);

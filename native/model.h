@@ -47,7 +47,7 @@ struct ModelWorkspace {
   std::vector<AlignedBuffer> grads;  // the training step's, one per parameter (a shard's partial sums)
   std::vector<std::string> names;    // of the parameters, for errors
   // A batch shard's own rows of the call's arrays, and the shards of a large batch's gradients.
-  AlignedBuffer shard_tokens, shard_dense, shard_h0, shard_c0, shard_classes, shard_values;
+  AlignedBuffer shard_h0, shard_c0, shard_classes, shard_values;
   AlignedBuffer shard_hT, shard_cT, shard_h_at, shard_c_at, shard_dh0, shard_dc0;
   std::vector<ModelWorkspace> shards;
 };

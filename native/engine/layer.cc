@@ -47,11 +47,9 @@ uint32_t Fmix32(uint32_t h) {
   return h;
 }
 
-// Rows of gate gradients per chunk of BPTT: enough for efficient products, few enough that the
-// chunk buffers stay a small fraction of what the forward pass saved.
-constexpr size_t kChunkRows = 1024;
-
-size_t ChunkSteps(size_t steps, size_t batch) { return std::max<size_t>(1, std::min(steps, kChunkRows / batch)); }
+size_t ChunkSteps(size_t steps, size_t batch, size_t rows) {
+  return std::max<size_t>(1, std::min(steps, (rows == 0 ? kBackwardChunkRows : rows) / batch));
+}
 
 // One direction of one layer: its time order, and where each batch row's sequence starts and
 // ends in it. Index u counts steps in the order the forward recurrence runs them, so the driver
@@ -286,10 +284,19 @@ void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& in
   rec.has_c0 = input.c0 != nullptr;
   rec.dropout_on = input.training && spec.dropout > 0 && L > 1;
   rec.dropout_seed = input.dropout_seed;
+  const size_t stride = input.input_batch_stride == 0 ? B : input.input_batch_stride;
   if (rec.tokens) {
-    rec.token_ids.assign(input.tokens, input.tokens + rows);
-  } else {
+    rec.token_ids.resize(rows);
+    for (size_t t = 0; t < T; ++t)
+      std::memcpy(rec.token_ids.data() + t * B, input.tokens + t * stride, B * sizeof(int32_t));
+  } else if (stride == B) {
     CopyFloats(pool, sized(rec.dense, rows * spec.input), input.dense, rows * spec.input);
+  } else {
+    float* dense = sized(rec.dense, rows * spec.input);
+    const size_t D = spec.input;
+    ForRows(pool, T, 1, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) std::memcpy(dense + t * B * D, input.dense + t * stride * D, B * D * sizeof(float));
+    });
   }
   if (input.lengths != nullptr) {
     rec.lengths.assign(input.lengths, input.lengths + B);
@@ -583,7 +590,7 @@ class DirectionBackward {
   // gradients go to the weight and input gradients.
   void Full(float* dh0, float* dc0) {
     const size_t H = ld_.H, GH = ld_.GH, B = ld_.B, T = ld_.T, block = B * H;
-    const size_t chunk = ChunkSteps(T, B);
+    const size_t chunk = ChunkSteps(T, B, ws_.chunk_rows);
     const bool lstm = info_.has_cell_state, gru = info_.separate_recurrent;
     float* dg_in = ws_.dgates_in.floats(chunk * B * GH);
     float* dg_rec = gru ? ws_.dgates_rec.floats(chunk * B * GH) : dg_in;
@@ -640,7 +647,7 @@ class DirectionBackward {
   // summed over entries in a [T*B, G*H] buffer, then go to the weight and input gradients at once.
   void Truncated(size_t k, float* dh0, float* dc0) {
     const size_t H = ld_.H, GH = ld_.GH, B = ld_.B, T = ld_.T, block = B * H;
-    const size_t chunk = ChunkSteps(T, B);
+    const size_t chunk = ChunkSteps(T, B, ws_.chunk_rows);
     const bool lstm = info_.has_cell_state, gru = info_.separate_recurrent;
     float* all_in = ws_.dgates_in.floats(T * B * GH);
     float* all_rec = gru ? ws_.dgates_rec.floats(T * B * GH) : all_in;

@@ -35,6 +35,10 @@ class ThreadPool;
 
 namespace engine {
 
+// Rows of gate gradients per chunk of BPTT: enough for efficient products, few enough that the
+// chunk buffers stay a small fraction of what the forward pass saved.
+constexpr size_t kBackwardChunkRows = 1024;
+
 struct LayerSpec {
   CellKind cell = CellKind::kTanh;
   size_t input = 0;   // D
@@ -84,6 +88,9 @@ struct LayerInput {
   const float* c0 = nullptr;         // LSTM
   bool training = false;             // dropout on
   uint32_t dropout_seed = 0;
+  // Rows per step in tokens / dense: a shard of a larger batch reads its rows of the whole
+  // batch's arrays with it (tokens and dense then point at its first row). 0: batch.
+  size_t input_batch_stride = 0;
 };
 
 // The large arrays of forward records that are gone, for the next records prepared with the
@@ -151,6 +158,9 @@ struct LayerWorkspace {
   AlignedBuffer lag_h, lag_c, lag_dgates_in, lag_dgates_rec, lag_next;
   AlignedBuffer bias_ih_sums, bias_hh_sums, token_grads;
   AlignedBuffer initial_grads;  // dh0 / dc0 when the caller does not want them
+  // Rows of gate gradients backward holds per chunk of full BPTT; 0: kBackwardChunkRows. Batch
+  // shards share one budget.
+  size_t chunk_rows = 0;
   PackedB forward_ih;   // W_ih^T (dense inputs)
   PackedB forward_hh;   // W_hh^T
   PackedB backward_hh;  // W_hh
