@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "parallel.h"
+#include "shards.h"
 
 namespace bptt {
 namespace model {
@@ -148,12 +151,10 @@ double RowsLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, cons
   return sum;
 }
 
-// Batch shards, as the default model's (rnn.cc): a fixed count, so results do not depend on the
-// thread count, of at least kMinShardRows rows each. Twice the default model's minimum: every
+// Batch shards (shards.h) of at least kMinShardRows rows each. Twice the default model's minimum: every
 // step streams the recurrent weight (G*H x H: 1 MB for L1's LSTM) through the cache for its rows,
 // and with 16 rows a shard did half the work per byte; L1 (B = 32) took 20.0 ms on one thread as
 // two shards against 18.2 whole.
-constexpr size_t kShards = 2;
 constexpr size_t kMinShardRows = 32;
 // Below this many multiply-adds in the recurrence a call is not worth splitting.
 constexpr size_t kShardWork = size_t{1} << 20;
@@ -166,23 +167,10 @@ bool Sharded(const engine::LayerSpec& spec, const engine::LayerInput& input, con
   return input.batch >= kShards * kMinShardRows && work >= kShardWork && !dropout && input_grads.dx == nullptr;
 }
 
-// Rows [b0, b0 + n) of each of `groups` consecutive blocks of `batch` rows of `width` elements,
-// gathered into dst (groups blocks of n rows), or scattered back (from dst into src's places).
-template <class T>
-void GatherRows(T* dst, const T* src, size_t groups, size_t batch, size_t b0, size_t n, size_t width) {
-  for (size_t g = 0; g < groups; ++g) std::memcpy(dst + g * n * width, src + (g * batch + b0) * width, n * width * sizeof(T));
-}
-template <class T>
-void ScatterRows(T* dst, const T* src, size_t groups, size_t batch, size_t b0, size_t n, size_t width) {
-  for (size_t g = 0; g < groups; ++g) std::memcpy(dst + (g * batch + b0) * width, src + g * n * width, n * width * sizeof(T));
-}
-
-// The batch's rows in kShards shards of whole register tiles, each run by RowsLossAndGradients on
-// its rows (the forward record gathers them from the whole batch's inputs; targets, h0 and c0 are
-// copied) into its own workspace, sharing the backward chunk budget: shard 0 into grads, the others into their workspace's gradients, then added to grads
-// in shard order. Side by side, one shard per thread, with fewer than 2 * kShards threads: each
-// core then reads only what it wrote until that sum (see rnn.cc); else one after the other with
-// every thread inside each.
+// The batch's shards (shards.h), each run by RowsLossAndGradients on its rows (the forward record
+// gathers them from the whole batch's inputs; targets, h0 and c0 are copied) into its own
+// workspace, sharing the backward chunk budget: shard 0 into grads, the others into their
+// workspace's gradients, then added to grads in shard order.
 double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
                                const engine::LayerWeights& weights, const HeadSpec& head,
                                const HeadWeights& head_weights, const engine::LayerInput& input,
@@ -191,53 +179,51 @@ double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, c
                                const engine::LayerInputGrads& input_grads, const ModelStates& states) {
   const size_t T = input.steps, B = input.batch, H = spec.hidden, K = head.outputs, W = spec.output_width();
   const size_t L = spec.layers, LD = L * spec.directions(), count = spec.parameter_count();
-  const size_t mr = static_cast<size_t>(ks.mr), tiles = (B + mr - 1) / mr;
   const bool per_step = head.pool == Pool::kEvery;
   if (ws.shards.size() != kShards) ws.shards.resize(kShards);
   double sums[kShards];
   auto size_of = [&](size_t p) { return p < count ? spec.parameter_size(p) : p == count ? K * W : K; };
-  auto run_shard = [&](ThreadPool* inner, size_t s) {
-    const size_t b0 = std::min(B, tiles * s / kShards * mr), b1 = std::min(B, tiles * (s + 1) / kShards * mr), n = b1 - b0;
+  RunShards(pool, [&](ThreadPool* inner, size_t s) {
+    const ShardRows rows = ShardOf(ks, B, s);
+    const size_t b0 = rows.first, n = rows.count;
     ModelWorkspace& sw = ws.shards[s];
     sw.layer.chunk_rows = engine::kBackwardChunkRows / kShards;
+    // The shard's rows of `groups` blocks of B rows of `width` elements, copied into `buffer`.
+    auto own = [&](AlignedBuffer& buffer, const auto* all, size_t groups, size_t width) {
+      using Elem = std::remove_const_t<std::remove_pointer_t<decltype(all)>>;
+      Elem* mine = all == nullptr ? nullptr : buffer.as<Elem>(groups * n * width);
+      if (mine != nullptr) GatherRows(mine, all, groups, B, rows, width);
+      return mine;
+    };
+    // Space for the shard's rows of an output of `groups` blocks of B rows of H states.
+    auto space = [&](AlignedBuffer& buffer, const float* whole, size_t groups) {
+      return whole == nullptr ? nullptr : buffer.floats(groups * n * H);
+    };
     engine::LayerInput part = input;
     part.batch = n;
     part.input_batch_stride = B;  // the forward record gathers the shard's rows of the inputs
     if (input.tokens != nullptr) part.tokens = input.tokens + b0;
     if (input.dense != nullptr) part.dense = input.dense + b0 * spec.input;
     if (input.lengths != nullptr) part.lengths = input.lengths + b0;
-    if (input.h0 != nullptr) {
-      float* h0 = sw.shard_h0.floats(LD * n * H);
-      GatherRows(h0, input.h0, LD, B, b0, n, H);
-      part.h0 = h0;
-    }
-    if (input.c0 != nullptr) {
-      float* c0 = sw.shard_c0.floats(LD * n * H);
-      GatherRows(c0, input.c0, LD, B, b0, n, H);
-      part.c0 = c0;
-    }
+    part.h0 = own(sw.shard_h0, input.h0, LD, H);
+    part.c0 = own(sw.shard_c0, input.c0, LD, H);
     HeadTargets part_targets;
-    if (head.classifies()) {
-      if (per_step) {
-        int32_t* classes = sw.shard_classes.as<int32_t>(T * n);
-        GatherRows(classes, targets.classes, T, B, b0, n, 1);
-        part_targets.classes = classes;
-      } else {
-        part_targets.classes = targets.classes + b0;
-      }
-    } else if (per_step) {
-      float* values = sw.shard_values.floats(T * n * K);
-      GatherRows(values, targets.values, T, B, b0, n, K);
-      part_targets.values = values;
+    if (per_step) {
+      part_targets.classes = own(sw.shard_classes, targets.classes, T, 1);
+      part_targets.values = own(sw.shard_values, targets.values, T, K);
     } else {
-      part_targets.values = targets.values + b0 * K;
+      part_targets.classes = targets.classes ? targets.classes + b0 : nullptr;
+      part_targets.values = targets.values ? targets.values + b0 * K : nullptr;
     }
     ModelStates part_states;
     part_states.capture_step = states.capture_step;
-    if (states.hT != nullptr) part_states.hT = sw.shard_hT.floats(LD * n * H);
-    if (states.cT != nullptr) part_states.cT = sw.shard_cT.floats(LD * n * H);
-    if (states.h_at != nullptr) part_states.h_at = sw.shard_h_at.floats(L * n * H);
-    if (states.c_at != nullptr) part_states.c_at = sw.shard_c_at.floats(L * n * H);
+    part_states.hT = space(sw.shard_hT, states.hT, LD);
+    part_states.cT = space(sw.shard_cT, states.cT, LD);
+    part_states.h_at = space(sw.shard_h_at, states.h_at, L);
+    part_states.c_at = space(sw.shard_c_at, states.c_at, L);
+    engine::LayerInputGrads part_input_grads;
+    part_input_grads.dh0 = space(sw.shard_dh0, input_grads.dh0, LD);
+    part_input_grads.dc0 = space(sw.shard_dc0, input_grads.dc0, LD);
     engine::LayerGrads part_grads = grads;
     HeadGrads part_head_grads = head_grads;
     if (s > 0) {
@@ -245,33 +231,18 @@ double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, c
       for (size_t p = 0; p < count; ++p) part_grads.arrays[p] = sw.grads[p].floats(size_of(p));
       part_head_grads = {sw.grads[count].floats(size_of(count)), sw.grads[count + 1].floats(size_of(count + 1))};
     }
-    engine::LayerInputGrads part_input_grads;
-    if (input_grads.dh0 != nullptr) part_input_grads.dh0 = sw.shard_dh0.floats(LD * n * H);
-    if (input_grads.dc0 != nullptr) part_input_grads.dc0 = sw.shard_dc0.floats(LD * n * H);
     sums[s] = RowsLossAndGradients(ks, inner, spec, weights, head, head_weights, part, part_targets, truncate, scale, sw,
                                    part_grads, part_head_grads, part_input_grads, part_states);
-    if (input_grads.dh0 != nullptr) ScatterRows(input_grads.dh0, part_input_grads.dh0, LD, B, b0, n, H);
-    if (input_grads.dc0 != nullptr) ScatterRows(input_grads.dc0, part_input_grads.dc0, LD, B, b0, n, H);
-    if (states.hT != nullptr) ScatterRows(states.hT, part_states.hT, LD, B, b0, n, H);
-    if (states.cT != nullptr) ScatterRows(states.cT, part_states.cT, LD, B, b0, n, H);
-    if (states.h_at != nullptr) ScatterRows(states.h_at, part_states.h_at, L, B, b0, n, H);
-    if (states.c_at != nullptr) ScatterRows(states.c_at, part_states.c_at, L, B, b0, n, H);
-  };
-  const size_t threads = pool ? pool->num_threads() : 1;
-  if (threads >= 2 && threads < 2 * kShards) {
-    auto side_by_side = [&](size_t task, size_t) { run_shard(nullptr, task); };
-    pool->parallel_for(kShards, side_by_side);
-  } else {
-    for (size_t s = 0; s < kShards; ++s) run_shard(pool, s);
-  }
+    const std::pair<float*, const float*> outputs[] = {{input_grads.dh0, part_input_grads.dh0}, {input_grads.dc0, part_input_grads.dc0},
+                                                       {states.hT, part_states.hT}, {states.cT, part_states.cT}};
+    for (const auto& [whole, mine] : outputs)
+      if (whole != nullptr) ScatterRows(whole, mine, LD, B, rows, H);
+    if (states.h_at != nullptr) ScatterRows(states.h_at, part_states.h_at, L, B, rows, H);
+    if (states.c_at != nullptr) ScatterRows(states.c_at, part_states.c_at, L, B, rows, H);
+  });
   for (size_t p = 0; p < count + 2; ++p) {
     float* total = p < count ? grads.arrays[p] : p == count ? head_grads.weight : head_grads.bias;
-    ForRows(pool, size_of(p), 4096, [&](size_t begin, size_t end) {
-      for (size_t s = 1; s < kShards; ++s) {
-        const float* part = ws.shards[s].grads[p].get<float>();
-        for (size_t j = begin; j < end; ++j) total[j] += part[j];
-      }
-    });
+    AddShardParts(pool, total, size_of(p), [&](size_t s) { return ws.shards[s].grads[p].get<float>(); });
   }
   double sum = 0;
   for (size_t s = 0; s < kShards; ++s) sum += sums[s];

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "parallel.h"
+#include "shards.h"
 #include "thread_pool.h"
 
 namespace bptt {
@@ -288,11 +289,8 @@ double ShardLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, con
 }
 
 // Batches of at least kShards * kMinShardRows rows whose recurrence is worth threads run as
-// kShards shards. The count is fixed (not the thread count) so the shards' partial gradients,
-// and their sum, are the same for any number of threads; two match this project's 2-core target
-// and cost one extra set of gradients. A shard of 16 rows keeps the per-step products efficient
-// (C2's half batch: within 2 % of the whole batch on one thread).
-constexpr size_t kShards = 2;
+// batch shards (shards.h); two cost one extra set of gradients. A shard of 16 rows keeps the
+// per-step products efficient (C2's half batch: within 2 % of the whole batch on one thread).
 constexpr size_t kMinShardRows = 16;
 
 size_t ShardCount(const RnnShape& shape) {
@@ -301,33 +299,29 @@ size_t ShardCount(const RnnShape& shape) {
   return large ? kShards : 1;
 }
 
-// The batch's rows in kShards shards of whole register tiles, each run by ShardLossAndGradients on
-// its own rows: shard 0 into grads, the others into their own workspace's gradients, which are
-// then added to grads in shard order. With fewer than 2 * kShards threads the shards run side by
-// side, one per thread, so every buffer stays with the core that wrote it until the final sum
-// (on this project's VM a line written by one core costs the other up to ~400 ns when the host
-// places the two vCPUs apart, and a 2-thread C2 step took ~45 % longer with every phase split
-// across both cores); with more, one after the other with all threads inside each.
+// The batch's shards (shards.h), each run by ShardLossAndGradients on its own rows: shard 0 into
+// grads, the others into their own workspace's gradients, then added to grads in shard order.
+// Measured with the host's vCPUs apart, a 2-thread C2 step took 3.8-3.9 ms with every phase split
+// across both cores and 2.4-2.6 ms as shards.
 double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShape& shape,
                                const RnnParams& params, const RnnBatch& batch, size_t truncate, float scale,
                                const PackedRecurrent& recurrent, RnnWorkspace& ws, const RnnGrads& grads,
                                float* hT, const StateCapture& capture) {
   const size_t D = shape.input, H = shape.hidden, K = shape.output, B = shape.batch, T = shape.steps;
-  const size_t mr = static_cast<size_t>(ks.mr), tiles = (B + mr - 1) / mr;
   const size_t sizes[5] = {H * D, H * H, H, K * H, K};
   if (ws.shards.size() != kShards) ws.shards.resize(kShards);
   double losses[kShards];
-  auto run_shard = [&](ThreadPool* inner, size_t s) {
-    const size_t b0 = std::min(B, tiles * s / kShards * mr), b1 = std::min(B, tiles * (s + 1) / kShards * mr);
-    const size_t rows = b1 - b0;
+  RunShards(pool, [&](ThreadPool* inner, size_t s) {
+    const ShardRows rows = ShardOf(ks, B, s);
+    const size_t b0 = rows.first;
     RnnWorkspace& sw = ws.shards[s];
     RnnShape sub = shape;
-    sub.batch = rows;
+    sub.batch = rows.count;
     // Token ids and targets are copied (an int per row); dense inputs are read in place.
     auto own_rows = [&](const int32_t* all, AlignedBuffer& buffer) -> const int32_t* {
       if (all == nullptr) return nullptr;
-      int32_t* mine = buffer.as<int32_t>(T * rows);
-      for (size_t t = 0; t < T; ++t) std::memcpy(mine + t * rows, all + t * B + b0, rows * sizeof(int32_t));
+      int32_t* mine = buffer.as<int32_t>(T * rows.count);
+      GatherRows(mine, all, T, B, rows, 1);
       return mine;
     };
     RnnBatch part{own_rows(batch.tokens, sw.tokens), batch.dense ? batch.dense + b0 * D : nullptr,
@@ -340,23 +334,9 @@ double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, c
     const StateCapture part_capture{capture.dst ? capture.dst + b0 * H : nullptr, capture.step};
     losses[s] = ShardLossAndGradients(ks, inner, sub, params, part, truncate, scale, recurrent, kChunkRows / kShards,
                                       sw, part_grads, hT + b0 * H, part_capture);
-  };
-  const size_t threads = pool ? pool->num_threads() : 1;
-  if (threads >= 2 && threads < 2 * kShards) {
-    auto side_by_side = [&](size_t task, size_t) { run_shard(nullptr, task); };
-    pool->parallel_for(kShards, side_by_side);
-  } else {
-    for (size_t s = 0; s < kShards; ++s) run_shard(pool, s);
-  }
+  });
   float* total[5] = {grads.U, grads.W, grads.b, grads.V, grads.c};
-  for (int i = 0; i < 5; ++i) {
-    ForRows(pool, sizes[i], 4096, [&](size_t begin, size_t end) {
-      for (size_t s = 1; s < kShards; ++s) {
-        const float* part = ws.shards[s].grads[i].get<float>();
-        for (size_t j = begin; j < end; ++j) total[i][j] += part[j];
-      }
-    });
-  }
+  for (int i = 0; i < 5; ++i) AddShardParts(pool, total[i], sizes[i], [&](size_t s) { return ws.shards[s].grads[i].get<float>(); });
   double loss = 0;
   for (size_t s = 0; s < kShards; ++s) loss += losses[s];
   return loss;

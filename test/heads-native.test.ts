@@ -7,10 +7,8 @@
  */
 import { CellKind, NonFiniteError, OPTIMIZER_KINDS, Optimizer, RNN, Tensor, setIsa, supportedIsas, type HeadSpec, type RNNOptions } from '../lib';
 import { addon } from '../lib/native';
-import { ModelTargets, NativeModel, checkModelCall, checkModelSpec, modelParameters, referenceModelForward, referenceModelLossAndGradients, referenceOutputGradients } from '../lib/engine/model';
-import { LayerBatch } from '../lib/engine/spec';
-import { randomLengths, uniform64 } from './helpers/engine-problems';
-import { Random, mulberry32, relErr } from './helpers/oracle-checks';
+import { NativeModel, checkModelCall, checkModelSpec, modelParameters, referenceModelForward, referenceModelLossAndGradients, referenceOutputGradients } from '../lib/engine/model';
+import { ModelCase, buildModelProblem, expectClose, expectGradientsClose } from './helpers/model-problems';
 
 const D = 4;
 const CELLS: CellKind[] = ['tanh', 'relu', 'lstm', 'gru'];
@@ -25,47 +23,8 @@ const HEADS: [string, HeadSpec, number][] = [
   ['regress last huber', { kind: 'regress', positions: 'last', loss: 'huber', delta: 0.25 }, 1],
 ];
 
-interface Case {
-  cell: CellKind;
-  L: number;
-  bidirectional: boolean;
-  head: HeadSpec;
-  K: number;
-  H: number;
-  T: number;
-  B: number;
-  lengths: boolean;
-  tokens: boolean;
-  truncate: number | null;
-  dropout: number;
-}
-
-function targetsFor(rng: Random, head: HeadSpec, K: number, T: number, B: number): ModelTargets {
-  if (head.kind === 'tokens') return Int32Array.from({ length: T * B }, () => (rng() < 0.2 ? -1 : Math.floor(rng() * K)));
-  if (head.kind === 'classify') return Int32Array.from({ length: B }, (_, b) => (B > 2 && b === 1 ? -1 : Math.floor(rng() * K)));
-  const n = (head.positions === 'last' ? B : T * B) * K;
-  return Float32Array.from({ length: n }, () => 2 * rng() - 1);
-}
-
-function build(seed: number, c: Case) {
-  const rng = mulberry32(seed);
-  const spec = checkModelSpec({ cell: c.cell, inputSize: D, hiddenSize: c.H, numLayers: c.L, bidirectional: c.bidirectional, dropout: c.dropout, outputSize: c.K, head: c.head });
-  const params: Record<string, Float32Array> = {};
-  const scale = Math.min(0.7, 1.5 / Math.sqrt(c.H));
-  for (const p of modelParameters(spec)) params[p.name] = Float32Array.from(uniform64(rng, p.size, scale));
-  const states = c.L * (c.bidirectional ? 2 : 1) * c.B * c.H;
-  const batch: LayerBatch = {
-    steps: c.T,
-    batch: c.B,
-    input: c.tokens ? { kind: 'tokens', data: Int32Array.from({ length: c.T * c.B }, () => Math.floor(rng() * D)) } : { kind: 'dense', data: Float32Array.from(uniform64(rng, c.T * c.B * D, 1)) },
-    lengths: c.lengths ? randomLengths(rng, c.T, c.B) : null,
-    h0: Float32Array.from(uniform64(rng, states, 0.5)),
-    c0: c.cell === 'lstm' ? Float32Array.from(uniform64(rng, states, 0.5)) : null,
-  };
-  const options = { training: c.dropout > 0, dropoutSeed: c.dropout > 0 ? 99 : undefined, truncate: c.truncate, reduction: 'mean' as const, stateAt: null };
-  const call = checkModelCall(spec, batch, options, false);
-  return { spec, params, call, targets: targetsFor(rng, c.head, c.K, c.T, c.B) };
-}
+type Case = ModelCase;
+const build = (seed: number, c: Case) => buildModelProblem(seed, c, D);
 
 const cases: [string, Case][] = [];
 let n = 0;
@@ -91,10 +50,6 @@ for (const [name, head, K] of HEADS)
         n++;
       }
 
-function close(got: ArrayLike<number>, want: ArrayLike<number>, tolerance: number, what: string): void {
-  const e = relErr(got, want);
-  if (!(e <= tolerance)) throw new Error(`${what}: relative error ${e}`);
-}
 
 describe('native task heads', () => {
   test.each(cases)('native = oracle on every ISA: %s', (_label, c) => {
@@ -107,15 +62,12 @@ describe('native task heads', () => {
       for (const isa of supportedIsas()) {
         setIsa(isa as 'scalar');
         const got = model.lossAndGradients(m.params, m.call.batch, m.targets, m.call.options);
-        expect(Math.abs(got.loss - ref.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(ref.loss)));
-        for (const name of Object.keys(ref.grads)) close(got.grads[name], ref.grads[name], 1e-4, `${isa} ${name}`);
-        close(got.dh0, ref.dh0, 1e-4, `${isa} dh0`);
-        if (ref.dc0) close(got.dc0!, ref.dc0, 1e-4, `${isa} dc0`);
+        expectGradientsClose(got, ref, isa);
         const fwd = model.forward(m.params, m.call.batch);
-        close(fwd.logits, refForward.logits, 2e-5, `${isa} forward`);
+        expectClose(fwd.logits, refForward.logits, 2e-5, `${isa} forward`);
         const dy = model.outputGradients(m.params, m.call.batch, m.targets, 'mean');
         expect(Math.abs(dy.loss - refDy.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(refDy.loss)));
-        close(dy.dy, refDy.dy, 1e-4, `${isa} dy`);
+        expectClose(dy.dy, refDy.dy, 1e-4, `${isa} dy`);
       }
     } finally {
       setIsa('auto');
@@ -161,7 +113,7 @@ describe('native task heads', () => {
         expect(Math.abs(sa.gradNorm - sb.gradNorm)).toBeLessThan(1e-4 * Math.max(1, sb.gradNorm));
         expect(sa.clipped).toBe(sb.clipped);
       }
-      for (const name of Object.keys(a.params)) close(a.params[name].toArray(), b.params[name].toArray(), 1e-4, `${kind} ${name}`);
+      for (const name of Object.keys(a.params)) expectClose(a.params[name].toArray(), b.params[name].toArray(), 1e-4, `${kind} ${name}`);
     }
   });
 
@@ -189,18 +141,18 @@ describe('native task heads', () => {
     expect(db.loss).toBe(da.loss);
     expect(db.dy).toEqual(da.dy);
     // Whole or in slices: the same up to float32 rounding (the kernels tile by batch size).
-    close(a.predict(x, { lengths }).toArray(), pa.toArray(), 1e-6, 'slices');
+    expectClose(a.predict(x, { lengths }).toArray(), pa.toArray(), 1e-6, 'slices');
   });
 
   test.each(models)('%s: predict and outputGradients agree with the reference model', (_label, options) => {
     const a = new RNN({ ...options, seed: 2 });
     const b = new RNN({ ...options, seed: 2, backend: 'reference' });
     const { x, y, lengths } = data(a, 1);
-    close(a.predict(x, { lengths, batchSize: 3 }).toArray(), b.predict(x, { lengths }).toArray(), 2e-5, 'predict');
+    expectClose(a.predict(x, { lengths, batchSize: 3 }).toArray(), b.predict(x, { lengths }).toArray(), 2e-5, 'predict');
     const ga = a.outputGradients(x, y, { lengths });
     const gb = b.outputGradients(x, y, { lengths });
     expect(Math.abs(ga.loss - gb.loss)).toBeLessThan(1e-5 * Math.max(1, gb.loss));
-    close(ga.dy, gb.dy, 1e-4, 'dy');
+    expectClose(ga.dy, gb.dy, 1e-4, 'dy');
   });
 
   test('the default model: outputGradients and predict (sync and async) agree with the reference model', async () => {
@@ -212,9 +164,9 @@ describe('native task heads', () => {
     const ga = a.outputGradients(x, y);
     const gb = b.outputGradients(x, y);
     expect(Math.abs(ga.loss - gb.loss)).toBeLessThan(1e-6);
-    close(ga.dy, gb.dy, 1e-5, 'dy');
+    expectClose(ga.dy, gb.dy, 1e-5, 'dy');
     expect(await a.outputGradientsAsync(x, y)).toEqual(ga);
-    close(a.predict(x, { batchSize: 2 }).toArray(), b.predict(x).toArray(), 1e-5, 'predict');
+    expectClose(a.predict(x, { batchSize: 2 }).toArray(), b.predict(x).toArray(), 1e-5, 'predict');
     expect((await a.predictAsync(x, { batchSize: 2 })).toArray()).toEqual(a.predict(x, { batchSize: 2 }).toArray());
     expect(() => new RNN({ ...options, head: { kind: 'classify' } }).sample({ length: 3 })).toThrow(TypeError);
   });

@@ -17,23 +17,13 @@ import {
 } from '../lib/engine/model';
 import { LayerBatch } from '../lib/engine/spec';
 import { randomLengths, uniform64 } from './helpers/engine-problems';
+import { ModelCase } from './helpers/model-problems';
 import { Random, mulberry32 } from './helpers/oracle-checks';
 
 const CELLS: CellKind[] = ['tanh', 'relu', 'lstm', 'gru'];
 const D = 3;
 
-interface Case {
-  cell: CellKind;
-  L: number;
-  bidirectional: boolean;
-  head: HeadSpec;
-  K: number;
-  H: number;
-  T: number;
-  B: number;
-  lengths: boolean;
-  tokens?: boolean;
-}
+type Case = Pick<ModelCase, 'cell' | 'L' | 'bidirectional' | 'head' | 'K' | 'H' | 'T' | 'B' | 'lengths'> & { tokens?: boolean };
 
 function targetsFor(rng: Random, spec: NormalizedModelSpec, T: number, B: number): ModelTargets {
   const K = spec.outputSize;

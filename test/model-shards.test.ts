@@ -7,61 +7,15 @@
  * on 1 and 4), on every ISA. Dropout models run unsharded (their masks depend on an element's
  * place in the whole batch): checked against the oracle too.
  */
-import { CellKind, Optimizer, RNN, Tensor, numThreads, setIsa, setNumThreads, supportedIsas, type HeadSpec } from '../lib';
-import { ModelTargets, NativeModel, checkModelCall, checkModelSpec, modelParameters, referenceModelLossAndGradients } from '../lib/engine/model';
-import { LayerBatch } from '../lib/engine/spec';
-import { randomLengths, uniform64 } from './helpers/engine-problems';
-import { Random, mulberry32, relErr } from './helpers/oracle-checks';
+import { Optimizer, RNN, Tensor, numThreads, setIsa, setNumThreads, supportedIsas } from '../lib';
+import { NativeModel, referenceModelLossAndGradients } from '../lib/engine/model';
+import { ModelCase, buildModelProblem, expectClose, expectGradientsClose } from './helpers/model-problems';
 
 const D = 5;
 
-interface Case {
-  cell: CellKind;
-  L: number;
-  bidirectional: boolean;
-  head: HeadSpec;
-  K: number;
-  H: number;
-  T: number;
-  B: number;
-  lengths: boolean;
-  tokens: boolean;
-  truncate: number | null;
-  dropout: number;
-  stateAt: number | null;
-}
+type Case = ModelCase & { stateAt: number | null };
+const build = (seed: number, c: Case) => buildModelProblem(seed, c, D);
 
-function targetsFor(rng: Random, head: HeadSpec, K: number, T: number, B: number): ModelTargets {
-  if (head.kind === 'tokens') return Int32Array.from({ length: T * B }, () => (rng() < 0.2 ? -1 : Math.floor(rng() * K)));
-  if (head.kind === 'classify') return Int32Array.from({ length: B }, (_, b) => (b % 7 === 1 ? -1 : Math.floor(rng() * K)));
-  const n = (head.positions === 'last' ? B : T * B) * K;
-  return Float32Array.from({ length: n }, () => 2 * rng() - 1);
-}
-
-function build(seed: number, c: Case) {
-  const rng = mulberry32(seed);
-  const spec = checkModelSpec({ cell: c.cell, inputSize: D, hiddenSize: c.H, numLayers: c.L, bidirectional: c.bidirectional, dropout: c.dropout, outputSize: c.K, head: c.head });
-  const params: Record<string, Float32Array> = {};
-  const scale = Math.min(0.7, 1.5 / Math.sqrt(c.H));
-  for (const p of modelParameters(spec)) params[p.name] = Float32Array.from(uniform64(rng, p.size, scale));
-  const states = c.L * (c.bidirectional ? 2 : 1) * c.B * c.H;
-  const batch: LayerBatch = {
-    steps: c.T,
-    batch: c.B,
-    input: c.tokens ? { kind: 'tokens', data: Int32Array.from({ length: c.T * c.B }, () => Math.floor(rng() * D)) } : { kind: 'dense', data: Float32Array.from(uniform64(rng, c.T * c.B * D, 1)) },
-    lengths: c.lengths ? randomLengths(rng, c.T, c.B) : null,
-    h0: Float32Array.from(uniform64(rng, states, 0.5)),
-    c0: c.cell === 'lstm' ? Float32Array.from(uniform64(rng, states, 0.5)) : null,
-  };
-  const options = { training: c.dropout > 0, dropoutSeed: c.dropout > 0 ? 99 : undefined, truncate: c.truncate, reduction: 'mean' as const, stateAt: c.stateAt };
-  const call = checkModelCall(spec, batch, options, false);
-  return { spec, params, call, targets: targetsFor(rng, c.head, c.K, c.T, c.B) };
-}
-
-function close(got: ArrayLike<number>, want: ArrayLike<number>, tolerance: number, what: string): void {
-  const e = relErr(got, want);
-  if (!(e <= tolerance)) throw new Error(`${what}: relative error ${e}`);
-}
 
 // Every case has B >= 64 and T * B * G * H^2 >= 2^20 (sharded) unless it drops out. B = 65, 67
 // and 69 split into uneven shards for every tile height (4, 6 or 8 rows).
@@ -84,15 +38,12 @@ describe('engine models on large batches (shards)', () => {
       for (const isa of supportedIsas()) {
         setIsa(isa as 'scalar');
         const got = model.lossAndGradients(m.params, m.call.batch, m.targets, m.call.options);
-        expect(Math.abs(got.loss - ref.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(ref.loss)));
-        for (const name of Object.keys(ref.grads)) close(got.grads[name], ref.grads[name], 1e-4, `${isa} ${name}`);
-        close(got.dh0, ref.dh0, 1e-4, `${isa} dh0`);
-        if (ref.dc0) close(got.dc0!, ref.dc0, 1e-4, `${isa} dc0`);
-        close(got.hT, ref.hT, 1e-5, `${isa} hT`);
-        if (ref.cT) close(got.cT!, ref.cT, 1e-5, `${isa} cT`);
+        expectGradientsClose(got, ref, isa);
+        expectClose(got.hT, ref.hT, 1e-5, `${isa} hT`);
+        if (ref.cT) expectClose(got.cT!, ref.cT, 1e-5, `${isa} cT`);
         if (c.stateAt !== null) {
-          close(got.hAt!, ref.hAt!, 1e-5, `${isa} hAt`);
-          if (ref.cAt) close(got.cAt!, ref.cAt, 1e-5, `${isa} cAt`);
+          expectClose(got.hAt!, ref.hAt!, 1e-5, `${isa} hAt`);
+          if (ref.cAt) expectClose(got.cAt!, ref.cAt, 1e-5, `${isa} cAt`);
         }
       }
     } finally {
