@@ -18,10 +18,11 @@ double SumInOrder(const double* losses, size_t rows) {
 
 }  // namespace
 
-TargetTotals count_targets(const int32_t* targets, size_t rows, const float* class_weights) {
-  TargetTotals totals{0, 0.0};
+TargetTotals count_targets(const int32_t* targets, size_t rows, const float* class_weights, const int32_t* lengths,
+                           size_t batch) {
+  TargetTotals totals;
   for (size_t r = 0; r < rows; ++r) {
-    if (targets[r] < 0) continue;
+    if (targets[r] < 0 || (lengths != nullptr && r / batch >= static_cast<size_t>(lengths[r % batch]))) continue;
     ++totals.counted;
     totals.weight += class_weights ? class_weights[targets[r]] : 1.0;
   }
@@ -39,16 +40,6 @@ double softmax_cross_entropy_sum(const kernels::KernelSet& ks, ThreadPool* pool,
     }
   });
   return SumInOrder(losses, rows);
-}
-
-LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows, size_t K,
-                                 const int32_t* targets, const float* class_weights, Reduction reduction,
-                                 AlignedBuffer& row_loss) {
-  const TargetTotals totals = count_targets(targets, rows, class_weights);
-  const bool mean = reduction == Reduction::kMean && totals.weight > 0;
-  const float scale = mean ? 1.0f / static_cast<float>(totals.weight) : 1.0f;
-  const double loss = softmax_cross_entropy_sum(ks, pool, logits, rows, K, targets, class_weights, scale, row_loss);
-  return {mean ? loss / totals.weight : loss, totals.counted};
 }
 
 double regression_loss_sum(ThreadPool* pool, float* values, size_t rows, size_t K, const float* targets,

@@ -21,34 +21,39 @@ struct LossResult {
   size_t counted;  // non-ignored targets
 };
 
-// Softmax cross-entropy of every row of logits [rows, K] against its target (-1: ignored), summed
-// or averaged over the counted rows; the logits are overwritten by dL/dlogits (zeros for ignored
-// rows). With class_weights [K] (else null) row r weighs class_weights[target], and the mean is
-// Σ w·l / Σ w (PyTorch's CrossEntropyLoss(weight)). Row losses are added in row order in double,
-// so the result does not depend on threads.
-LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows, size_t K,
-                                 const int32_t* targets, const float* class_weights, Reduction reduction,
-                                 AlignedBuffer& row_loss);
-
-// The rows a softmax loss counts (target != -1) and Σ w over them (their count without weights).
+// What a loss is normalised by over a whole batch: the targets that count and their total weight
+// (a softmax loss: Σ w over the counted targets, their count without class weights; a regression
+// loss: the counted elements). Computed once for a batch, whose shards then share it.
 struct TargetTotals {
-  size_t counted;
-  double weight;
-};
-TargetTotals count_targets(const int32_t* targets, size_t rows, const float* class_weights);
+  size_t counted = 0;
+  double weight = 0;
 
-// The part of softmax_cross_entropy a batch shard runs on its rows: returns Σ w·l over them,
-// added in row order in double, and overwrites the logits by dL/dlogits with the loss's overall
-// scale (1 / Σ w of the whole batch for a mean, else 1).
+  // The factor dL/dz carries: 1 / weight for a mean (taken in float for a softmax loss), else 1.
+  double scale(Reduction reduction, bool softmax) const {
+    if (reduction != Reduction::kMean || weight <= 0) return 1.0;
+    return softmax ? static_cast<double>(1.0f / static_cast<float>(weight)) : 1.0 / weight;
+  }
+  // The loss summed over the batch's rows, reduced as asked.
+  LossResult reduce(double sum, Reduction reduction) const {
+    const bool mean = reduction == Reduction::kMean && weight > 0;
+    return {mean ? sum / weight : sum, counted};
+  }
+};
+
+// The softmax targets of `rows` rows that count (not -1) and Σ w over them (class_weights [K] or
+// null). With lengths (else null), row r = t * batch + b counts only inside its sequence:
+// t < lengths[b].
+TargetTotals count_targets(const int32_t* targets, size_t rows, const float* class_weights,
+                           const int32_t* lengths = nullptr, size_t batch = 1);
+
+// Softmax cross-entropy of every row of logits [rows, K] against its target (-1: ignored): returns
+// Σ w·l over the rows, added in row order in double (so threads cannot change it), and overwrites
+// the logits by dL/dlogits times `scale` (TargetTotals::scale of the whole batch; zeros for ignored
+// rows). With class_weights [K] (else null) row r weighs class_weights[target], so a mean is
+// Σ w·l / Σ w (PyTorch's CrossEntropyLoss(weight)).
 double softmax_cross_entropy_sum(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows, size_t K,
                                  const int32_t* targets, const float* class_weights, float scale,
                                  AlignedBuffer& row_loss);
-
-// Without class weights (the default model's head).
-inline LossResult softmax_cross_entropy(const kernels::KernelSet& ks, ThreadPool* pool, float* logits, size_t rows,
-                                        size_t K, const int32_t* targets, Reduction reduction, AlignedBuffer& row_loss) {
-  return softmax_cross_entropy(ks, pool, logits, rows, K, targets, nullptr, reduction, row_loss);
-}
 
 enum class RegressionLoss { kMse, kHuber };
 

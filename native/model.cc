@@ -54,43 +54,21 @@ const float* Forward(const kernels::KernelSet& ks, ThreadPool* pool, const engin
   return X;
 }
 
-// What a call's loss is normalised by, over its whole batch: the targets that count (padding
-// steps never do, whatever their targets say) and their total: Σ w for a softmax head (their
-// count without class weights), the counted elements for a regression head.
-struct LossTotals {
-  size_t counted = 0;
-  double total = 0;
-};
-
-LossTotals CountTargets(const HeadSpec& head, const engine::LayerInput& input, const HeadTargets& targets) {
-  const size_t T = input.steps, B = input.batch, K = head.outputs, rows = head.rows(T, B);
-  const bool masked = head.pool == Pool::kEvery && input.lengths != nullptr;
-  auto active = [&](size_t r) { return !masked || r / B < static_cast<size_t>(input.lengths[r % B]); };
-  LossTotals totals;
-  for (size_t r = 0; r < rows; ++r) {
-    if (!active(r)) continue;
-    if (!head.classifies()) {
-      totals.counted += K;
-      continue;
-    }
-    const int32_t c = targets.classes[r];
-    if (c < 0) continue;
-    ++totals.counted;
-    totals.total += head.class_weights.empty() ? 1.0 : head.class_weights[static_cast<size_t>(c)];
+// What the call's loss is normalised by, over its whole batch (padding steps never count,
+// whatever their targets say).
+TargetTotals CountTargets(const HeadSpec& head, const engine::LayerInput& input, const HeadTargets& targets) {
+  const size_t T = input.steps, B = input.batch, rows = head.rows(T, B);
+  const int32_t* lengths = head.pool == Pool::kEvery ? input.lengths : nullptr;
+  if (head.classifies()) {
+    return count_targets(targets.classes, rows, head.class_weights.empty() ? nullptr : head.class_weights.data(), lengths, B);
   }
-  if (!head.classifies()) totals.total = static_cast<double>(totals.counted);
-  return totals;
-}
-
-// The factor dL/dz carries: 1 / total for a mean (in float for a softmax head), else 1.
-double LossScale(const HeadSpec& head, const LossTotals& totals, Reduction reduction) {
-  if (reduction != Reduction::kMean || totals.total <= 0) return 1.0;
-  return head.classifies() ? static_cast<double>(1.0f / static_cast<float>(totals.total)) : 1.0 / totals.total;
-}
-
-LossResult Reduced(double sum, const LossTotals& totals, Reduction reduction) {
-  const bool mean = reduction == Reduction::kMean && totals.total > 0;
-  return {mean ? sum / totals.total : sum, totals.counted};
+  size_t active = rows;
+  if (lengths != nullptr) {
+    active = 0;
+    for (size_t b = 0; b < B; ++b) active += static_cast<size_t>(lengths[b]);
+  }
+  const size_t elements = active * head.outputs;
+  return {elements, static_cast<double>(elements)};
 }
 
 // The head's loss of z [rows, K] against the targets, summed over the rows (Σ w·l for a softmax
@@ -263,15 +241,15 @@ LossResult model_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* po
                                     const HeadTargets& targets, size_t truncate, Reduction reduction, ModelWorkspace& ws,
                                     const engine::LayerGrads& grads, const HeadGrads& head_grads,
                                     const engine::LayerInputGrads& input_grads, const ModelStates& states) {
-  const LossTotals totals = CountTargets(head, input, targets);
-  const double scale = LossScale(head, totals, reduction);
+  const TargetTotals totals = CountTargets(head, input, targets);
+  const double scale = totals.scale(reduction, head.classifies());
   const double sum =
       Sharded(spec, input, input_grads)
           ? ShardedLossAndGradients(ks, pool, spec, weights, head, head_weights, input, targets, truncate, scale, ws, grads,
                                     head_grads, input_grads, states)
           : RowsLossAndGradients(ks, pool, spec, weights, head, head_weights, input, targets, truncate, scale, ws, grads,
                                  head_grads, input_grads, states);
-  return Reduced(sum, totals, reduction);
+  return totals.reduce(sum, reduction);
 }
 
 LossResult model_output_gradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
@@ -284,12 +262,12 @@ LossResult model_output_gradients(const kernels::KernelSet& ks, ThreadPool* pool
   ModelStates states;
   states.hT = ws.final_h.floats(state_n);
   if (engine::cell_info(spec.cell).has_cell_state) states.cT = ws.final_c.floats(state_n);
-  const LossTotals totals = CountTargets(head, input, targets);
+  const TargetTotals totals = CountTargets(head, input, targets);
   const float* X = Forward(ks, pool, spec, weights, head, head_weights, input, ws, z, states);
-  const double sum = LossSum(ks, pool, head, ws.record, z, rows, targets, LossScale(head, totals, reduction), ws);
+  const double sum = LossSum(ks, pool, head, ws.record, z, rows, targets, totals.scale(reduction, head.classifies()), ws);
   const float* d = HeadBackward(ks, pool, spec, head, head_weights, ws.record, X, z, rows, nullptr, ws);
   std::memcpy(dy, d, input.steps * input.batch * spec.output_width() * sizeof(float));
-  return Reduced(sum, totals, reduction);
+  return totals.reduce(sum, reduction);
 }
 
 TrainStepResult model_train_step(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,

@@ -21,10 +21,10 @@ void TanhBackward(float* ds, const float* s, size_t n) {
 
 // The dense input rows of steps t0 on, in place (a batch shard's rows are grouped by step).
 MatrixRef DenseRows(const RnnShape& shape, const RnnBatch& batch, size_t t0) {
-  const size_t D = shape.input, contiguous = shape.batch * D;
-  const size_t stride = batch.dense_step_stride == 0 ? contiguous : batch.dense_step_stride;
-  if (stride == contiguous) return Plain(batch.dense + t0 * contiguous, D);
-  return {batch.dense + t0 * stride, D, Trans::kNo, shape.batch, stride};
+  const size_t D = shape.input, B = shape.batch;
+  const size_t stride = batch.input_batch_stride == 0 ? B : batch.input_batch_stride;
+  if (stride == B) return Plain(batch.dense + t0 * B * D, D);
+  return {batch.dense + t0 * stride * D, D, Trans::kNo, B, stride * D};
 }
 
 // Input projection for all T*B rows at once: states[r] = U x_r + b, where a token input is a
@@ -293,10 +293,9 @@ double ShardLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, con
 // per-step products efficient (C2's half batch: within 2 % of the whole batch on one thread).
 constexpr size_t kMinShardRows = 16;
 
-size_t ShardCount(const RnnShape& shape) {
-  const bool large = shape.batch >= kShards * kMinShardRows &&
-                     shape.steps * shape.batch * shape.hidden * shape.hidden >= kParallelRecurrence;
-  return large ? kShards : 1;
+bool Sharded(const RnnShape& shape) {
+  return shape.batch >= kShards * kMinShardRows &&
+         shape.steps * shape.batch * shape.hidden * shape.hidden >= kParallelRecurrence;
 }
 
 // The batch's shards (shards.h), each run by ShardLossAndGradients on its own rows: shard 0 into
@@ -326,7 +325,7 @@ double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, c
     };
     RnnBatch part{own_rows(batch.tokens, sw.tokens), batch.dense ? batch.dense + b0 * D : nullptr,
                   own_rows(batch.targets, sw.targets), batch.h0 ? batch.h0 + b0 * H : nullptr};
-    part.dense_step_stride = B * D;
+    part.input_batch_stride = B;
     float* g[5] = {grads.U, grads.W, grads.b, grads.V, grads.c};
     if (s > 0)
       for (int i = 0; i < 5; ++i) g[i] = sw.grads[i].floats(sizes[i]);
@@ -360,17 +359,16 @@ LossResult rnn_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool
                                   const StateCapture& capture) {
   const size_t H = shape.hidden;
   const TargetTotals totals = count_targets(batch.targets, shape.steps * shape.batch, nullptr);
-  const bool mean = reduction == Reduction::kMean && totals.weight > 0;
-  const float scale = mean ? 1.0f / static_cast<float>(totals.weight) : 1.0f;
+  const float scale = static_cast<float>(totals.scale(reduction, true));
   ws.recurrent_fwd.pack(ks, H, H, Transposed(params.W, H));
   ws.recurrent_bwd.pack(ks, H, H, Plain(params.W, H));
   const PackedRecurrent recurrent{ws.recurrent_fwd, ws.recurrent_bwd};
   const double loss =
-      ShardCount(shape) == 1
-          ? ShardLossAndGradients(ks, pool, shape, params, batch, truncate, scale, recurrent, kChunkRows, ws, grads, hT,
-                                  capture)
-          : ShardedLossAndGradients(ks, pool, shape, params, batch, truncate, scale, recurrent, ws, grads, hT, capture);
-  return {mean ? loss / totals.weight : loss, totals.counted};
+      Sharded(shape)
+          ? ShardedLossAndGradients(ks, pool, shape, params, batch, truncate, scale, recurrent, ws, grads, hT, capture)
+          : ShardLossAndGradients(ks, pool, shape, params, batch, truncate, scale, recurrent, kChunkRows, ws, grads, hT,
+                                  capture);
+  return totals.reduce(loss, reduction);
 }
 
 TrainStepResult rnn_train_step(const kernels::KernelSet& ks, ThreadPool* pool,

@@ -58,9 +58,9 @@ struct RnnBatch {
   const float* dense;
   const int32_t* targets;
   const float* h0;
-  // Floats from one step's dense rows to the next's; 0: batch * input, the [T,B,D] layout. A batch
-  // shard reads its rows of the whole batch's inputs in place with it.
-  size_t dense_step_stride = 0;
+  // Rows per step in dense (as engine::LayerInput's): a shard of a larger batch reads its rows of
+  // the whole batch's inputs in place with it (dense then points at its first row). 0: batch.
+  size_t input_batch_stride = 0;
 };
 
 // Where a call copies the states it computes besides hT: s_step ([B,H]) into dst, when dst is
