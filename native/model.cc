@@ -129,11 +129,6 @@ double RowsLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, cons
   return sum;
 }
 
-// Batch shards (shards.h) of at least kMinShardRows rows each. Twice the default model's minimum: every
-// step streams the recurrent weight (G*H x H: 1 MB for L1's LSTM) through the cache for its rows,
-// and with 16 rows a shard did half the work per byte; L1 (B = 32) took 20.0 ms on one thread as
-// two shards against 18.2 whole.
-constexpr size_t kMinShardRows = 32;
 // Below this many multiply-adds in the recurrence a call is not worth splitting.
 constexpr size_t kShardWork = size_t{1} << 20;
 

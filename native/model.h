@@ -69,7 +69,7 @@ void model_forward(const kernels::KernelSet& ks, ThreadPool* pool, const engine:
                    const engine::LayerInput& input, ModelWorkspace& ws, float* outputs, const ModelStates& states);
 
 // Loss and gradients of every weight (and of h0/c0 when input_grads asks). Truncation as
-// engine::layer_backward's. A large batch (B >= 64, enough recurrent work, no dx asked, no
+// engine::layer_backward's. A large batch (B >= 32, enough recurrent work, no dx asked, no
 // dropout) runs as two fixed shards of its rows, each the whole call on its own rows
 // (side by side on 2 or 3 threads) into its own gradients, added in shard order: as the default
 // model's (rnn.h), bitwise the same for any thread count.

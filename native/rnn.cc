@@ -41,8 +41,7 @@ void ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, const RnnShap
     }
   } else if (batch.tokens != nullptr) {
     float* ut = ws.gathered.floats(D * H);
-    for (size_t h = 0; h < H; ++h)
-      for (size_t d = 0; d < D; ++d) ut[d * H + h] = params.U[h * D + d];
+    Transpose(params.U, H, D, ut);
     ForRows(pool, rows, 256, [&](size_t begin, size_t end) {
       for (size_t r = begin; r < end; ++r) {
         const float* column = ut + static_cast<size_t>(batch.tokens[r]) * H;
@@ -278,10 +277,7 @@ double ShardLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, con
                  input_side, first_pre);
   }
   for (size_t h = 0; h < H; ++h) grads.b[h] = static_cast<float>(bias_sums[h]);
-  if (token_rows_transposed) {
-    for (size_t h = 0; h < H; ++h)
-      for (size_t d = 0; d < D; ++d) grads.U[h * D + d] = input_side.token_grads[d * H + h];
-  }
+  if (token_rows_transposed) Transpose(input_side.token_grads, D, H, grads.U);
   if (grads.h0 != nullptr) {
     gemm_packed(ks, pool, B, Plain(first_pre, H), recurrent.backward, grads.h0, H, false);
   }
@@ -289,10 +285,7 @@ double ShardLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, con
 }
 
 // Batches of at least kShards * kMinShardRows rows whose recurrence is worth threads run as
-// batch shards (shards.h); two cost one extra set of gradients. A shard of 16 rows keeps the
-// per-step products efficient (C2's half batch: within 2 % of the whole batch on one thread).
-constexpr size_t kMinShardRows = 16;
-
+// batch shards (shards.h); two cost one extra set of gradients.
 bool Sharded(const RnnShape& shape) {
   return shape.batch >= kShards * kMinShardRows &&
          shape.steps * shape.batch * shape.hidden * shape.hidden >= kParallelRecurrence;

@@ -1,5 +1,5 @@
 /**
- * Engine models on large batches (native/model.cc): from B = 64 rows and enough recurrent work a
+ * Engine models on large batches (native/model.cc): from B = 32 rows and enough recurrent work a
  * call runs as two fixed shards of the batch's rows, each the whole forward, loss and backward on
  * its own rows, whose gradients are then added in shard order. Checked against the float64
  * oracle (every cell and head, lengths, h0/c0 and their gradients, captured states, truncation,
@@ -17,8 +17,9 @@ type Case = ModelCase & { stateAt: number | null };
 const build = (seed: number, c: Case) => buildModelProblem(seed, c, D);
 
 
-// Every case has B >= 64 and T * B * G * H^2 >= 2^20 (sharded) unless it drops out. B = 65, 67
-// and 69 split into uneven shards for every tile height (4, 6 or 8 rows).
+// Every case has B >= 32 and T * B * G * H^2 >= 2^20 (sharded) unless it drops out. B = 33, 35,
+// 65, 67 and 69 split into uneven shards for every tile height (4, 6 or 8 rows); B = 33 leaves
+// shards of two tiles and less.
 const CASES: [string, Case][] = [
   ['tokens lstm, h0/c0, stateAt', { cell: 'lstm', L: 1, bidirectional: false, head: { kind: 'tokens' }, K: 5, H: 33, T: 9, B: 67, lengths: false, tokens: true, truncate: null, dropout: 0, stateAt: 4 }],
   ['tokens gru L2, dense, truncate 3', { cell: 'gru', L: 2, bidirectional: false, head: { kind: 'tokens' }, K: 4, H: 32, T: 11, B: 65, lengths: false, tokens: false, truncate: 3, dropout: 0, stateAt: null }],
@@ -26,6 +27,8 @@ const CASES: [string, Case][] = [
   ['classify mean, tanh L2 bidirectional', { cell: 'tanh', L: 2, bidirectional: true, head: { kind: 'classify', pool: 'mean' }, K: 3, H: 69, T: 7, B: 65, lengths: true, tokens: true, truncate: null, dropout: 0, stateAt: null }],
   ['regress every huber, relu, lengths', { cell: 'relu', L: 1, bidirectional: false, head: { kind: 'regress', loss: 'huber', delta: 0.25 }, K: 2, H: 64, T: 10, B: 67, lengths: true, tokens: false, truncate: null, dropout: 0, stateAt: null }],
   ['regress last mse, gru bidirectional', { cell: 'gru', L: 1, bidirectional: true, head: { kind: 'regress', positions: 'last' }, K: 3, H: 40, T: 9, B: 64, lengths: false, tokens: false, truncate: null, dropout: 0, stateAt: null }],
+  ['tokens lstm, B = 33, truncate 4', { cell: 'lstm', L: 1, bidirectional: false, head: { kind: 'tokens' }, K: 7, H: 33, T: 9, B: 33, lengths: false, tokens: true, truncate: 4, dropout: 0, stateAt: null }],
+  ['classify last gru, B = 35, lengths', { cell: 'gru', L: 1, bidirectional: false, head: { kind: 'classify' }, K: 3, H: 36, T: 8, B: 35, lengths: true, tokens: false, truncate: null, dropout: 0, stateAt: null }],
   ['dropout (unsharded), lstm L2', { cell: 'lstm', L: 2, bidirectional: false, head: { kind: 'tokens' }, K: 4, H: 32, T: 8, B: 65, lengths: true, tokens: true, truncate: null, dropout: 0.3, stateAt: null }],
 ];
 

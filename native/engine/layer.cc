@@ -147,8 +147,7 @@ InputProjection ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, co
       return out;
     }
     float* table = ws.token_table.floats(in * GH);
-    for (size_t g = 0; g < GH; ++g)
-      for (size_t v = 0; v < in; ++v) table[v * GH + g] = ld.w_ih[g * in + v];
+    Transpose(ld.w_ih, GH, in, table);
     out.table = table;
     return out;
   }
@@ -860,10 +859,7 @@ void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerW
         g.b_ih[j] = static_cast<float>(g.bias_ih_sums[j]);
         g.b_hh[j] = static_cast<float>(hh_sums[j]);
       }
-      if (g.token_grads != nullptr) {
-        for (size_t r = 0; r < GH; ++r)
-          for (size_t v = 0; v < in; ++v) g.w_ih[r * in + v] = g.token_grads[v * GH + r];
-      }
+      if (g.token_grads != nullptr) Transpose(g.token_grads, in, GH, g.w_ih);
     }
     if (l > 0) {
       if (rec.dropout_on) ApplyDropout(pool, dx, dx, rows * width, spec.dropout, rec.dropout_seed, l - 1);
