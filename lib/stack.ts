@@ -363,10 +363,10 @@ export class StackModel {
     const { batch } = checkModelCall(this.spec, call.batch, {}, false);
     const { steps: T, batch: B } = batch;
     const D = this.spec.inputSize;
-    // A forward pass holds per row and layer-direction the outputs, the gates and the cell or n
-    // state; the call also copies its inputs and writes the head's outputs.
-    const { cell, numLayers, hiddenSize, outputSize } = this.spec;
-    const perRow = numLayers * numDirections(this.spec) * (gatesPerCell(cell) + 2) * hiddenSize + D + outputSize;
+    // A forward pass for prediction holds per row each layer's outputs (it keeps nothing for
+    // backward); a slice copies its inputs, and the call writes the head's outputs.
+    const { numLayers, hiddenSize, outputSize } = this.spec;
+    const perRow = numLayers * numDirections(this.spec) * hiddenSize + D + outputSize;
     const size = checkPredictOptions(options, B, 4 * T * perRow);
     const slices: { from: number; slice: NormalizedLayerBatch }[] = [];
     for (let from = 0; from < B; from += size) {

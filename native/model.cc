@@ -227,7 +227,11 @@ double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, c
 void model_forward(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
                    const engine::LayerWeights& weights, const HeadSpec& head, const HeadWeights& head_weights,
                    const engine::LayerInput& input, ModelWorkspace& ws, float* outputs, const ModelStates& states) {
-  Forward(ks, pool, spec, weights, head, head_weights, input, ws, outputs, states);
+  // No backward follows: keep the outputs only, unless states after a step are captured (they
+  // are read from the cell states the record keeps).
+  engine::LayerInput outputs_only = input;
+  outputs_only.inference = states.h_at == nullptr;
+  Forward(ks, pool, spec, weights, head, head_weights, outputs_only, ws, outputs, states);
 }
 
 LossResult model_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,

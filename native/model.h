@@ -63,7 +63,8 @@ struct ModelStates {
 };
 
 // The head's outputs of the model: logits or values [rows, K], rows = head.rows(T, B) (at padding
-// steps a per-step head sees zero outputs: there its outputs are fc.bias). No dropout.
+// steps a per-step head sees zero outputs: there its outputs are fc.bias). No dropout. Keeps
+// nothing for backward (engine::LayerInput::inference) unless states.h_at asks for states.
 void model_forward(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
                    const engine::LayerWeights& weights, const HeadSpec& head, const HeadWeights& head_weights,
                    const engine::LayerInput& input, ModelWorkspace& ws, float* outputs, const ModelStates& states);

@@ -1,10 +1,11 @@
 /**
  * The engine + softmax-head model: the float64 reference against central finite differences, and
  * the native fused model against the reference on every ISA (every cell, stacks, directions,
- * lengths, truncation, dropout in training, token and dense input, the states after a step).
+ * lengths, truncation, dropout in training, token and dense input, the states after a step), and
+ * its forward pass for prediction, which keeps nothing for backward, against the full one.
  */
-import { CellKind, setIsa, supportedIsas } from '../lib';
-import { checkModelCall, checkModelSpec, modelParameters, NativeModel, NormalizedModelSpec, referenceModelLossAndGradients } from '../lib/engine/model';
+import { CellKind, backends, setIsa, supportedIsas } from '../lib';
+import { checkModelCall, checkModelSpec, modelParameters, NativeModel, NormalizedModelSpec, referenceModelForward, referenceModelLossAndGradients } from '../lib/engine/model';
 import { randomLengths, uniform64 } from './helpers/engine-problems';
 import { Random, mulberry32, relErr } from './helpers/oracle-checks';
 
@@ -108,6 +109,47 @@ describe('recurrent model (engine + softmax head)', () => {
       }
     } finally {
       setIsa('auto');
+    }
+  });
+});
+
+describe('model forward (predict) keeps the outputs only', () => {
+  // Nothing is kept for backward: no gates, cell states or input copy, and each step's gate rows
+  // live in one step's scratch wherever the inputs are not projected at once. Every way of
+  // projecting must give the full forward pass's outputs (the layer API's, which keeps its
+  // record) bit for bit, and the head's outputs must be the oracle's.
+  const shapes: { kind: 'dense' | 'tokens'; T: number; B: number; why: string }[] = [
+    { kind: 'dense', T: 6, B: 17, why: 'projected step by step' },
+    { kind: 'dense', T: 5, B: 3, why: 'projected at once' },
+    { kind: 'tokens', T: 7, B: 4, why: 'rows of a W_ih^T table' },
+    { kind: 'tokens', T: 3, B: 1, why: 'gathered at once' },
+  ];
+  test.each(CELLS)('%s: outputs, hT and cT equal the full forward pass bit for bit, logits the oracle', (cell) => {
+    for (const [i, s] of shapes.entries()) {
+      const c: Case = { cell, L: 2, bidirectional: true, kind: s.kind, lengths: true, truncate: null, dropout: 0, stateAt: false, H: 17, T: s.T, B: s.B };
+      const m = build(mulberry32(300 + i), c);
+      const call = checkModelCall(m.spec, m.batch, m.options, false);
+      const layerWeights = Object.fromEntries(Object.entries(m.params).filter(([k]) => k.startsWith('rnn.')).map(([k, v]) => [k.slice(4), v]));
+      const layerSpec = { cell, inputSize: m.spec.inputSize, hiddenSize: c.H, numLayers: c.L, bidirectional: c.bidirectional };
+      const model = new NativeModel(m.spec);
+      try {
+        for (const isa of supportedIsas()) {
+          setIsa(isa as 'scalar');
+          const got = model.forward(m.params, call.batch);
+          const full = backends.native.layerForward(layerSpec, layerWeights, m.batch);
+          full.saved.dispose();
+          const label = `${isa} ${s.kind} T=${s.T} B=${s.B} (${s.why})`;
+          for (const [name, a, b] of [['outputs', got.outputs, full.y], ['hT', got.hT, full.hT], ['cT', got.cT, full.cT]] as const) {
+            if (a === null || b === null) expect(a === null).toBe(b === null);
+            else for (let j = 0; j < a.length; j++) if (!Object.is(a[j], b[j])) throw new Error(`${label} ${name}[${j}]: ${a[j]} !== ${b[j]}`);
+          }
+          const ref = referenceModelForward(m.spec, m.params, call.batch);
+          if (!(relErr(got.logits, ref.logits) <= 1e-4)) throw new Error(`${label} logits: ${relErr(got.logits, ref.logits)}`);
+        }
+      } finally {
+        setIsa('auto');
+        model.release();
+      }
     }
   });
 });

@@ -191,6 +191,32 @@ describe('RNN on the recurrent engine', () => {
   });
 });
 
+describe('predict keeps nothing for backward', () => {
+  test('an LSTM predict grows RSS by about its outputs, not by a training record', () => {
+    // T = 100, B = 64, H = 512: the top layer's outputs are 13 MB. A forward pass for backward
+    // also keeps the gates (52 MB), the cell states (13 MB) and a copy of the inputs (1.6 MB).
+    const r = runChild(
+      `
+      const { RNN, Tensor } = require(REPO + '/lib');
+      const rss = () => process.memoryUsage().rss;
+      const T = 100, B = 64, H = 512;
+      const x = Tensor.from(new Float32Array(T * B * 64).fill(0.1), [T, B, 64]);
+      const rnn = new RNN({ inputSize: 64, hiddenSize: H, outputSize: 16, seed: 1, cell: 'lstm' });
+      const before = rss();
+      const p = rnn.predict(x);
+      const grown = rss() - before;
+      console.log(JSON.stringify({ grown: Math.round(grown / 2 ** 20), finite: p.toArray().every(Number.isFinite) }));
+    `,
+      { timeoutMs: 120_000 },
+    );
+    expectCleanExit(r);
+    const { grown, finite } = JSON.parse(r.stdout);
+    expect(finite).toBe(true);
+    expect(grown).toBeGreaterThan(8);
+    expect(grown).toBeLessThan(40);
+  });
+});
+
 describe('RNN.dispose frees native memory at once', () => {
   test.each(['lstm', 'tanh'])('%s: the scratch of a large step goes back to the OS on dispose, without a GC', (cell) => {
     const r = runChild(

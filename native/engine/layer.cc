@@ -126,6 +126,13 @@ struct InputProjection {
 // arithmetic (one row: half a multiply-add per byte read).
 constexpr size_t kStepProjectionBatch = 16;
 
+// Whether ProjectInputs writes every row's projection into pre at once (small dense batches, and
+// token inputs with fewer rows than vocabulary entries) rather than leaving it to each step.
+bool ProjectsAllRows(const LayerDir& ld, const ForwardRecord& rec) {
+  if (ld.l == 0 && rec.tokens) return ld.T * ld.B < ld.in;
+  return ld.B < kStepProjectionBatch;
+}
+
 // Dense inputs of large batches are projected step by step, by the thread that owns the rows,
 // just before the recurrent product adds to them: the gate rows are then written once while in
 // cache, where a product over all T*B rows first would send them to memory and back. Token
@@ -136,9 +143,10 @@ InputProjection ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, co
   profile::PhaseScope timer(profile::Phase::kProject);
   const size_t GH = ld.GH, in = ld.in, rows = ld.T * ld.B;
   InputProjection out;
+  const bool all_rows = ProjectsAllRows(ld, rec);
   if (ld.l == 0 && rec.tokens) {
     const int32_t* tokens = rec.token_ids.data();
-    if (rows < in) {
+    if (all_rows) {
       for (size_t r = 0; r < rows; ++r) {
         const float* column = ld.w_ih + tokens[r];
         float* row = pre + r * GH;
@@ -152,7 +160,7 @@ InputProjection ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, co
     return out;
   }
   const float* x = rec.layer_input(ld.l);
-  if (ld.B < kStepProjectionBatch) {
+  if (all_rows) {
     gemm(ks, pool, rows, GH, in, Plain(x, in), Transposed(ld.w_ih, in), pre, GH, false);
     return out;
   }
@@ -162,9 +170,11 @@ InputProjection ProjectInputs(const kernels::KernelSet& ks, ThreadPool* pool, co
 }
 
 // The recurrence of one layer-direction over the rows' steps, from h0/c0 (or zeros), writing the
-// outputs, the saved values and the final states.
+// outputs, the saved values and the final states. pre holds the gate rows of every step
+// [T*B, G*H], or of one step [B, G*H] when pre_per_step (then neither projected at once nor kept).
 void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir& ld, ForwardRecord& rec,
-                  LayerWorkspace& ws, float* pre, const InputProjection& input, float* hT, float* cT) {
+                  LayerWorkspace& ws, float* pre, bool pre_per_step, const InputProjection& input, float* hT,
+                  float* cT) {
   const size_t H = ld.H, GH = ld.GH, B = ld.B, width = ld.width;
   const CellInfo& info = cell_info(ld.spec.cell);
   const size_t block = B * H;
@@ -192,8 +202,16 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
   }
   const int32_t* tokens = input.table ? rec.token_ids.data() : nullptr;
   float* y = rec.outputs[ld.l].get<float>();
-  float* saved_c = info.has_cell_state ? rec.cells[ld.index].get<float>() : nullptr;
-  float* saved_hn = info.separate_recurrent ? rec.recurrent_n[ld.index].get<float>() : nullptr;
+  // What the cells keep for backward, one row per step and batch row; an inference pass keeps
+  // one step's rows only (saved_step 0: every step writes the same rows).
+  const size_t saved_step = rec.inference ? 0 : B;
+  float* saved_c = !info.has_cell_state ? nullptr
+                   : rec.inference      ? ws.step_cells.floats(block)
+                                        : rec.cells[ld.index].get<float>();
+  float* saved_hn = !info.separate_recurrent ? nullptr
+                    : rec.inference          ? ws.step_hn.floats(block)
+                                             : rec.recurrent_n[ld.index].get<float>();
+  const size_t gates_step = pre_per_step ? 0 : B;
   ws.forward_hh.pack(ks, H, GH, Transposed(ld.w_hh, H));
   // Per batch row and step: the recurrent product and, for dense inputs, the input projection.
   const size_t row_work = (H + (input.x != nullptr ? ld.in : 0)) * GH;
@@ -201,7 +219,7 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
     const size_t rows = b1 - b0;
     for (size_t u = 0; u < ld.T; ++u) {
       const size_t t = ld.dir.time(u);
-      float* gates = pre + (t * B + b0) * GH;
+      float* gates = pre + (t * gates_step + b0) * GH;
       float* rec_rows = recurrent ? recurrent + b0 * GH : nullptr;
       if (input.x != nullptr) {
         profile::PhaseScope timer(profile::Phase::kProject);
@@ -218,9 +236,9 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
       }
       profile::PhaseScope timer(profile::Phase::kPointwise);
       const CellForward step{rows, H, gates, GH, bias, input.table, tokens ? tokens + t * B + b0 : nullptr, rec_rows, ld.b_hh,
-                             saved_hn ? saved_hn + (t * B + b0) * H : nullptr,
+                             saved_hn ? saved_hn + (t * saved_step + b0) * H : nullptr,
                              h + b0 * H, c ? c + b0 * H : nullptr,
-                             saved_c ? saved_c + (t * B + b0) * H : nullptr,
+                             saved_c ? saved_c + (t * saved_step + b0) * H : nullptr,
                              y + (t * B + b0) * width + ld.d * H, width, ActiveRows(rec, t, b0)};
       cell_forward(ks, ld.spec.cell, step);
     }
@@ -283,11 +301,15 @@ void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& in
   rec.has_c0 = input.c0 != nullptr;
   rec.dropout_on = input.training && spec.dropout > 0 && L > 1;
   rec.dropout_seed = input.dropout_seed;
+  rec.inference = input.inference;
+  rec.input_in_place = nullptr;
   const size_t stride = input.input_batch_stride == 0 ? B : input.input_batch_stride;
   if (rec.tokens) {
     rec.token_ids.resize(rows);
     for (size_t t = 0; t < T; ++t)
       std::memcpy(rec.token_ids.data() + t * B, input.tokens + t * stride, B * sizeof(int32_t));
+  } else if (stride == B && rec.inference) {
+    rec.input_in_place = input.dense;  // read during this call only
   } else if (stride == B) {
     CopyFloats(pool, sized(rec.dense, rows * spec.input), input.dense, rows * spec.input);
   } else {
@@ -318,6 +340,7 @@ void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& in
     if (rec.dropout_on && l > 0) sized(rec.dropped[l], rows * dirs * H);
     for (size_t d = 0; d < dirs; ++d) {
       const size_t i = l * dirs + d;
+      if (rec.inference) continue;
       if (info.saves_gates) sized(rec.gates[i], rows * GH);
       if (info.has_cell_state) sized(rec.cells[i], rows * H);
       if (info.separate_recurrent) sized(rec.recurrent_n[i], rows * H);
@@ -370,7 +393,7 @@ uint32_t DropoutHash(uint32_t seed, uint32_t layer, uint32_t index) {
 }
 
 const float* ForwardRecord::layer_input(size_t l) const {
-  if (l == 0) return tokens ? nullptr : dense.get<float>();
+  if (l == 0) return tokens ? nullptr : input_in_place != nullptr ? input_in_place : dense.get<float>();
   return dropout_on ? dropped[l].get<float>() : outputs[l - 1].get<float>();
 }
 
@@ -392,9 +415,13 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
   for (size_t l = 0; l < spec.layers; ++l) {
     for (size_t d = 0; d < spec.directions(); ++d) {
       const LayerDir ld(spec, weights, l, d, T, B, input.lengths);
-      float* pre = info.saves_gates ? rec.gates[ld.index].get<float>() : ws.pre.floats(rows * ld.GH);
+      // The gate rows: in the record when backward needs them, else all rows only where they
+      // are projected at once.
+      const bool kept = info.saves_gates && !rec.inference;
+      const bool per_step = !kept && !ProjectsAllRows(ld, rec);
+      float* pre = kept ? rec.gates[ld.index].get<float>() : ws.pre.floats((per_step ? B : rows) * ld.GH);
       const InputProjection input_projection = ProjectInputs(ks, pool, ld, rec, ws, pre);
-      RecurForward(ks, pool, ld, rec, ws, pre, input_projection, out.hT, out.cT);
+      RecurForward(ks, pool, ld, rec, ws, pre, per_step, input_projection, out.hT, out.cT);
     }
     if (rec.dropout_on && l + 1 < spec.layers) {
       ApplyDropout(pool, rec.outputs[l].get<float>(), rec.dropped[l + 1].get<float>(), rows * width, spec.dropout,
@@ -402,7 +429,8 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
     }
   }
   if (out.y != nullptr) CopyFloats(pool, out.y, rec.outputs[spec.layers - 1].get<float>(), rows * width);
-  rec.valid = true;
+  rec.valid = !rec.inference;
+  rec.input_in_place = nullptr;
 }
 
 namespace {

@@ -91,6 +91,9 @@ struct LayerInput {
   // Rows per step in tokens / dense: a shard of a larger batch reads its rows of the whole
   // batch's arrays with it (tokens and dense then point at its first row). 0: batch.
   size_t input_batch_stride = 0;
+  // Outputs only (predict): nothing is kept for backward, neither gates nor cell states nor a
+  // copy of the dense input, and the record cannot be differentiated.
+  bool inference = false;
 };
 
 // The large arrays of forward records that are gone, for the next records prepared with the
@@ -139,7 +142,9 @@ class ForwardRecord {
   std::vector<AlignedBuffer> gates;         // per layer*dirs: activated gates [T, B, G*H]
   std::vector<AlignedBuffer> cells;         // per layer*dirs, LSTM: c_t [T, B, H]
   std::vector<AlignedBuffer> recurrent_n;   // per layer*dirs, GRU: h W_hn^T + b_hn [T, B, H]
-  bool valid = false;                       // a forward pass completed into it
+  bool valid = false;                       // a forward pass for backward completed into it
+  bool inference = false;                   // the last pass kept outputs only (LayerInput::inference)
+  const float* input_in_place = nullptr;    // during an inference pass: the caller's dense input
   std::shared_ptr<RecordArrayPool> array_pool;  // of the workspace that last prepared it
 
   // Input of layer l as the forward pass saw it (dense or the previous output, masked).
@@ -149,8 +154,9 @@ class ForwardRecord {
 
 // Scratch kept between calls so steady-state training allocates nothing. One call at a time.
 struct LayerWorkspace {
-  AlignedBuffer pre;            // input projections of a layer-direction [T*B, G*H] (cells that
-                                // save no gates)
+  AlignedBuffer pre;            // input projections of a layer-direction where no record keeps
+                                // them: [T*B, G*H] when projected at once, else one step's [B, G*H]
+  AlignedBuffer step_cells, step_hn;  // inference: one step's c_t (LSTM), h W_hn^T + b_hn (GRU)
   AlignedBuffer state_h, state_c, recurrent, token_table;
   AlignedBuffer bias;           // b_ih + b_hh of a layer-direction, for the cells
   AlignedBuffer entry[2];       // upstream gradient of a layer's output [T*B, dirs*H]
