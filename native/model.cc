@@ -132,12 +132,10 @@ double RowsLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, cons
 // Below this many multiply-adds in the recurrence a call is not worth splitting.
 constexpr size_t kShardWork = size_t{1} << 20;
 
-// Whether a call runs as shards. Not when it drops out between layers (the masks are a function
-// of the element's place in the whole batch) or asks for dx (the layer API's, not a model's).
+// Whether a call runs as shards. Not when it asks for dx (the layer API's, not a model's).
 bool Sharded(const engine::LayerSpec& spec, const engine::LayerInput& input, const engine::LayerInputGrads& input_grads) {
-  const bool dropout = input.training && spec.dropout > 0 && spec.layers > 1;
   const size_t work = input.steps * input.batch * spec.gates() * spec.hidden * spec.hidden;
-  return input.batch >= kShards * kMinShardRows && work >= kShardWork && !dropout && input_grads.dx == nullptr;
+  return input.batch >= kShards * kMinShardRows && work >= kShardWork && input_grads.dx == nullptr;
 }
 
 // The batch's shards (shards.h), each run by RowsLossAndGradients on its rows (the forward record
@@ -175,6 +173,8 @@ double ShardedLossAndGradients(const kernels::KernelSet& ks, ThreadPool* pool, c
     engine::LayerInput part = input;
     part.batch = n;
     part.input_batch_stride = B;  // the forward record gathers the shard's rows of the inputs
+    part.dropout_first_row = b0;  // and draws their dropout masks of the whole batch
+    part.dropout_batch = B;
     if (input.tokens != nullptr) part.tokens = input.tokens + b0;
     if (input.dense != nullptr) part.dense = input.dense + b0 * spec.input;
     if (input.lengths != nullptr) part.lengths = input.lengths + b0;

@@ -70,10 +70,10 @@ void model_forward(const kernels::KernelSet& ks, ThreadPool* pool, const engine:
                    const engine::LayerInput& input, ModelWorkspace& ws, float* outputs, const ModelStates& states);
 
 // Loss and gradients of every weight (and of h0/c0 when input_grads asks). Truncation as
-// engine::layer_backward's. A large batch (B >= 32, enough recurrent work, no dx asked, no
-// dropout) runs as two fixed shards of its rows, each the whole call on its own rows
-// (side by side on 2 or 3 threads) into its own gradients, added in shard order: as the default
-// model's (rnn.h), bitwise the same for any thread count.
+// engine::layer_backward's. A large batch (B >= 32, enough recurrent work, no dx asked) runs as
+// two fixed shards of its rows, each the whole call on its own rows (side by side on 2 or 3
+// threads) into its own gradients, added in shard order: as the default model's (rnn.h), bitwise
+// the same for any thread count. Shards draw their rows' dropout masks of the whole batch.
 LossResult model_loss_and_gradients(const kernels::KernelSet& ks, ThreadPool* pool, const engine::LayerSpec& spec,
                                     const engine::LayerWeights& weights, const HeadSpec& head,
                                     const HeadWeights& head_weights, const engine::LayerInput& input,

@@ -4,8 +4,9 @@
  * its own rows, whose gradients are then added in shard order. Checked against the float64
  * oracle (every cell and head, lengths, h0/c0 and their gradients, captured states, truncation,
  * uneven shards) and bitwise across 1 to 4 threads (side by side on 2 and 3, one after the other
- * on 1 and 4), on every ISA. Dropout models run unsharded (their masks depend on an element's
- * place in the whole batch): checked against the oracle too.
+ * on 1 and 4), on every ISA. With dropout between layers each shard draws its rows' masks of the
+ * whole batch (a mask hashes the element's place in it): the oracle, which masks the whole batch,
+ * checks that too.
  */
 import { Optimizer, RNN, Tensor, numThreads, setIsa, setNumThreads, supportedIsas } from '../lib';
 import { NativeModel, referenceModelLossAndGradients } from '../lib/engine/model';
@@ -17,7 +18,7 @@ type Case = ModelCase & { stateAt: number | null };
 const build = (seed: number, c: Case) => buildModelProblem(seed, c, D);
 
 
-// Every case has B >= 32 and T * B * G * H^2 >= 2^20 (sharded) unless it drops out. B = 33, 35,
+// Every case has B >= 32 and T * B * G * H^2 >= 2^20 (sharded). B = 33, 35,
 // 65, 67 and 69 split into uneven shards for every tile height (4, 6 or 8 rows); B = 33 leaves
 // shards of two tiles and less.
 const CASES: [string, Case][] = [
@@ -29,7 +30,8 @@ const CASES: [string, Case][] = [
   ['regress last mse, gru bidirectional', { cell: 'gru', L: 1, bidirectional: true, head: { kind: 'regress', positions: 'last' }, K: 3, H: 40, T: 9, B: 64, lengths: false, tokens: false, truncate: null, dropout: 0, stateAt: null }],
   ['tokens lstm, B = 33, truncate 4', { cell: 'lstm', L: 1, bidirectional: false, head: { kind: 'tokens' }, K: 7, H: 33, T: 9, B: 33, lengths: false, tokens: true, truncate: 4, dropout: 0, stateAt: null }],
   ['classify last gru, B = 35, lengths', { cell: 'gru', L: 1, bidirectional: false, head: { kind: 'classify' }, K: 3, H: 36, T: 8, B: 35, lengths: true, tokens: false, truncate: null, dropout: 0, stateAt: null }],
-  ['dropout (unsharded), lstm L2', { cell: 'lstm', L: 2, bidirectional: false, head: { kind: 'tokens' }, K: 4, H: 32, T: 8, B: 65, lengths: true, tokens: true, truncate: null, dropout: 0.3, stateAt: null }],
+  ['dropout, lstm L2, lengths', { cell: 'lstm', L: 2, bidirectional: false, head: { kind: 'tokens' }, K: 4, H: 32, T: 8, B: 65, lengths: true, tokens: true, truncate: null, dropout: 0.3, stateAt: null }],
+  ['dropout, gru L3 bidirectional, B = 35, truncate 2', { cell: 'gru', L: 3, bidirectional: true, head: { kind: 'tokens' }, K: 3, H: 35, T: 9, B: 35, lengths: false, tokens: false, truncate: 2, dropout: 0.4, stateAt: null }],
 ];
 
 describe('engine models on large batches (shards)', () => {
@@ -67,7 +69,7 @@ describe('engine models on large batches (shards)', () => {
       const got = model.lossAndGradients(m.params, m.call.batch, m.targets, m.call.options);
       const out = [String(got.loss), ...Object.keys(got.grads).sort().map((n) => hex(got.grads[n])), hex(got.dh0), hex(got.dc0), hex(got.hT), hex(got.cT), hex(got.hAt), hex(got.cAt)];
       model.release();
-      const rnn = new RNN({ inputSize: D, hiddenSize: c.H, outputSize: c.K, cell: c.cell, numLayers: c.L, bidirectional: c.bidirectional, head: c.head, seed: 3 });
+      const rnn = new RNN({ inputSize: D, hiddenSize: c.H, outputSize: c.K, cell: c.cell, numLayers: c.L, bidirectional: c.bidirectional, dropout: c.dropout, head: c.head, seed: 3 });
       const x = c.tokens ? Tensor.from(m.call.batch.input.data as Int32Array, [c.T, c.B]) : Tensor.from(m.call.batch.input.data as Float32Array, [c.T, c.B, D]);
       const headRows = c.head.kind === 'classify' || (c.head.kind === 'regress' && c.head.positions === 'last');
       const targetShape = c.head.kind === 'regress' ? (headRows ? [c.B, c.K] : [c.T, c.B, c.K]) : headRows ? [c.B] : [c.T, c.B];
@@ -87,7 +89,7 @@ describe('engine models on large batches (shards)', () => {
   }
 
   test.each(supportedIsas())('bitwise identical on 1, 2, 3 and 4 threads: losses, gradients, states, training steps (%s)', (isa) => {
-    for (const [, c] of CASES.slice(0, 3)) {
+    for (const [, c] of [...CASES.slice(0, 3), ...CASES.filter(([label]) => label.startsWith('dropout'))]) {
       const one = run(isa, 1, c);
       for (const threads of [2, 3, 4]) expect(run(isa, threads, c)).toEqual(one);
     }

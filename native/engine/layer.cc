@@ -248,14 +248,22 @@ void RecurForward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerDir
   if (cT != nullptr) std::memcpy(cT + ld.index * block, c, block * sizeof(float));
 }
 
-// Multiplies the output of layer `boundary` by its dropout mask (scaled), into dst (may be src).
-void ApplyDropout(ThreadPool* pool, const float* src, float* dst, size_t n, double p, uint32_t seed, size_t boundary) {
+// Multiplies the output of layer `boundary` ([T, B, width] rows of the record's batch) by its
+// dropout mask (scaled), into dst (may be src). The mask hashes each element's place in the
+// batch the caller drops out over, of which the record's rows may be a shard.
+void ApplyDropout(ThreadPool* pool, const ForwardRecord& rec, const float* src, float* dst, size_t width, double p,
+                  size_t boundary) {
   const uint32_t threshold = static_cast<uint32_t>(p * 4294967296.0);
   const float scale = static_cast<float>(1.0 / (1.0 - p));
-  ForRows(pool, n, 65536, [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      const bool keep = DropoutHash(seed, static_cast<uint32_t>(boundary), static_cast<uint32_t>(i)) >= threshold;
-      dst[i] = keep ? src[i] * scale : 0.0f;
+  const size_t B = rec.batch, whole = rec.dropout_batch, first = rec.dropout_first_row;
+  ForRows(pool, rec.steps * B, std::max<size_t>(1, 65536 / width), [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) {
+      const size_t base = ((r / B) * whole + first + r % B) * width;
+      for (size_t j = 0; j < width; ++j) {
+        const uint32_t index = static_cast<uint32_t>(base + j);
+        const bool keep = DropoutHash(rec.dropout_seed, static_cast<uint32_t>(boundary), index) >= threshold;
+        dst[r * width + j] = keep ? src[r * width + j] * scale : 0.0f;
+      }
     }
   });
 }
@@ -301,6 +309,8 @@ void PrepareRecord(ThreadPool* pool, const LayerSpec& spec, const LayerInput& in
   rec.has_c0 = input.c0 != nullptr;
   rec.dropout_on = input.training && spec.dropout > 0 && L > 1;
   rec.dropout_seed = input.dropout_seed;
+  rec.dropout_first_row = input.dropout_batch == 0 ? 0 : input.dropout_first_row;
+  rec.dropout_batch = input.dropout_batch == 0 ? B : input.dropout_batch;
   rec.inference = input.inference;
   rec.input_in_place = nullptr;
   const size_t stride = input.input_batch_stride == 0 ? B : input.input_batch_stride;
@@ -424,8 +434,7 @@ void layer_forward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerSp
       RecurForward(ks, pool, ld, rec, ws, pre, per_step, input_projection, out.hT, out.cT);
     }
     if (rec.dropout_on && l + 1 < spec.layers) {
-      ApplyDropout(pool, rec.outputs[l].get<float>(), rec.dropped[l + 1].get<float>(), rows * width, spec.dropout,
-                   rec.dropout_seed, l);
+      ApplyDropout(pool, rec, rec.outputs[l].get<float>(), rec.dropped[l + 1].get<float>(), width, spec.dropout, l);
     }
   }
   if (out.y != nullptr) CopyFloats(pool, out.y, rec.outputs[spec.layers - 1].get<float>(), rows * width);
@@ -890,7 +899,7 @@ void layer_backward(const kernels::KernelSet& ks, ThreadPool* pool, const LayerW
       if (g.token_grads != nullptr) Transpose(g.token_grads, in, GH, g.w_ih);
     }
     if (l > 0) {
-      if (rec.dropout_on) ApplyDropout(pool, dx, dx, rows * width, spec.dropout, rec.dropout_seed, l - 1);
+      if (rec.dropout_on) ApplyDropout(pool, rec, dx, dx, width, spec.dropout, l - 1);
       entry = dx;
     }
   }
@@ -940,7 +949,7 @@ void layer_source_norms(const kernels::KernelSet& ks, ThreadPool* pool, const La
       if (l == 0) break;
       if (rec.dropout_on) {
         keep.assign(T * B * width, 1.0f);
-        ApplyDropout(pool, keep.data(), keep.data(), keep.size(), spec.dropout, rec.dropout_seed, l - 1);
+        ApplyDropout(pool, rec, keep.data(), keep.data(), width, spec.dropout, l - 1);
         for (size_t s = 0; s < T; ++s)
           for (size_t e = 0; e < S; ++e) {
             float* rows = below + (s * S + e) * B * width;

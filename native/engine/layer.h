@@ -88,6 +88,10 @@ struct LayerInput {
   const float* c0 = nullptr;         // LSTM
   bool training = false;             // dropout on
   uint32_t dropout_seed = 0;
+  // The rows are rows [dropout_first_row, + batch) of a batch of dropout_batch rows (0: this
+  // call's own) whose element places the dropout masks hash: a shard draws its rows' masks of
+  // the whole batch.
+  size_t dropout_first_row = 0, dropout_batch = 0;
   // Rows per step in tokens / dense: a shard of a larger batch reads its rows of the whole
   // batch's arrays with it (tokens and dense then point at its first row). 0: batch.
   size_t input_batch_stride = 0;
@@ -132,6 +136,7 @@ class ForwardRecord {
   bool has_h0 = false, has_c0 = false;
   bool dropout_on = false;
   uint32_t dropout_seed = 0;
+  size_t dropout_first_row = 0, dropout_batch = 0;  // as LayerInput's, dropout_batch resolved
   std::vector<int32_t> token_ids;  // [T, B]
   std::vector<int32_t> lengths;    // [B], empty when every sequence has T steps
   std::vector<uint8_t> active;     // [T, B]: step t of row b is inside its sequence
