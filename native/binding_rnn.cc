@@ -183,11 +183,7 @@ class ArgReader {
     return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
   }
 
-  void CheckFinite(const float* data, size_t n, const char* what) const {
-    if (!ks_.all_finite(data, n)) {
-      throw Napi::RangeError::New(env_, std::string(what) + " contains NaN or infinite values");
-    }
-  }
+  void CheckFinite(const float* data, size_t n, const char* what) const { args::CheckFinite(env_, ks_, data, n, what); }
 
   Napi::Env env() const { return env_; }
 

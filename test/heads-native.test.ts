@@ -217,4 +217,27 @@ describe('native task heads', () => {
     model.release();
     regress.release();
   });
+
+  test('the addon finds a NaN or infinity anywhere in a large input', () => {
+    const [T, B, W] = [64, 128, 128];
+    const spec = checkModelSpec({ cell: 'gru', inputSize: W, hiddenSize: 3, outputSize: 2 });
+    const params: Record<string, Float32Array> = {};
+    for (const p of modelParameters(spec)) params[p.name] = new Float32Array(p.size).fill(0.1);
+    const data = new Float32Array(T * B * W).fill(0.5);
+    const batch = checkModelCall(spec, { steps: T, batch: B, input: { kind: 'dense', data } }, {}, false).batch;
+    const targets = new Int32Array(T * B);
+    const o = { training: false, dropoutSeed: 0, truncate: null, reduction: 'mean' as const, stateAt: null };
+    const model = new NativeModel(spec);
+    try {
+      for (const at of [0, data.length / 2 - 1, data.length / 2, data.length - 1]) {
+        for (const bad of [NaN, -Infinity]) {
+          data[at] = bad;
+          expect(() => model.lossAndGradients(params, batch, targets, o)).toThrow(/dense inputs contains NaN or infinite values/);
+          data[at] = 0.5;
+        }
+      }
+    } finally {
+      model.release();
+    }
+  });
 });
