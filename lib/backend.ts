@@ -11,6 +11,7 @@
  * Model: s_t = tanh(U x_t + W s_{t-1} + b), z_t = V s_t + c, y_t = softmax(z_t), s_{-1} = h0.
  */
 import { DTypeError, NonFiniteError, ShapeError } from './errors';
+import { loadedAddon } from './native';
 
 /**
  * The arrays the backends read: Float32Array, or Float64Array where a backend accepts it (the
@@ -370,10 +371,18 @@ export function checkFloatArray(name: string, value: unknown, length: number, al
 }
 
 export function checkFinite(name: string, arr: FloatArray): void {
+  const n = arr.length;
+  // A large float32 array goes to the addon's SIMD check when the addon is loaded (the native
+  // backend's calls have loaded it; the reference backend never loads it for this): a C3 step's
+  // 1.6 M dense inputs take 0.07 ms there against 0.47 ms below.
+  const native = n >= NATIVE_CHECK_FROM && arr instanceof Float32Array ? loadedAddon() : undefined;
+  if (native !== undefined) {
+    if (native.allFinite(arr)) return;
+    throwAtFirstNonFinite(name, arr);
+  }
   // x * 0 is 0 for every finite x and NaN for NaN and ±Infinity, so the sums stay 0 exactly when
   // all elements are finite: four independent sums without a branch per element run about 2.5x
-  // faster than testing each (a C3 step's 1.6 M dense inputs: 0.5 ms instead of 1.3).
-  const n = arr.length;
+  // faster than testing each (1.6 M elements: 0.47 ms instead of 1.3).
   const whole = n - (n % 4);
   let s0 = 0;
   let s1 = 0;
@@ -387,9 +396,18 @@ export function checkFinite(name: string, arr: FloatArray): void {
   }
   for (let i = whole; i < n; i++) s0 += arr[i] * 0;
   if (s0 + s1 + s2 + s3 === 0) return;
-  for (let i = 0; i < n; i++) {
+  throwAtFirstNonFinite(name, arr);
+}
+
+/** Arrays from this many elements are checked by the addon when it is loaded. */
+const NATIVE_CHECK_FROM = 1 << 16;
+
+function throwAtFirstNonFinite(name: string, arr: FloatArray): never {
+  for (let i = 0; i < arr.length; i++) {
     if (!Number.isFinite(arr[i])) throw new NonFiniteError(`${name} must be finite, but element ${i} is ${arr[i]}`);
   }
+  // Only a concurrent writer (a SharedArrayBuffer) can get here: the element changed back.
+  throw new NonFiniteError(`${name} must be finite, but held a non-finite element while it was checked`);
 }
 
 /** Checks ints are in [lo, hi), or equal to `ignore` when given. */

